@@ -1,0 +1,78 @@
+"""From a scenario to grids and masks: fluid cells, vent faces, the source distribution."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from closedloop.physics import Grid
+from closedloop.simulators.scenario import Scenario, Vent
+
+
+@dataclass(frozen=True)
+class RoomGeometry:
+    grid: Grid
+    fluid: torch.Tensor  # bool, grid.shape
+
+
+def overlap_1d(lo: float, hi: float, grid: Grid, axis: int, dtype: torch.dtype) -> torch.Tensor:
+    """Length of [lo, hi] ∩ each cell along ``axis``."""
+    faces = grid.face_positions(axis, dtype=dtype)
+    left, right = faces[:-1], faces[1:]
+    return (torch.minimum(right, torch.tensor(hi, dtype=dtype))
+            - torch.maximum(left, torch.tensor(lo, dtype=dtype))).clamp(min=0)
+
+
+def room_geometry(scenario: Scenario) -> RoomGeometry:
+    """The room grid and its fluid mask; a cell is solid when its centre lies in an obstacle."""
+    room = scenario.room
+    grid = Grid(shape=room.shape, spacing=(room.cell_size,) * 3)
+    fluid = torch.ones(grid.shape, dtype=torch.bool)
+    centers = [grid.cell_centers(a) for a in range(3)]
+    for ob in scenario.obstacles:
+        inside = [(c >= lo) & (c <= hi) for c, lo, hi in zip(centers, ob.min, ob.max)]
+        solid = inside[0][:, None, None] & inside[1][None, :, None] & inside[2][None, None, :]
+        fluid &= ~solid
+    if not fluid.any():
+        raise ValueError("obstacles: they fill the whole room; no fluid cell is left")
+    return RoomGeometry(grid=grid, fluid=fluid)
+
+
+def vent_faces(vent: Vent, geometry: RoomGeometry) -> torch.Tensor:
+    """Bool mask over the boundary faces of ``vent.face`` (a 2D mask on that face's cells).
+
+    A face belongs to the vent when its centre lies in the opening and the cell behind it is
+    fluid. Returned with the face-field shape of the normal axis (all other faces False).
+    """
+    grid, fluid = geometry.grid, geometry.fluid
+    axis = vent.normal_axis
+    side = 0 if vent.face[1] == "-" else grid.shape[axis]
+    cell = 0 if side == 0 else grid.shape[axis] - 1
+    t0, t1 = vent.tangent_axes
+    inside = []
+    for t, c, s in zip((t0, t1), vent.center, vent.size):
+        centers = grid.cell_centers(t)
+        inside.append((centers >= c - s / 2 - 1e-9) & (centers <= c + s / 2 + 1e-9))
+    patch = inside[0][:, None] & inside[1][None, :]
+    patch &= fluid.select(axis, cell)
+    mask = torch.zeros(grid.face_shape(axis), dtype=torch.bool)
+    mask.select(axis, side).copy_(patch)
+    return mask
+
+
+def source_distribution(scenario: Scenario, geometry: RoomGeometry,
+                        dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """Source rate density s (mass/s/m³) for a unit emission rate: Σ s·V = 1 exactly.
+
+    The source cube's overlap with each cell, restricted to fluid cells and renormalised.
+    """
+    grid = geometry.grid
+    src = scenario.source
+    half = (src.size if src.size is not None else scenario.room.cell_size) / 2
+    w = [overlap_1d(p - half, p + half, grid, a, dtype) for a, p in enumerate(src.position)]
+    weights = w[0][:, None, None] * w[1][None, :, None] * w[2][None, None, :]
+    weights = weights * geometry.fluid.to(dtype)
+    total = weights.sum()
+    if total <= 0:
+        raise ValueError(f"source: no fluid cell overlaps the source at {src.position}")
+    return weights / (total * grid.cell_volume)
