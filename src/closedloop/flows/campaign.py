@@ -1,0 +1,47 @@
+"""The campaign flow: propose → simulate → validate (predict before train) → retrain, per round."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, unmapped
+
+from closedloop.lab import campaign as lab
+from closedloop.lab.config import load_campaign_config
+from closedloop.lab.store import CampaignStore
+from closedloop.tasks.campaign import (collect_outcomes, current_flow_run_id, propose, publish_round, record, retrain,
+                                       simulate_case, validate)
+
+
+@flow(name="campaign", log_prints=True)
+def campaign(config_path: str = "configs/smoke.toml", campaign_dir: str | None = None,
+             rounds: int | None = None) -> dict[str, Any]:
+    """Run (or continue) a campaign from a TOML config in ``campaign_dir`` (default runs/NAME)."""
+    config = load_campaign_config(config_path)
+    if rounds is not None:
+        config = config.with_overrides(**{"budget.rounds": rounds})
+    directory = str(Path(campaign_dir) if campaign_dir else lab.campaign_dir_default(config))
+    store = CampaignStore(directory)
+    lab.check_same_campaign(store, config)
+    lab.write_state(store, lab.campaign_state(config, store, status="running", run_id=current_flow_run_id()))
+    reason = None
+    for r in range(config.budget.rounds):
+        if lab.round_complete(store, r):
+            reason = lab.stop_reason(config, store.read_ledger(), r)
+            if reason:
+                break
+            continue
+        batch = propose(config, directory, r)
+        outcomes = simulate_case.with_options(retries=config.simulation.retries).map(
+            unmapped(config), unmapped(directory), batch)
+        record(directory, collect_outcomes(config, batch, outcomes))
+        validate(config, directory, r)
+        retrain(config, directory, r)
+        publish_round(config, directory, r)
+        reason = lab.stop_reason(config, store.read_ledger(), r)
+        if reason:
+            break
+    state = lab.campaign_state(config, store, status="finished", run_id=current_flow_run_id(), reason=reason)
+    lab.write_state(store, state)
+    get_run_logger().info("campaign %s: %s", config.name, reason)
+    return state

@@ -1,0 +1,169 @@
+"""Campaign configuration: pydantic models loaded from TOML, checked before any compute.
+
+Every error names its field (pydantic's location, e.g. ``budget.rounds``) and the reason.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from closedloop.planners.design import DesignSpace
+from closedloop.simulators.scenario import Scenario
+
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DesignParameter(Strict):
+    """One design variable: a dotted path into the scenario and its bounds."""
+
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    path: str = Field(min_length=1, description="Dotted path into the scenario, e.g. source.x")
+    low: Finite
+    high: Finite
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DesignParameter:
+        if not self.low < self.high:
+            raise ValueError(f"bounds reversed or empty: low ({self.low}) must be below high ({self.high})")
+        return self
+
+
+class Design(Strict):
+    parameters: list[DesignParameter] = Field(min_length=1)
+
+    @field_validator("parameters")
+    @classmethod
+    def _unique(cls, params: list[DesignParameter]) -> list[DesignParameter]:
+        for attr in ("name", "path"):
+            values = [getattr(p, attr) for p in params]
+            if len(set(values)) != len(values):
+                raise ValueError(f"parameter {attr}s must be unique, got {values}")
+        return params
+
+    def space(self) -> DesignSpace:
+        return DesignSpace(names=tuple(p.name for p in self.parameters),
+                           lower=tuple(p.low for p in self.parameters),
+                           upper=tuple(p.high for p in self.parameters))
+
+
+class Budget(Strict):
+    rounds: int = Field(ge=1, le=1000)
+    initial_cases: int = Field(ge=2, description="Sobol cases of round 0 (the GP needs two or more)")
+    batch_size: int = Field(ge=2, description="Cases proposed per later round (q of the batch acquisition)")
+    error_target: Finite | None = Field(default=None, gt=0,
+                                        description="Stop when a round's mean validation relative L2 is below")
+
+
+class SurrogateConfig(Strict):
+    hidden_channels: int = Field(default=8, ge=1, le=256)
+    use_closure: bool = True
+    epochs: int = Field(default=40, ge=0)
+    warm_start_epochs: int = Field(default=20, ge=0)
+    learning_rate: Finite = Field(default=3e-3, gt=0, le=1)
+    tbptt_steps: int = Field(default=4, ge=1)
+    loss_floor: Finite = Field(default=0.05, gt=0)
+
+
+class PlannerConfig(Strict):
+    strategy: Literal["error", "sobol"] = "error"
+    beta: Finite = Field(default=4.0, ge=0)
+    num_restarts: int = Field(default=4, ge=1)
+    raw_samples: int = Field(default=128, ge=8)
+    mc_samples: int = Field(default=64, ge=8)
+
+
+class SimulationConfig(Strict):
+    device: str = Field(default="cpu", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    retries: int = Field(default=2, ge=0, le=10)
+
+
+class CampaignConfig(Strict):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_\-]+$")
+    seed: int = Field(default=0, ge=0)
+    scenario: Scenario
+    design: Design
+    budget: Budget
+    surrogate: SurrogateConfig = SurrogateConfig()
+    planner: PlannerConfig = PlannerConfig()
+    simulation: SimulationConfig = SimulationConfig()
+
+    @model_validator(mode="after")
+    def _design_fits_scenario(self) -> CampaignConfig:
+        for i, p in enumerate(self.design.parameters):
+            for label, value in (("low", p.low), ("high", p.high)):
+                try:
+                    self.scenario.with_parameters({p.path: value})
+                except KeyError as err:
+                    raise ValueError(f"design.parameters.{i}.path: {err.args[0]}") from None
+                except ValidationError as err:
+                    first = err.errors()[0]
+                    raise ValueError(f"design.parameters.{i} ({p.name}): at its {label} bound {value} "
+                                     f"the scenario is invalid: {first['msg']}") from None
+        return self
+
+    def config_hash(self) -> str:
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def with_overrides(self, **overrides: Any) -> CampaignConfig:
+        """A copy with dotted-path overrides (``budget.rounds=3``), validated again."""
+        data = self.model_dump(mode="python")
+        for path, value in overrides.items():
+            node = data
+            parts = path.split(".")
+            for part in parts[:-1]:
+                if part not in node:
+                    raise ValueError(f"{path}: no such config field")
+                node = node[part]
+            if parts[-1] not in node:
+                raise ValueError(f"{path}: no such config field")
+            node[parts[-1]] = value
+        return CampaignConfig.model_validate(data)
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be valid; the message names the file and the fields."""
+
+
+def format_validation_error(err: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid configuration"]
+    for e in err.errors():
+        loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
+        msg = e["msg"].removeprefix("Value error, ")
+        lines.append(f"  {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def load_campaign_config(path: str | Path) -> CampaignConfig:
+    """Read a campaign TOML; ``scenario = "file.toml"`` is resolved relative to the config file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML ({err})") from None
+    scen = data.get("scenario")
+    if isinstance(scen, str):
+        scen_path = (path.parent / scen).resolve()
+        if not scen_path.is_file():
+            raise ConfigError(f"{path}: scenario: file {scen!r} not found (looked at {scen_path})")
+        with scen_path.open("rb") as f:
+            try:
+                data["scenario"] = tomllib.load(f)
+            except tomllib.TOMLDecodeError as err:
+                raise ConfigError(f"{scen_path}: not valid TOML ({err})") from None
+    try:
+        return CampaignConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, str(path))) from None

@@ -1,0 +1,65 @@
+"""Figures of a campaign (matplotlib, Agg): learning curve and predicted-vs-reference planes."""
+from __future__ import annotations
+
+import base64
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+
+def _png(fig: plt.Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def data_url(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode()
+
+
+def learning_curve(ledger: pd.DataFrame) -> bytes:
+    """Validation error of each case (predicted before training on it) vs simulations so far."""
+    done = ledger[(ledger["status"] == "done") & ledger["rel_l2"].notna()].copy()
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    sims = 0
+    for r, group in done.groupby("round", sort=True):
+        sims_before = int((ledger["round"] < r).sum() + len(group))
+        x = np.full(len(group), sims_before)
+        ax.scatter(x, group["rel_l2"], s=14, alpha=0.6, color="tab:blue")
+        ax.plot([sims_before], [group["rel_l2"].mean()], "o", color="tab:red")
+        sims = sims_before
+    means = done.groupby("round")["rel_l2"].mean()
+    counts = ledger.groupby("round").size().cumsum()
+    ax.plot(counts.loc[means.index], means.values, "-", color="tab:red", label="round mean")
+    ax.set_yscale("log")
+    ax.set_xlabel("reference simulations (cumulative)")
+    ax.set_ylabel("validation rel. L2 (before training)")
+    ax.set_title(f"learning curve ({sims} simulations)")
+    ax.legend(loc="best")
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def plane_comparison(pred: torch.Tensor, ref: torch.Tensor, mask: torch.Tensor, time_s: float,
+                     title: str = "") -> bytes:
+    """Reference, prediction and their difference on the plane at one time (x right, y up)."""
+    p, r = pred.detach().cpu().numpy(), ref.detach().cpu().numpy()
+    m = ~mask.cpu().numpy()
+    vmax = max(float(np.abs(r).max()), float(np.abs(p).max()), 1e-30)
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3))
+    for ax, field, name, cmap, lim in ((axes[0], r, "reference", "viridis", (0, vmax)),
+                                       (axes[1], p, "surrogate", "viridis", (0, vmax)),
+                                       (axes[2], p - r, "surrogate − reference", "RdBu_r", (-vmax / 2, vmax / 2))):
+        im = ax.imshow(np.ma.masked_array(field, m).T, origin="lower", cmap=cmap, vmin=lim[0], vmax=lim[1])
+        ax.set_title(name)
+        ax.set_xticks([]), ax.set_yticks([])
+        fig.colorbar(im, ax=ax, shrink=0.8)
+    fig.suptitle(f"{title} t = {time_s:.0f} s")
+    return _png(fig)

@@ -1,0 +1,71 @@
+"""From scenarios to the surrogate's inputs: the plane grid, its mask and the band-mean forcing.
+
+The surrogate (surrogates/) sees only tensors; this module, which may import both sides, projects
+a 3D scenario onto the plane: ū = band mean of the face velocities of the steady flow, S̄ = band
+mean of the source density, K for the initial diffusivity.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from closedloop.simulators.flow import potential_flow
+from closedloop.simulators.geometry import room_geometry, source_distribution
+from closedloop.simulators.plane import plane_reduction
+from closedloop.simulators.scenario import Scenario
+from closedloop.surrogates.forcing import Forcing
+from closedloop.surrogates.model import SurrogateSpec
+
+
+@dataclass
+class PlaneProblem:
+    forcing: Forcing  # batch of one
+    mask: torch.Tensor  # (nx, ny) bool
+    spacing: tuple[float, float]
+    output_interval: float
+    n_steps: int
+    eddy_diffusivity: float
+
+    def geometry_key(self) -> tuple:
+        return (tuple(self.mask.shape), self.spacing, self.output_interval, self.mask.sum().item())
+
+
+def plane_problem(scenario: Scenario, dtype: torch.dtype = torch.float64) -> PlaneProblem:
+    geometry = room_geometry(scenario)
+    flow = potential_flow(scenario, geometry)
+    red = plane_reduction(scenario, geometry)
+    ux = red.average_faces(flow.velocity[0])
+    uy = red.average_faces(flow.velocity[1])
+    src = red.average(source_distribution(scenario, geometry) * scenario.source.rate)
+    stop = scenario.source.stop if scenario.source.stop is not None else float("inf")
+    forcing = Forcing(velocity=(ux[None].to(dtype), uy[None].to(dtype)), source=src[None].to(dtype),
+                      window=torch.tensor([[scenario.source.start, stop]], dtype=dtype))
+    h = scenario.room.cell_size
+    return PlaneProblem(forcing=forcing, mask=red.mask, spacing=(h, h),
+                        output_interval=scenario.time.output_interval,
+                        n_steps=scenario.time.n_outputs, eddy_diffusivity=scenario.eddy_diffusivity)
+
+
+def batch_problems(scenarios: list[Scenario], dtype: torch.dtype = torch.float64
+                   ) -> tuple[Forcing, PlaneProblem]:
+    """Stack several scenarios of one geometry; errors name the scenario that does not fit."""
+    if not scenarios:
+        raise ValueError("no scenarios to batch")
+    problems = [plane_problem(s, dtype) for s in scenarios]
+    first = problems[0]
+    for s, p in zip(scenarios, problems):
+        if p.geometry_key() != first.geometry_key() or not torch.equal(p.mask, first.mask):
+            raise ValueError(f"scenario {s.name!r} ({s.case_id()}): plane grid, mask or output "
+                             "interval differs from the first scenario; one surrogate serves one geometry")
+        if p.n_steps != first.n_steps:
+            raise ValueError(f"scenario {s.name!r}: horizon differs from the first scenario")
+    return Forcing.stack([p.forcing for p in problems]), first
+
+
+def spec_for(problem: PlaneProblem, hidden_channels: int = 8, use_closure: bool = True,
+             learn_diffusivity: bool = True) -> SurrogateSpec:
+    return SurrogateSpec(shape=tuple(problem.mask.shape), spacing=problem.spacing,  # type: ignore[arg-type]
+                         output_interval=problem.output_interval,
+                         initial_diffusivity=problem.eddy_diffusivity, hidden_channels=hidden_channels,
+                         use_closure=use_closure, learn_diffusivity=learn_diffusivity)

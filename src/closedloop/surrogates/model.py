@@ -1,0 +1,134 @@
+"""The hybrid surrogate of the plane (after Xue et al., arXiv 2511.21369).
+
+Over each output interval Δt the plane field is advanced by
+
+    c̄ ← c̄ + ∫ [−∇·(ū c̄) + ∇·(D ∇c̄) + S̄] dt      (k explicit FV substeps, physics/)
+    c̄ ← c̄ + s · M_θ(c̄, S̄, ū, mask; h),  h ← GRU(·, h)   (memory closure)
+
+with learnable orthotropic face diffusivities D_x, D_y = softplus(θ) ⊙ open-face mask (≥ 0, zero
+at walls and pillars, so the geometry is carried by the mask), and s the per-case scale S̄_max Δt,
+which makes the closure equivariant to the emission rate like the equation itself.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from closedloop.physics import Grid, advect_upwind, diffuse, open_faces, stable_time_step
+from closedloop.surrogates.closure import ConvGRUClosure
+from closedloop.surrogates.forcing import Forcing
+
+N_CLOSURE_INPUTS = 5  # c/s, S/S_max, u_x, u_y (cell-centred), mask
+
+
+@dataclass(frozen=True)
+class SurrogateSpec:
+    """Everything needed to rebuild the model before loading a state dict."""
+
+    shape: tuple[int, int]
+    spacing: tuple[float, float]
+    output_interval: float
+    initial_diffusivity: float
+    hidden_channels: int = 8
+    use_closure: bool = True
+    learn_diffusivity: bool = True
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["shape"], d["spacing"] = list(self.shape), list(self.spacing)
+        return d
+
+    @staticmethod
+    def from_dict(d: dict) -> SurrogateSpec:
+        return SurrogateSpec(**{**d, "shape": tuple(d["shape"]), "spacing": tuple(d["spacing"])})
+
+
+def inverse_softplus(y: float) -> float:
+    return y + math.log(-math.expm1(-y))
+
+
+class HybridSurrogate(nn.Module):
+    def __init__(self, spec: SurrogateSpec, mask: torch.Tensor):
+        super().__init__()
+        if tuple(mask.shape) != tuple(spec.shape):
+            raise ValueError(f"mask shape {tuple(mask.shape)} != spec.shape {spec.shape}")
+        self.spec = spec
+        self.grid = Grid(shape=tuple(spec.shape), spacing=tuple(spec.spacing))
+        self.register_buffer("mask", mask.to(torch.float32))
+        for axis, name in enumerate(("x", "y")):
+            self.register_buffer(f"open_{name}", open_faces(mask.bool(), self.grid, axis).to(torch.float32))
+            raw = torch.full(self.grid.face_shape(axis), inverse_softplus(spec.initial_diffusivity))
+            self.register_parameter(f"raw_d{name}", nn.Parameter(raw, requires_grad=spec.learn_diffusivity))
+        self.closure = ConvGRUClosure(N_CLOSURE_INPUTS, spec.hidden_channels) if spec.use_closure else None
+
+    # --------------------------------------------------------------------------- physics
+    def diffusivities(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Face diffusivities D_x, D_y ≥ 0, zero on closed faces."""
+        return (F.softplus(self.raw_dx) * self.open_x, F.softplus(self.raw_dy) * self.open_y)
+
+    def substeps(self, forcing: Forcing) -> int:
+        d = self.diffusivities()
+        dt = stable_time_step(forcing.velocity, tuple(x.detach() for x in d), self.grid, safety=0.9)
+        return max(1, math.ceil(self.spec.output_interval / dt))
+
+    def physics_interval(self, c: torch.Tensor, forcing: Forcing, t0: float, k: int) -> torch.Tensor:
+        """Advance c over one output interval with k forward-Euler FV substeps."""
+        d = self.diffusivities()
+        dt = self.spec.output_interval / k
+        mask = self.mask.to(c.dtype)
+        start, stop = forcing.window[:, 0], forcing.window[:, 1]
+        for j in range(k):
+            t_mid = t0 + (j + 0.5) * dt
+            on = ((start <= t_mid) & (t_mid < stop)).to(c.dtype)[:, None, None]
+            rate = advect_upwind(c, forcing.velocity, self.grid) + diffuse(c, d, self.grid)
+            c = c + dt * (rate * mask + on * forcing.source)
+        return c
+
+    # --------------------------------------------------------------------------- closure
+    def closure_inputs(self, c: torch.Tensor, forcing: Forcing, scale: torch.Tensor) -> torch.Tensor:
+        ux, uy = forcing.velocity
+        ux_c = 0.5 * (ux[:, 1:, :] + ux[:, :-1, :])
+        uy_c = 0.5 * (uy[:, :, 1:] + uy[:, :, :-1])
+        src = forcing.source / forcing.source.amax(dim=(1, 2), keepdim=True).clamp_min(1e-30)
+        mask = self.mask.to(c.dtype).expand_as(c)
+        return torch.stack([c / scale, src, ux_c, uy_c, mask], dim=1)
+
+    def scale(self, forcing: Forcing) -> torch.Tensor:
+        """Per-case concentration scale s = max S̄ · Δt, shape (B, 1, 1)."""
+        return (forcing.source.amax(dim=(1, 2)) * self.spec.output_interval).clamp_min(1e-30)[:, None, None]
+
+    # --------------------------------------------------------------------------- rollout
+    def initial_state(self, forcing: Forcing, dtype: torch.dtype, device: torch.device
+                      ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        c = torch.zeros(forcing.batch_size, *self.spec.shape, dtype=dtype, device=device)
+        h = None
+        if self.closure is not None:
+            h = torch.zeros(forcing.batch_size, self.closure.hidden_channels, *self.spec.shape,
+                            dtype=dtype, device=device)
+        return c, h
+
+    def step(self, c: torch.Tensor, h: torch.Tensor | None, forcing: Forcing, t0: float, k: int
+             ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One output interval: physics substeps, then the memory closure's correction."""
+        c = self.physics_interval(c, forcing, t0, k)
+        if self.closure is not None:
+            assert h is not None
+            s = self.scale(forcing)
+            correction, h = self.closure(self.closure_inputs(c, forcing, s), h)
+            c = c + s * correction * self.mask.to(c.dtype)
+        return c, h
+
+    def rollout(self, forcing: Forcing, n_steps: int) -> torch.Tensor:
+        """Predict (B, n_steps + 1, nx, ny) starting from c̄ = 0 at t = 0."""
+        dtype = forcing.source.dtype
+        c, h = self.initial_state(forcing, dtype, forcing.source.device)
+        k = self.substeps(forcing)
+        out = [c]
+        for n in range(n_steps):
+            c, h = self.step(c, h, forcing, n * self.spec.output_interval, k)
+            out.append(c)
+        return torch.stack(out, dim=1)

@@ -1,0 +1,1 @@
+"""Prefect tasks: thin wrappers around lab/ functions adding retries, logging and artifacts."""
