@@ -1,0 +1,1 @@
+"""Deployments of the flows: served with schedules (``closedloop serve``) or from prefect.yaml."""

@@ -1,0 +1,223 @@
+"""The ``closedloop`` command line (typer + rich)."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+app = typer.Typer(help="closedloop: a self-driving lab for physics surrogates.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+campaign_app = typer.Typer(help="Run and inspect campaigns.", no_args_is_help=True)
+app.add_typer(campaign_app, name="campaign")
+console = Console()
+
+
+def fail(message: str) -> None:
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code=2)
+
+
+def load_scenario_or_fail(path: Path):
+    from closedloop.lab.config import format_validation_error
+    from closedloop.simulators.scenario import load_scenario
+
+    if not path.is_file():
+        fail(f"{path}: scenario file not found")
+    try:
+        return load_scenario(path)
+    except ValidationError as err:
+        fail(format_validation_error(err, str(path)))
+    except ValueError as err:  # TOML syntax
+        fail(f"{path}: {err}")
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
+                    TimeElapsedColumn(), console=console, transient=False)
+
+
+@app.command()
+def simulate(scenario: Annotated[Path, typer.Argument(help="Scenario TOML file.")],
+             out: Annotated[Path, typer.Option("--out", help="Directory for the case file.")],
+             device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+             float32: Annotated[bool, typer.Option("--float32", help="Single precision (faster).")] = False) -> None:
+    """Run the 3D reference simulation of SCENARIO; write OUT/<case id>.parquet."""
+    import torch
+
+    from closedloop.lab.store import Case, make_provenance, write_case
+    from closedloop.simulators import simulate as run
+
+    sc = load_scenario_or_fail(scenario)
+    with _progress() as progress:
+        task = progress.add_task(f"simulate {sc.name}", total=sc.time.horizon, status="")
+        try:
+            res = run(sc, device=device, dtype=torch.float32 if float32 else torch.float64,
+                      progress=lambda t, T: progress.update(task, completed=t, status=f"t={t:.0f} s"))
+        except ValueError as err:
+            fail(str(err))
+    case = Case(scenario=sc, times=res.times, plane=res.plane, plane_mask=res.plane_mask, probes=res.probes,
+                budget={"mass_in_domain": res.mass_in_domain, "mass_emitted": res.mass_emitted,
+                        "mass_exhausted": res.mass_exhausted},
+                provenance=make_provenance(producer="reference", device=res.device, dtype=res.dtype,
+                                           steps=res.steps),
+                grid={"shape": res.extra["grid_shape"], "cell_size": sc.room.cell_size,
+                      "plane": sc.plane.model_dump()})
+    path = out / f"{sc.case_id()}.parquet"
+    write_case(path, case)
+    balance = float((res.mass_emitted[-1] - res.mass_in_domain[-1] - res.mass_exhausted[-1]).abs())
+    console.print(f"[green]wrote[/] {path}  ({res.steps} steps, {res.wall_seconds:.2f} s; "
+                  f"mass balance error {balance:.1e})")
+
+
+@app.command()
+def train(data: Annotated[Path, typer.Argument(help="A case file, a directory of cases, or a campaign directory.")],
+          out: Annotated[Path, typer.Option("--out", help="Checkpoint file to write (.pt).")],
+          epochs: Annotated[int, typer.Option(min=0)] = 40,
+          hidden: Annotated[int, typer.Option(min=1, help="Closure hidden channels.")] = 8,
+          learning_rate: Annotated[float, typer.Option(min=1e-8)] = 3e-3,
+          seed: int = 0) -> None:
+    """Train a hybrid surrogate on reference cases; write a checkpoint."""
+    import torch
+
+    from closedloop.lab.atomic import atomic_path
+    from closedloop.lab.forcing import batch_problems, spec_for
+    from closedloop.lab.store import now_iso, read_case_dir
+    from closedloop.surrogates import HybridSurrogate, TrainConfig, train as fit
+
+    if not data.exists():
+        fail(f"{data}: no such file or directory")
+    try:
+        cases = read_case_dir(data)
+        forcing, problem = batch_problems([c.scenario for c in cases])
+    except ValueError as err:
+        fail(str(err))
+    torch.manual_seed(seed)
+    model = HybridSurrogate(spec_for(problem, hidden_channels=hidden), problem.mask).double()
+    target = torch.stack([c.plane for c in cases]).to(torch.float64)
+    with _progress() as progress:
+        task = progress.add_task(f"train on {len(cases)} cases", total=epochs, status="")
+        report = fit(model, forcing, target, TrainConfig(epochs=epochs, learning_rate=learning_rate, seed=seed),
+                     progress=lambda e, loss: progress.update(task, completed=e + 1, status=f"loss {loss:.4f}"))
+    with atomic_path(out) as tmp:
+        torch.save({"spec": model.spec.to_dict(), "state_dict": model.state_dict(),
+                    "trained_on": [c.case_id for c in cases], "losses": report.losses,
+                    "initial_loss": report.initial_loss, "best_loss": report.best_loss, "created": now_iso()}, tmp)
+    console.print(f"[green]wrote[/] {out}  (loss {report.initial_loss:.4f} → {report.best_loss:.4f}, "
+                  f"{report.seconds:.1f} s)")
+
+
+@app.command()
+def predict(model: Annotated[Path, typer.Argument(help="Checkpoint written by `train` or a campaign.")],
+            scenario: Annotated[Path, typer.Argument(help="Scenario TOML file.")],
+            out: Annotated[Path, typer.Option("--out", help="Directory for the case file.")]) -> None:
+    """Predict SCENARIO's plane series with the surrogate; same file format as `simulate`."""
+    import torch
+
+    from closedloop.lab.campaign import load_model
+    from closedloop.lab.forcing import batch_problems
+    from closedloop.lab.store import Case, make_provenance, write_case
+
+    if not model.is_file():
+        fail(f"{model}: checkpoint not found")
+    sc = load_scenario_or_fail(scenario)
+    try:
+        ckpt = torch.load(model, weights_only=True, map_location="cpu")
+        net = load_model(ckpt)
+    except Exception as err:  # noqa: BLE001 - any unreadable checkpoint is reported the same way
+        fail(f"{model}: not a readable closedloop checkpoint ({type(err).__name__}: {err})")
+    try:
+        forcing, problem = batch_problems([sc])
+    except ValueError as err:
+        fail(str(err))
+    if tuple(problem.mask.shape) != tuple(net.spec.shape) or not torch.equal(problem.mask.float(), net.mask.float()):
+        fail(f"{scenario}: its plane grid/mask differs from the geometry the model was trained on")
+    if abs(problem.output_interval - net.spec.output_interval) > 1e-12:
+        fail(f"{scenario}: time.output_interval {problem.output_interval} differs from the model's "
+             f"{net.spec.output_interval}")
+    with torch.no_grad():
+        pred = net.rollout(forcing, problem.n_steps)[0]
+    case = Case(scenario=sc, times=torch.tensor(sc.time.output_times(), dtype=torch.float64), plane=pred,
+                plane_mask=problem.mask, provenance=make_provenance(producer="surrogate", device="cpu",
+                                                                    model=str(model)),
+                grid={"shape": list(sc.room.shape), "cell_size": sc.room.cell_size, "plane": sc.plane.model_dump()})
+    path = out / f"{sc.case_id()}.parquet"
+    write_case(path, case)
+    console.print(f"[green]wrote[/] {path}")
+
+
+@campaign_app.command("run")
+def campaign_run(config: Annotated[Path, typer.Argument(help="Campaign TOML file.")],
+                 dir: Annotated[Optional[Path], typer.Option("--dir", help="Campaign directory (default runs/NAME).")] = None,
+                 rounds: Annotated[Optional[int], typer.Option(min=1, help="Override budget.rounds.")] = None) -> None:
+    """Run or continue a campaign on Prefect (ephemeral local server unless PREFECT_API_URL is set)."""
+    import os
+
+    from closedloop.lab.config import ConfigError, load_campaign_config
+
+    try:
+        cfg = load_campaign_config(config)
+    except ConfigError as err:
+        fail(str(err))
+    from closedloop.flows.campaign import campaign
+
+    state = campaign(config_path=str(config), campaign_dir=str(dir) if dir else None, rounds=rounds)
+    console.rule(f"campaign {cfg.name}: {state['stop_reason']}")
+    _print_status(Path(state["ledger"]).parent)
+    console.print(f"ledger:  {state['ledger']}\nfigures: {state['figures']}\nmodel:   {state['latest_model']}")
+    if os.environ.get("PREFECT_API_URL"):
+        console.print(f"UI: the runs are in the Prefect UI at {os.environ['PREFECT_API_URL'].removesuffix('/api')}")
+    else:
+        console.print("UI: this ran on Prefect's ephemeral server. To browse runs, start `make ui` "
+                      "(http://127.0.0.1:4200) and run again with PREFECT_API_URL=http://127.0.0.1:4200/api.")
+
+
+def _print_status(directory: Path) -> None:
+    from closedloop.lab.store import CampaignStore
+
+    store = CampaignStore(directory)
+    ledger = store.read_ledger()
+    table = Table(title=f"ledger {store.ledger_path}")
+    for col in ("round", "case_id", "status", "strategy", "parameters", "rel_l2", "sim_s"):
+        table.add_column(col)
+    for _, row in ledger.iterrows():
+        params = ", ".join(f"{k}={v:.3g}" for k, v in json.loads(row["parameters"]).items())
+        rel = "" if row["rel_l2"] != row["rel_l2"] else f"{row['rel_l2']:.4f}"
+        sim = "" if row["sim_seconds"] != row["sim_seconds"] else f"{row['sim_seconds']:.2f}"
+        table.add_row(str(row["round"]), row["case_id"], row["status"], str(row["strategy"]), params, rel, sim)
+    console.print(table)
+
+
+@campaign_app.command("status")
+def campaign_status(dir: Annotated[Path, typer.Argument(help="Campaign directory.")]) -> None:
+    """Show a campaign's ledger and state."""
+    if not (dir / "ledger.parquet").is_file():
+        fail(f"{dir}: no ledger.parquet here; not a campaign directory")
+    _print_status(dir)
+    state_path = dir / "campaign.json"
+    if state_path.is_file():
+        state = json.loads(state_path.read_text())
+        err = state.get("last_round_mean_rel_l2")
+        console.print(f"status: {state['status']}; rounds {state['rounds_done']}/{state['rounds_budget']}; "
+                      f"cases done {state['cases_done']}, failed {state['cases_failed']}; "
+                      f"last round mean rel L2 {'-' if err is None or math.isnan(err) else f'{err:.4f}'}; "
+                      f"stop: {state['stop_reason']}")
+
+
+@app.command()
+def serve(config: Annotated[Path, typer.Option(help="Campaign config the deployment runs.")] = Path("configs/smoke.toml"),
+          cron: Annotated[str, typer.Option(help="Cron schedule (UTC).")] = "0 3 * * *") -> None:
+    """Serve the campaign flow as a deployment with a cron schedule (needs a Prefect server)."""
+    from closedloop.deployments.serve import serve_deployments
+
+    serve_deployments(config_path=str(config), cron=cron)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()
