@@ -131,7 +131,8 @@ def predict(model: Annotated[Path, typer.Argument(help="Checkpoint written by `t
         ckpt = torch.load(model, weights_only=True, map_location="cpu")
         net = load_model(ckpt)
     except Exception as err:  # noqa: BLE001 - any unreadable checkpoint is reported the same way
-        fail(f"{model}: not a readable closedloop checkpoint ({type(err).__name__}: {err})")
+        first_line = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+        fail(f"{model}: not a readable closedloop checkpoint ({type(err).__name__}: {first_line})")
     try:
         forcing, problem = batch_problems([sc])
     except ValueError as err:

@@ -1,0 +1,42 @@
+"""Shared fixtures: a Prefect test server for the session and small, fast campaign configs."""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+REPO = Path(__file__).resolve().parents[1]
+ROOM = REPO / "configs" / "scenarios" / "room.toml"
+SMOKE = REPO / "configs" / "smoke.toml"
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def fast_config_text(**replace: str) -> str:
+    """configs/smoke.toml with an absolute scenario path, a short horizon and few epochs."""
+    text = SMOKE.read_text()
+    text = text.replace('scenario = "scenarios/room.toml"', f'scenario = "{ROOM.as_posix()}"')
+    text = re.sub(r"epochs = \d+", "epochs = 6", text)
+    text = re.sub(r"warm_start_epochs = \d+", "warm_start_epochs = 3", text)
+    for key, value in replace.items():
+        text, n = re.subn(rf"(?m)^{key} = .*$", f"{key} = {value}", text)
+        assert n == 1, key
+    return text
+
+
+@pytest.fixture
+def fast_config(tmp_path: Path) -> Path:
+    path = tmp_path / "fast.toml"
+    path.write_text(fast_config_text())
+    return path
