@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -16,7 +17,8 @@ app = typer.Typer(help="closedloop: a self-driving lab for physics surrogates.",
                   pretty_exceptions_enable=False)
 campaign_app = typer.Typer(help="Run and inspect campaigns.", no_args_is_help=True)
 app.add_typer(campaign_app, name="campaign")
-console = Console()
+# Wide enough for the ledger table when output goes to a file or `make` (no terminal to measure).
+console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def fail(message: str) -> None:

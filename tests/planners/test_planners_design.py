@@ -1,0 +1,78 @@
+"""Design spaces and scrambled Sobol designs."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from closedloop.planners import DesignSpace, sobol_design
+
+SPACE = DesignSpace(names=("source_x", "source_y", "inlet_speed"),
+                    lower=(1.0, 0.75, 0.3), upper=(9.0, 5.25, 1.5))
+
+
+def test_sobol_points_inside_bounds_and_spread():
+    x = sobol_design(SPACE, 64, seed=7)
+    assert x.shape == (64, 3) and x.dtype == torch.float64
+    assert SPACE.contains(x).all()
+    lo, hi = SPACE.bounds()
+    assert (x >= lo).all() and (x <= hi).all()
+    # low discrepancy: each half of each axis holds exactly half the points of a 2^k draw
+    u = SPACE.to_unit(x)
+    assert ((u < 0.5).sum(dim=0) == 32).all()
+    assert torch.unique(x, dim=0).shape[0] == 64
+
+
+def test_sobol_continuation_equals_tail_of_longer_draw():
+    full = sobol_design(SPACE, 24, seed=3)
+    head = sobol_design(SPACE, 8, seed=3)
+    tail = sobol_design(SPACE, 16, seed=3, skip=8)
+    assert torch.equal(head, full[:8])
+    assert torch.equal(tail, full[8:])
+    # a chunked continuation (as the campaign does it) gives the same sequence
+    chunks = torch.cat([sobol_design(SPACE, 5, seed=3, skip=s) for s in range(0, 20, 5)])
+    assert torch.equal(chunks, sobol_design(SPACE, 20, seed=3))
+
+
+def test_sobol_seed_determines_design():
+    assert torch.equal(sobol_design(SPACE, 8, seed=1), sobol_design(SPACE, 8, seed=1))
+    assert not torch.equal(sobol_design(SPACE, 8, seed=1), sobol_design(SPACE, 8, seed=2))
+
+
+def test_sobol_rejects_negative_n():
+    with pytest.raises(ValueError, match="non-negative"):
+        sobol_design(SPACE, -1, seed=0)
+    assert sobol_design(SPACE, 0, seed=0, skip=4).shape == (0, 3)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "sobol_design accepts n = 0 ('n must be non-negative') but with skip = 0 "
+    "SobolEngine.draw(0) raises RuntimeError 'negative dimension -1'"))
+def test_sobol_zero_points_from_start():
+    assert sobol_design(SPACE, 0, seed=0).shape == (0, 3)
+
+
+def test_unit_maps_invert_and_dict_round_trip():
+    x = sobol_design(SPACE, 5, seed=0)
+    assert torch.allclose(SPACE.from_unit(SPACE.to_unit(x)), x, rtol=0, atol=1e-12)
+    assert torch.equal(SPACE.to_unit(SPACE.bounds()), torch.tensor([[0.0] * 3, [1.0] * 3],
+                                                                   dtype=torch.float64))
+    rows = SPACE.as_dicts(x)
+    assert list(rows[0]) == list(SPACE.names)
+    assert torch.equal(SPACE.as_tensor(rows), x)
+
+
+def test_contains_flags_points_outside():
+    x = torch.tensor([[1.0, 0.75, 0.3], [9.0, 5.25, 1.5], [0.99, 1.0, 1.0], [5.0, 5.3, 1.0]],
+                     dtype=torch.float64)
+    assert SPACE.contains(x).tolist() == [True, True, False, False]
+
+
+@pytest.mark.parametrize("kwargs, needle", [
+    (dict(names=(), lower=(), upper=()), "at least one"),
+    (dict(names=("a", "b"), lower=(0.0,), upper=(1.0, 2.0)), "equal lengths"),
+    (dict(names=("a",), lower=(1.0,), upper=(1.0,)), "'a'"),
+    (dict(names=("a", "b"), lower=(0.0, 3.0), upper=(1.0, 2.0)), "'b'"),
+])
+def test_design_space_rejects_bad_bounds(kwargs, needle):
+    with pytest.raises(ValueError, match=needle):
+        DesignSpace(**kwargs)

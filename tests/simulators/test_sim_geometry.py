@@ -1,0 +1,90 @@
+"""From a scenario to the grid: solid cells, vent faces, the source distribution, probe cells."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from closedloop.simulators.geometry import overlap_1d, room_geometry, source_distribution, vent_faces
+from closedloop.simulators.plane import plane_reduction, probe_indices
+from sim_test_scenarios import cluttered, room
+
+
+def test_room_grid_and_solid_cells():
+    g = room_geometry(room())
+    assert g.grid.shape == (20, 12, 6) and g.grid.spacing == (0.5, 0.5, 0.5)
+    solid = ~g.fluid
+    # pillar: x cells 9-10, y cells 5-6, all 6 layers; desk: x 14-16, y 0-2, z 0-1
+    assert solid.sum().item() == 2 * 2 * 6 + 3 * 3 * 2
+    assert solid[9:11, 5:7, :].all() and solid[14:17, 0:3, 0:2].all()
+    assert not solid[14:17, 0:3, 2:].any() and not solid[8, 5, 0] and not solid[17, 0, 0]
+
+
+def test_vent_faces_follow_the_opening_and_skip_solids():
+    s = room()
+    g = room_geometry(s)
+    inlet = vent_faces(s.inlets[0], g)
+    assert inlet.shape == (21, 12, 6)
+    assert {tuple(i) for i in inlet.nonzero().tolist()} == {(0, 2, 4), (0, 3, 4)}
+    exhaust = vent_faces(s.exhausts[0], g)
+    assert {tuple(i) for i in exhaust.nonzero().tolist()} == {(20, 8, 4), (20, 9, 4)}
+    c = cluttered()
+    gc = room_geometry(c)
+    # the duct (x < 0.5, 1 < y < 1.5) blocks the y = 1.25 row of the x− inlet
+    assert {tuple(i) for i in vent_faces(c.inlets[0], gc).nonzero().tolist()} == {(0, 3, 4)}
+    ceiling = vent_faces(c.exhausts[1], gc)
+    assert ceiling.shape == (20, 12, 7)
+    assert {tuple(i) for i in ceiling.nonzero().tolist()} == {(11, 9, 6), (11, 10, 6), (12, 9, 6),
+                                                             (12, 10, 6)}
+
+
+def test_overlap_1d_lengths():
+    g = room_geometry(room()).grid
+    w = overlap_1d(1.2, 2.3, g, 2, torch.float64)
+    assert torch.allclose(w, torch.tensor([0, 0, 0.3, 0.5, 0.3, 0], dtype=torch.float64), atol=1e-15)
+    assert overlap_1d(-1.0, 0.2, g, 0, torch.float64).sum().item() == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize("position, size", [
+    ((2.5, 4.0, 1.25), None),            # the room's source, one cell
+    ((5.75, 3.0, 1.5), 1.0),             # straddles the pillar's x+ side
+    ((0.2, 0.3, 2.9), 1.0),              # sticks out of the room through a corner
+    ((7.75, 0.75, 1.1), 0.6),            # sits on the desk top
+])
+def test_source_distribution_is_exact_and_avoids_solids(position, size):
+    src = {"x": position[0], "y": position[1], "z": position[2], "rate": 1.0}
+    if size is not None:
+        src["size"] = size
+    s = room(source=src)
+    g = room_geometry(s)
+    dist = source_distribution(s, g)
+    assert dist.shape == g.grid.shape and dist.min().item() >= 0
+    assert (dist.sum() * g.grid.cell_volume).item() == pytest.approx(1.0, rel=1e-14)
+    assert torch.all(dist[~g.fluid] == 0)
+    # the emitting cells lie within the (clipped) cube
+    half = (size or 0.5) / 2
+    for a, p in enumerate(position):
+        idx = dist.sum(dim=tuple(d for d in range(3) if d != a)).nonzero().squeeze(1)
+        lo, hi = idx.min().item() * 0.5, (idx.max().item() + 1) * 0.5
+        assert lo <= max(p - half, 0.0) + 1e-12 and hi >= min(p + half, s.room.size[a]) - 1e-12
+        assert lo > p - half - 0.5 and hi < p + half + 0.5
+
+
+def test_uniform_cube_inside_fluid_is_uniform():
+    s = room(source={"x": 2.5, "y": 4.0, "z": 1.5, "rate": 1.0, "size": 1.0})
+    g = room_geometry(s)
+    dist = source_distribution(s, g)
+    nz = dist[dist > 0]
+    assert nz.numel() == 8 and torch.allclose(nz, torch.full_like(nz, 1.0))  # 1 /(1 m³)
+
+
+def test_probe_cells_and_plane_mask():
+    s = room()
+    g = room_geometry(s)
+    assert probe_indices(s, g) == {"desk": (15, 4, 2), "exhaust": (19, 9, 4)}
+    red = plane_reduction(s, g)
+    assert torch.allclose(red.layer_weights, torch.tensor([0, 0, 0.5, 0.5, 0, 0], dtype=torch.float64))
+    assert red.mask.sum().item() == 20 * 12 - 4
+    field = torch.arange(6, dtype=torch.float64).expand(20, 12, 6)  # c = layer index
+    avg = red.average(field)
+    assert torch.allclose(avg[red.mask], torch.full_like(avg[red.mask], 2.5))
+    assert torch.all(avg[~red.mask] == 0)

@@ -1,0 +1,102 @@
+"""Training through rollouts (TBPTT) and the error metrics."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from closedloop.lab.forcing import batch_problems, spec_for
+from closedloop.simulators import simulate
+from closedloop.surrogates import HybridSurrogate, TrainConfig, relative_l2, train
+from closedloop.surrogates.metrics import relative_l2_per_time
+from closedloop.surrogates.training import rollout_loss, rollout_loss_terms
+
+
+@pytest.fixture(scope="module")
+def two_cases(room_scenario):
+    """Two reference cases (40 s, 4 output intervals) of one geometry: forcing, problem, target."""
+    base = room_scenario.with_parameters({"time.horizon": 40.0})
+    scenarios = [base, base.with_parameters({"source.x": 7.0, "source.y": 2.0,
+                                             "inlets.0.speed": 0.8})]
+    forcing, problem = batch_problems(scenarios)
+    target = torch.stack([simulate(s, device="cpu").plane for s in scenarios]).to(torch.float64)
+    return forcing, problem, target
+
+
+def fresh_model(problem, seed=0):
+    torch.manual_seed(seed)
+    return HybridSurrogate(spec_for(problem, hidden_channels=4), problem.mask).double()
+
+
+def test_training_lowers_rollout_loss(two_cases):
+    forcing, problem, target = two_cases
+    assert target.shape == (2, 5, *problem.mask.shape)
+    model = fresh_model(problem)
+    before = rollout_loss(model, forcing, target)
+    seen = []
+    report = train(model, forcing, target,
+                   TrainConfig(epochs=5, learning_rate=1e-3, tbptt_steps=4, seed=0),
+                   progress=lambda epoch, loss: seen.append((epoch, loss)))
+    assert report.initial_loss == pytest.approx(before, rel=1e-12)
+    assert len(report.losses) == 5 and [e for e, _ in seen] == list(range(5))
+    assert report.best_loss == min(report.losses)
+    assert report.best_loss < 0.6 * report.initial_loss, report.losses
+    assert 0 <= report.best_epoch < 5
+    # the model keeps the best weights: its loss now is the best loss
+    assert rollout_loss(model, forcing, target) == pytest.approx(report.best_loss, rel=1e-12)
+    # learned something beyond physics: the closure head is no longer zero
+    assert model.closure.head.weight.abs().max() > 0
+    assert report.seconds > 0
+
+
+def test_zero_epochs_leaves_model_untouched(two_cases):
+    forcing, problem, target = two_cases
+    model = fresh_model(problem)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    report = train(model, forcing, target, TrainConfig(epochs=0))
+    assert report.losses == [] and report.best_epoch == -1
+    assert report.initial_loss > 0
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, state[k])
+
+
+def test_train_rejects_mismatched_batch(two_cases):
+    forcing, problem, target = two_cases
+    with pytest.raises(ValueError, match="target has 1 cases but forcing has 2"):
+        train(fresh_model(problem), forcing, target[:1], TrainConfig(epochs=1))
+
+
+def test_rollout_loss_zero_for_perfect_prediction_and_floor_bounds_it(two_cases):
+    _, _, target = two_cases
+    t = target[:, 1:]
+    floor2 = (0.05 ** 2) * (t ** 2).sum(dim=(-2, -1)).amax(dim=1)
+    assert rollout_loss_terms(t, t, floor2).item() == 0.0
+    # predicting zero everywhere costs at most 1 per time (relative error of one)
+    zero = rollout_loss_terms(torch.zeros_like(t), t, floor2).item()
+    assert 0.5 < zero <= 1.0
+
+
+# ------------------------------------------------------------------------------ metrics
+def test_relative_l2_zero_for_identical_and_scale_invariant():
+    gen = torch.Generator().manual_seed(0)
+    ref = torch.rand(3, 4, 5, 6, generator=gen, dtype=torch.float64)
+    pred = ref + 0.1 * torch.randn(3, 4, 5, 6, generator=gen, dtype=torch.float64)
+    assert torch.equal(relative_l2(ref, ref), torch.zeros(3, dtype=torch.float64))
+    e = relative_l2(pred, ref)
+    assert e.shape == (3,) and (e > 0).all()
+    for k in (1e-6, 7.0, 1e5):
+        assert torch.allclose(relative_l2(k * pred, k * ref), e, rtol=1e-12, atol=0)
+    # definition: ‖pred − ref‖ / ‖ref‖ per case
+    manual = (pred[1] - ref[1]).norm() / ref[1].norm()
+    assert e[1].item() == pytest.approx(manual.item(), rel=1e-12)
+    assert torch.allclose(relative_l2(2 * ref, ref), torch.ones(3, dtype=torch.float64))
+
+
+def test_relative_l2_per_time():
+    ref = torch.ones(2, 3, 4, 4, dtype=torch.float64)
+    pred = ref.clone()
+    pred[0, 1] *= 1.5
+    e = relative_l2_per_time(pred, ref)
+    assert e.shape == (2, 3)
+    assert torch.allclose(e, torch.tensor([[0.0, 0.5, 0.0], [0.0, 0.0, 0.0]], dtype=torch.float64))
+    # an all-zero reference does not divide by zero
+    assert torch.isfinite(relative_l2(torch.zeros(1, 2, 2), torch.zeros(1, 2, 2))).all()
