@@ -4,6 +4,8 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# No network here: keep Prefect's server from trying to send telemetry.
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
 .PHONY: demo test ui bench venv clean
 

@@ -11,7 +11,7 @@ from fv_test_fields import F64, grid_for, random_solid, stream_velocity
 B = 4
 
 
-def _fields(ndim: int, seed: int, dtype=F64):
+def _fields(ndim: int, seed: int):
     gen = torch.Generator().manual_seed(seed)
     grid = grid_for(ndim)
     solid = random_solid(grid.shape, 0.15, gen)
@@ -89,7 +89,7 @@ def test_cuda_matches_cpu():
 def test_gradcheck_diffuse_wrt_face_diffusivity_and_field():
     grid = Grid(shape=(3, 4), spacing=(0.5, 0.7))
     gen = torch.Generator().manual_seed(5)
-    c = torch.rand(grid.shape, generator=gen, dtype=F64, ).requires_grad_()
+    c = torch.rand(grid.shape, generator=gen, dtype=F64).requires_grad_()
     d = tuple((0.1 + torch.rand(grid.face_shape(a), generator=gen, dtype=F64)).requires_grad_()
               for a in range(2))
     assert torch.autograd.gradcheck(lambda c_, dx, dy: diffuse(c_, (dx, dy), grid), (c, *d))
@@ -115,8 +115,6 @@ def test_gradcheck_face_diffusivity_harmonic_mean_and_advection():
     assert torch.autograd.gradcheck(lambda c_, *v: advect_upwind(c_, v, grid), (c, *vel))
 
 
-@pytest.mark.xfail(strict=True, reason="face_diffusivity converts a 0-d tensor diffusivity with "
-                   "float(), silently detaching it from autograd (diffusion.py line 35)")
 @pytest.mark.filterwarnings("ignore:Converting a tensor with requires_grad")
 def test_scalar_tensor_diffusivity_keeps_gradient():
     grid = Grid(shape=(4, 3), spacing=(0.5, 0.5))

@@ -44,9 +44,6 @@ def test_sobol_rejects_negative_n():
     assert sobol_design(SPACE, 0, seed=0, skip=4).shape == (0, 3)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "sobol_design accepts n = 0 ('n must be non-negative') but with skip = 0 "
-    "SobolEngine.draw(0) raises RuntimeError 'negative dimension -1'"))
 def test_sobol_zero_points_from_start():
     assert sobol_design(SPACE, 0, seed=0).shape == (0, 3)
 

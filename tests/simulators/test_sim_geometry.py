@@ -44,13 +44,13 @@ def test_overlap_1d_lengths():
     assert overlap_1d(-1.0, 0.2, g, 0, torch.float64).sum().item() == pytest.approx(0.2)
 
 
-@pytest.mark.parametrize("position, size", [
-    ((2.5, 4.0, 1.25), None),            # the room's source, one cell
-    ((5.75, 3.0, 1.5), 1.0),             # straddles the pillar's x+ side
-    ((0.2, 0.3, 2.9), 1.0),              # sticks out of the room through a corner
-    ((7.75, 0.75, 1.1), 0.6),            # sits on the desk top
+@pytest.mark.parametrize("position, size, cells", [
+    ((2.5, 4.0, 1.25), None, ({4, 5}, {7, 8}, {2})),            # the room's source, one cell
+    ((5.75, 3.0, 1.5), 1.0, ({11, 12}, {5, 6}, {2, 3})),        # straddles the pillar's x+ side
+    ((0.2, 0.3, 2.9), 1.0, ({0, 1}, {0, 1}, {4, 5})),           # sticks out through a corner
+    ((7.75, 0.75, 1.1), 0.6, ({14, 15, 16}, {0, 1, 2}, {2})),   # on the desk top (layer 1 solid)
 ])
-def test_source_distribution_is_exact_and_avoids_solids(position, size):
+def test_source_distribution_is_exact_and_avoids_solids(position, size, cells):
     src = {"x": position[0], "y": position[1], "z": position[2], "rate": 1.0}
     if size is not None:
         src["size"] = size
@@ -60,13 +60,10 @@ def test_source_distribution_is_exact_and_avoids_solids(position, size):
     assert dist.shape == g.grid.shape and dist.min().item() >= 0
     assert (dist.sum() * g.grid.cell_volume).item() == pytest.approx(1.0, rel=1e-14)
     assert torch.all(dist[~g.fluid] == 0)
-    # the emitting cells lie within the (clipped) cube
-    half = (size or 0.5) / 2
-    for a, p in enumerate(position):
+    # the emitting cells: those the cube overlaps, less the solid ones
+    for a in range(3):
         idx = dist.sum(dim=tuple(d for d in range(3) if d != a)).nonzero().squeeze(1)
-        lo, hi = idx.min().item() * 0.5, (idx.max().item() + 1) * 0.5
-        assert lo <= max(p - half, 0.0) + 1e-12 and hi >= min(p + half, s.room.size[a]) - 1e-12
-        assert lo > p - half - 0.5 and hi < p + half + 0.5
+        assert set(idx.tolist()) == cells[a]
 
 
 def test_uniform_cube_inside_fluid_is_uniform():

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from closedloop.simulators import simulate
+from closedloop.simulators import Scenario, simulate
 from sim_test_scenarios import cluttered, room, room_data
 
 SHORT = {"horizon": 60.0, "output_interval": 10.0}
@@ -171,7 +171,6 @@ def test_plane_band_ignores_solid_layers():
 def test_probe_inside_an_obstacle_is_rejected():
     data = room_data()
     data["probes"].append({"name": "inside", "position": [5.0, 3.0, 1.5]})  # in the pillar
-    from closedloop.simulators import Scenario
     scen = Scenario.model_validate(data)  # positions inside the room pass validation...
     with pytest.raises(ValueError, match=r"probes\.2 \(inside\)"):  # ...but not the simulator
         simulate(scen, device="cpu")

@@ -125,10 +125,6 @@ def test_with_parameters_replaces_revalidates_and_leaves_original():
         s.source.x = 3.0  # frozen
 
 
-@pytest.mark.xfail(strict=True, reason="with_parameters/get_parameter cannot address elements of "
-                   "tuple-typed fields (vent center/size, obstacle min/max, probe position, room "
-                   "size): model_dump(mode='python') yields tuples, which _walk/set_path reject "
-                   "(scenario.py lines 233 and 242-274)")
 def test_with_parameters_reaches_tuple_fields():
     s = room()
     t = s.with_parameters({"inlets.0.center.0": 2.0, "obstacles.1.max.2": 1.5})
@@ -158,3 +154,11 @@ def test_case_id_stable_and_content_based(tmp_path):
     assert len(ids) == 7
     # tiny changes are not rounded away
     assert a.with_parameters({"source.x": 2.5 + 1e-12}).case_id() != a.case_id()
+
+
+def test_overlapping_inlet_and_exhaust_are_rejected_at_validation():
+    data = room_data()
+    data["exhausts"].append({"face": "x-", "center": [1.5, 2.25], "size": [1.0, 0.5]})
+    with pytest.raises((pydantic.ValidationError, ValueError)) as info:
+        Scenario.model_validate(data)
+    assert "exhausts.1" in str(info.value) or "inlets.0" in str(info.value)

@@ -220,10 +220,6 @@ def test_checkpoint_round_trip_bitwise(problem, randomiser):
     assert torch.equal(a, b)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "lab.campaign.load_model builds the model in float32, loads the float64 state dict into it "
-    "(rounding every weight to float32) and only then calls .double(); predictions of a "
-    "trained float64 model differ after the round trip (~3e-8 relative)"))
 def test_campaign_load_model_round_trip_bitwise(problem, randomiser):
     model = randomiser(build(problem), seed=5)
     again = load_model(_saved(model))

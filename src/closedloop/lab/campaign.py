@@ -158,9 +158,10 @@ def initial_model(config: CampaignConfig, scenarios: list[Scenario]) -> HybridSu
 
 def load_model(checkpoint: dict[str, Any]) -> HybridSurrogate:
     spec = SurrogateSpec.from_dict(checkpoint["spec"])
-    model = HybridSurrogate(spec, checkpoint["state_dict"]["mask"].bool())
+    # float64 before loading, so the saved float64 weights are not rounded through float32
+    model = HybridSurrogate(spec, checkpoint["state_dict"]["mask"].bool()).double()
     model.load_state_dict(checkpoint["state_dict"])
-    return model.double().eval()
+    return model.eval()
 
 
 def model_for_round(config: CampaignConfig, store: CampaignStore, round_index: int,

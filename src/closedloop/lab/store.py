@@ -187,15 +187,15 @@ class CampaignStore:
         return self.cases_dir / f"{case_id}.parquet"
 
     def has_case(self, case_id: str) -> bool:
-        """True when a complete, readable case file exists (a half-written one never does)."""
+        """True when a complete, readable closedloop case file exists (a half-written one never does)."""
         path = self.case_path(case_id)
         if not path.exists():
             return False
         try:
-            pq.read_metadata(path)
+            meta = pq.read_schema(path).metadata or {}
         except (OSError, pa.ArrowInvalid):
             return False
-        return True
+        return METADATA_KEY in meta
 
     def write_case(self, case: Case) -> Path:
         path = self.case_path(case.case_id)

@@ -31,6 +31,8 @@ def face_diffusivity(diffusivity: float | torch.Tensor, fluid: torch.Tensor, gri
             inner = 2 * a * b / (a + b).clamp_min(torch.finfo(dtype).tiny)
             edge = torch.zeros_like(k.narrow(axis, 0, 1))
             faces.append(torch.cat([edge, inner, edge], dim=axis) * mask)
+        elif isinstance(diffusivity, torch.Tensor):
+            faces.append(diffusivity.to(dtype) * mask)  # 0-d tensor: keep it in the autograd graph
         else:
             faces.append(float(diffusivity) * mask)
     return tuple(faces)

@@ -20,7 +20,8 @@ def conjugate_gradient(apply_a: Callable[[torch.Tensor], torch.Tensor], b: torch
     """Solve A x = b by Jacobi-preconditioned CG (Hestenes–Stiefel).
 
     A singular but consistent system (a pure-Neumann Poisson problem, b ⟂ null space) converges
-    to a solution in the range of A. Stops when ‖r‖ ≤ rtol·‖b‖.
+    to a solution in the range of A. Stops when ‖r‖ ≤ rtol·‖b‖, or on breakdown (p·Ap ≤ 0, an
+    inconsistent singular system), returning the last finite iterate with ``converged=False``.
     """
     x = torch.zeros_like(b)
     r = b.clone()
@@ -34,7 +35,10 @@ def conjugate_gradient(apply_a: Callable[[torch.Tensor], torch.Tensor], b: torch
     it = 0
     while res > target and it < max_iter:
         ap = apply_a(p)
-        alpha = rz / torch.sum(p * ap)
+        pap = torch.sum(p * ap)
+        if not torch.isfinite(pap) or pap.item() <= torch.finfo(b.dtype).tiny:
+            break  # breakdown: A is singular along p (inconsistent system); keep the last iterate
+        alpha = rz / pap
         x = x + alpha * p
         r = r - alpha * ap
         z = m * r

@@ -59,6 +59,8 @@ def sobol_design(space: DesignSpace, n: int, seed: int, skip: int = 0) -> torch.
     """
     if n < 0:
         raise ValueError(f"n must be non-negative, got {n}")
+    if n == 0:
+        return torch.empty(0, space.dim, dtype=torch.float64)
     engine = SobolEngine(space.dim, scramble=True, seed=seed)
     if skip:
         engine.fast_forward(skip)

@@ -28,6 +28,8 @@ def fit_error_model(space: DesignSpace, x: torch.Tensor, y: torch.Tensor) -> Sin
         raise ValueError(f"x has {x.shape[0]} rows but y has {y.shape[0]}")
     if x.shape[0] < 2:
         raise ValueError(f"a GP needs at least 2 observations, got {x.shape[0]}")
+    if not torch.isfinite(x).all():
+        raise ValueError("x holds NaN or infinite values; every design point must be finite")
     if not torch.isfinite(y).all():
         raise ValueError("y holds non-finite values; drop failed or unvalidated cases first")
     model = SingleTaskGP(x, y, input_transform=Normalize(d=space.dim, bounds=space.bounds()),

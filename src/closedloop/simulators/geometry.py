@@ -41,8 +41,8 @@ def room_geometry(scenario: Scenario) -> RoomGeometry:
 def vent_faces(vent: Vent, geometry: RoomGeometry) -> torch.Tensor:
     """Bool mask over the boundary faces of ``vent.face`` (a 2D mask on that face's cells).
 
-    A face belongs to the vent when its centre lies in the opening and the cell behind it is
-    fluid. Returned with the face-field shape of the normal axis (all other faces False).
+    A face belongs to the vent when its centre lies in the opening [lo, hi) and the cell behind
+    it is fluid. Returned with the face-field shape of the normal axis (all other faces False).
     """
     grid, fluid = geometry.grid, geometry.fluid
     axis = vent.normal_axis
@@ -52,7 +52,8 @@ def vent_faces(vent: Vent, geometry: RoomGeometry) -> torch.Tensor:
     inside = []
     for t, c, s in zip((t0, t1), vent.center, vent.size):
         centers = grid.cell_centers(t)
-        inside.append((centers >= c - s / 2 - 1e-9) & (centers <= c + s / 2 + 1e-9))
+        # half-open [lo, hi): an edge falling exactly on a cell centre opens that cell on one side only
+        inside.append((centers >= c - s / 2 - 1e-9) & (centers < c + s / 2 - 1e-9))
     patch = inside[0][:, None] & inside[1][None, :]
     patch &= fluid.select(axis, cell)
     mask = torch.zeros(grid.face_shape(axis), dtype=torch.bool)

@@ -200,6 +200,15 @@ class Scenario(Strict):
                     if s < self.room.cell_size - 1e-9:
                         raise ValueError(f"{kind}.{i}.size: smaller than one cell "
                                          f"({self.room.cell_size} m)")
+        vents = [("inlets", i, v) for i, v in enumerate(self.inlets)] + \
+                [("exhausts", i, v) for i, v in enumerate(self.exhausts)]
+        for a in range(len(vents)):
+            for b in range(a + 1, len(vents)):
+                (ka, ia, va), (kb, ib, vb) = vents[a], vents[b]
+                if va.face == vb.face and all(
+                        abs(ca - cb) < (sa + sb) / 2 - 1e-9
+                        for ca, cb, sa, sb in zip(va.center, vb.center, va.size, vb.size)):
+                    raise ValueError(f"{kb}.{ib}: opening overlaps {ka}.{ia} on face {va.face}")
         src = self.source
         for axis, v, length in zip("xyz", src.position, size):
             if not 0 < v < length:
@@ -230,13 +239,13 @@ class Scenario(Strict):
 
         The copy is validated again, so a value that makes the scenario invalid raises here.
         """
-        data = self.model_dump(mode="python")
+        data = self.model_dump(mode="json")  # tuples become lists, so every element is addressable
         for path, value in values.items():
             set_path(data, path, value)
         return Scenario.model_validate(data)
 
     def get_parameter(self, path: str) -> float:
-        return float(get_path(self.model_dump(mode="python"), path))
+        return float(get_path(self.model_dump(mode="json"), path))
 
 
 def _walk(data: object, parts: list[str], path: str) -> object:
