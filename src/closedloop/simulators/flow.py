@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from closedloop.physics import Grid, conjugate_gradient, divergence, face_gradient, open_faces
+from closedloop.physics.poisson import SolveInfo
 from closedloop.simulators.geometry import RoomGeometry, vent_faces
 from closedloop.simulators.scenario import Scenario
 
@@ -79,33 +80,70 @@ def check_pockets(fluid: torch.Tensor, net_inflow: torch.Tensor, grid: Grid) -> 
                              f"exhausts do not balance ({imbalance:+.3g} m³/s); no steady flow exists")
 
 
+class Projector:
+    """Helmholtz projection onto discretely divergence-free, wall-respecting face velocities.
+
+    Given any face field u* (boundary faces already holding the vent velocities), solve
+    −∇·(m∇φ) = −∇·u* over fluid cells and return u = u* + m∇φ: ∇·u = 0 to the solver tolerance,
+    u = 0 on closed faces, boundary faces untouched. Potential flow is the projection of the
+    boundary field alone; a projection-method Navier–Stokes solver projects every step.
+    """
+
+    def __init__(self, geometry: RoomGeometry, dtype: torch.dtype = torch.float64,
+                 device: torch.device | str | None = None):
+        self.grid: Grid = geometry.grid
+        self.fluid = geometry.fluid.to(device)
+        self.fl = self.fluid.to(dtype)
+        self.masks = [open_faces(self.fluid, self.grid, a).to(dtype) for a in range(3)]
+        g = self.grid
+        diag = sum((self.masks[a].narrow(a, 0, g.shape[a]) + self.masks[a].narrow(a, 1, g.shape[a]))
+                   / g.spacing[a] ** 2 for a in range(3))
+        self.inv_diag = torch.where(diag > 0, 1.0 / diag.clamp_min(1e-300), torch.zeros_like(diag))
+        self.max_iter = 200 * sum(g.shape) + 1000
+
+    def apply_laplacian(self, phi: torch.Tensor) -> torch.Tensor:
+        """−∇·(m∇φ) on fluid cells (symmetric positive semidefinite)."""
+        grads = [face_gradient(phi, self.grid, a, self.masks[a]) for a in range(3)]
+        return -divergence(grads, self.grid) * self.fl
+
+    def __call__(self, u_star: tuple[torch.Tensor, ...], rtol: float = 1e-11,
+                 phi0: torch.Tensor | None = None) -> tuple[tuple[torch.Tensor, ...], torch.Tensor, SolveInfo]:
+        """(u, φ, solve info); ``phi0`` warm-starts CG (steady iterations change φ little)."""
+        u_star = tuple(u * self.masks[a] + self._boundary(u, a) for a, u in enumerate(u_star))
+        b = divergence(u_star, self.grid) * self.fl
+        r0 = b if phi0 is None else b - self.apply_laplacian(phi0)
+        dphi, info = conjugate_gradient(self.apply_laplacian, r0, self.inv_diag, rtol=rtol * (
+            torch.linalg.vector_norm(b).item() / max(torch.linalg.vector_norm(r0).item(), 1e-300)),
+            max_iter=self.max_iter)
+        phi = dphi if phi0 is None else phi0 + dphi
+        u = tuple(u_star[a] + face_gradient(phi, self.grid, a, self.masks[a]) for a in range(3))
+        return u, phi, info
+
+    def _boundary(self, u: torch.Tensor, axis: int) -> torch.Tensor:
+        """Keep only the box-boundary faces of u (vents); interior values come from the mask."""
+        keep = torch.zeros_like(u)
+        n = u.shape[axis]
+        keep.narrow(axis, 0, 1).copy_(u.narrow(axis, 0, 1))
+        keep.narrow(axis, n - 1, 1).copy_(u.narrow(axis, n - 1, 1))
+        return keep
+
+
+def supply_rate(ub: tuple[torch.Tensor, ...], grid: Grid) -> float:
+    """Volume flow (m³/s) entering through the box boundary."""
+    return sum(ub[a].select(a, 0).clamp(min=0).sum().item() * grid.face_area(a)
+               - ub[a].select(a, grid.shape[a]).clamp(max=0).sum().item() * grid.face_area(a)
+               for a in range(3))
+
+
 def potential_flow(scenario: Scenario, geometry: RoomGeometry, dtype: torch.dtype = torch.float64,
                    rtol: float = 1e-11) -> SteadyFlow:
     """Divergence-free, wall-respecting potential flow for the room's inlets and exhausts."""
-    grid: Grid = geometry.grid
-    fluid = geometry.fluid
-    fl = fluid.to(dtype)
-    masks = [open_faces(fluid, grid, a).to(dtype) for a in range(3)]
     ub = boundary_velocity(scenario, geometry, dtype)
-
-    def apply_a(phi: torch.Tensor) -> torch.Tensor:
-        grads = [face_gradient(phi, grid, a, masks[a]) for a in range(3)]
-        return -divergence(grads, grid) * fl
-
-    b = divergence(ub, grid) * fl
-    check_pockets(fluid, b, grid)
-    diag = sum((masks[a].narrow(a, 0, grid.shape[a]) + masks[a].narrow(a, 1, grid.shape[a]))
-               / grid.spacing[a] ** 2 for a in range(3))
-    inv_diag = torch.where(diag > 0, 1.0 / diag.clamp_min(1e-300), torch.zeros_like(diag))
-    phi, info = conjugate_gradient(apply_a, b, inv_diag, rtol=rtol, max_iter=200 * sum(grid.shape) + 1000)
+    check_pockets(geometry.fluid, divergence(ub, geometry.grid) * geometry.fluid.to(dtype), geometry.grid)
+    velocity, _, info = Projector(geometry, dtype)(ub, rtol=rtol)
     if not info.converged:
         raise RuntimeError(
             f"potential flow did not converge (relative residual {info.residual:.2e} after "
-            f"{info.iterations} iterations); is a fluid pocket with an inlet cut off from every "
-            "exhaust?")
-    velocity = tuple(face_gradient(phi, grid, a, masks[a]) + ub[a] for a in range(3))
-    supply = sum(ub[a].select(a, 0).clamp(min=0).sum().item() * grid.face_area(a)
-                 - ub[a].select(a, grid.shape[a]).clamp(max=0).sum().item() * grid.face_area(a)
-                 for a in range(3))
-    return SteadyFlow(velocity=velocity, supply=supply,  # type: ignore[arg-type]
+            f"{info.iterations} iterations)")
+    return SteadyFlow(velocity=velocity, supply=supply_rate(ub, geometry.grid),  # type: ignore[arg-type]
                       iterations=info.iterations, residual=info.residual)
