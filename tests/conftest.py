@@ -9,6 +9,8 @@ import pytest
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+# Tests never read or write the user's flow cache.
+os.environ["CLOSEDLOOP_FLOW_CACHE"] = "off"
 
 REPO = Path(__file__).resolve().parents[1]
 ROOM = REPO / "configs" / "scenarios" / "room.toml"

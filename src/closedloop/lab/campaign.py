@@ -135,7 +135,7 @@ def run_case(config: CampaignConfig, store: CampaignStore, params: dict[str, flo
                 provenance=make_provenance(producer="reference", device=result.device, seed=config.seed,
                                            config_hash=config.config_hash(), steps=result.steps,
                                            dtype=result.dtype),
-                grid={"shape": result.extra["grid_shape"], "cell_size": scenario.room.cell_size,
+                grid={"shape": result.extra["grid_shape"], "spacing": list(scenario.room.spacing),
                       "plane": scenario.plane.model_dump()})
     store.write_case(case)
     return {"case_id": case_id, "status": "done", "sim_seconds": time.perf_counter() - t0,

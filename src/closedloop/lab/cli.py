@@ -69,7 +69,7 @@ def simulate(scenario: Annotated[Path, typer.Argument(help="Scenario TOML file."
                         "mass_exhausted": res.mass_exhausted},
                 provenance=make_provenance(producer="reference", device=res.device, dtype=res.dtype,
                                            steps=res.steps),
-                grid={"shape": res.extra["grid_shape"], "cell_size": sc.room.cell_size,
+                grid={"shape": res.extra["grid_shape"], "spacing": list(sc.room.spacing),
                       "plane": sc.plane.model_dump()})
     path = out / f"{sc.case_id()}.parquet"
     write_case(path, case)
@@ -149,7 +149,7 @@ def predict(model: Annotated[Path, typer.Argument(help="Checkpoint written by `t
     case = Case(scenario=sc, times=torch.tensor(sc.time.output_times(), dtype=torch.float64), plane=pred,
                 plane_mask=problem.mask, provenance=make_provenance(producer="surrogate", device="cpu",
                                                                     model=str(model)),
-                grid={"shape": list(sc.room.shape), "cell_size": sc.room.cell_size, "plane": sc.plane.model_dump()})
+                grid={"shape": list(sc.room.shape), "spacing": list(sc.room.spacing), "plane": sc.plane.model_dump()})
     path = out / f"{sc.case_id()}.parquet"
     write_case(path, case)
     console.print(f"[green]wrote[/] {path}")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from closedloop.simulators.flow import potential_flow
+from closedloop.simulators.flow_cache import steady_flow
 from closedloop.simulators.geometry import room_geometry, source_distribution
 from closedloop.simulators.plane import plane_reduction
 from closedloop.simulators.scenario import Scenario
@@ -32,8 +32,11 @@ class PlaneProblem:
 
 
 def plane_problem(scenario: Scenario, dtype: torch.dtype = torch.float64) -> PlaneProblem:
+    if scenario.source.is_moving:
+        raise ValueError(f"scenario {scenario.name!r}: source.trajectory: the surrogate does not take "
+                         "moving sources yet (static sources only)")
     geometry = room_geometry(scenario)
-    flow = potential_flow(scenario, geometry)
+    flow = steady_flow(scenario, geometry).flow
     red = plane_reduction(scenario, geometry)
     ux = red.average_faces(flow.velocity[0])
     uy = red.average_faces(flow.velocity[1])
@@ -41,8 +44,8 @@ def plane_problem(scenario: Scenario, dtype: torch.dtype = torch.float64) -> Pla
     stop = scenario.source.stop if scenario.source.stop is not None else float("inf")
     forcing = Forcing(velocity=(ux[None].to(dtype), uy[None].to(dtype)), source=src[None].to(dtype),
                       window=torch.tensor([[scenario.source.start, stop]], dtype=dtype))
-    h = scenario.room.cell_size
-    return PlaneProblem(forcing=forcing, mask=red.mask, spacing=(h, h),
+    dx, dy, _ = scenario.room.spacing
+    return PlaneProblem(forcing=forcing, mask=red.mask, spacing=(dx, dy),
                         output_interval=scenario.time.output_interval,
                         n_steps=scenario.time.n_outputs, eddy_diffusivity=scenario.eddy_diffusivity)
 

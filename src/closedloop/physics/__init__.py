@@ -6,7 +6,8 @@ Cell fields have shape ``(*batch, *grid.shape)``; a staggered face field along a
 """
 from closedloop.physics.grids import Grid
 from closedloop.physics.masks import open_faces
-from closedloop.physics.advection import advect_upwind, upwind_flux, boundary_outflow, boundary_net_flux
+from closedloop.physics.advection import (advect_tvd, advect_upwind, boundary_net_flux, boundary_outflow,
+                                          muscl_flux, upwind_flux, van_leer_slope)
 from closedloop.physics.diffusion import diffuse, diffusive_flux, face_diffusivity
 from closedloop.physics.divergence import divergence, face_gradient
 from closedloop.physics.equations import transport_rate, stable_time_step
@@ -14,7 +15,7 @@ from closedloop.physics.poisson import conjugate_gradient
 from closedloop.physics.steppers import forward_euler, heun
 
 __all__ = [
-    "Grid", "open_faces", "advect_upwind", "upwind_flux", "boundary_outflow", "boundary_net_flux", "diffuse",
+    "Grid", "open_faces", "advect_tvd", "muscl_flux", "van_leer_slope", "advect_upwind", "upwind_flux", "boundary_outflow", "boundary_net_flux", "diffuse",
     "diffusive_flux", "face_diffusivity", "divergence", "face_gradient", "transport_rate",
     "stable_time_step", "conjugate_gradient", "forward_euler", "heun",
 ]

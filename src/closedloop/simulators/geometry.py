@@ -26,7 +26,7 @@ def overlap_1d(lo: float, hi: float, grid: Grid, axis: int, dtype: torch.dtype) 
 def room_geometry(scenario: Scenario) -> RoomGeometry:
     """The room grid and its fluid mask; a cell is solid when its centre lies in an obstacle."""
     room = scenario.room
-    grid = Grid(shape=room.shape, spacing=(room.cell_size,) * 3)
+    grid = Grid(shape=room.shape, spacing=room.spacing)
     fluid = torch.ones(grid.shape, dtype=torch.bool)
     centers = [grid.cell_centers(a) for a in range(3)]
     for ob in scenario.obstacles:
@@ -61,19 +61,44 @@ def vent_faces(vent: Vent, geometry: RoomGeometry) -> torch.Tensor:
     return mask
 
 
-def source_distribution(scenario: Scenario, geometry: RoomGeometry,
-                        dtype: torch.dtype = torch.float64) -> torch.Tensor:
-    """Source rate density s (mass/s/m³) for a unit emission rate: Σ s·V = 1 exactly.
+def gaussian_cell_integrals(mu: float, sigma: float, grid: Grid, axis: int,
+                            dtype: torch.dtype) -> torch.Tensor:
+    """∫ N(x; μ, σ²) dx over each cell along ``axis``, truncated at |x − μ| ≤ 3σ (exact erf)."""
+    faces = grid.face_positions(axis, dtype=dtype)
+    lo = torch.clamp(faces[:-1], min=mu - 3 * sigma, max=mu + 3 * sigma)
+    hi = torch.clamp(faces[1:], min=mu - 3 * sigma, max=mu + 3 * sigma)
+    z = lambda x: torch.erf((x - mu) / (sigma * 2 ** 0.5))  # noqa: E731
+    return 0.5 * (z(hi) - z(lo))
 
-    The source cube's overlap with each cell, restricted to fluid cells and renormalised.
+
+def source_weights(scenario: Scenario, geometry: RoomGeometry, position: tuple[float, float, float],
+                   dtype: torch.dtype = torch.float64, device: torch.device | str | None = None) -> torch.Tensor:
+    """Source rate density s (1/m³) for a unit emission rate at ``position``: Σ s·V = 1 exactly.
+
+    Box: the source box's overlap with each cell; Gaussian: the cell integrals of a truncated
+    Gaussian. Restricted to fluid cells and renormalised, so no mass is emitted into solids and
+    none is lost to truncation.
     """
     grid = geometry.grid
     src = scenario.source
-    half = (src.size if src.size is not None else scenario.room.cell_size) / 2
-    w = [overlap_1d(p - half, p + half, grid, a, dtype) for a, p in enumerate(src.position)]
+    if src.shape == "gaussian":
+        assert src.sigma is not None
+        w = [gaussian_cell_integrals(p, src.sigma, grid, a, dtype) for a, p in enumerate(position)]
+    else:
+        half = [(src.size if src.size is not None else h) / 2 for h in grid.spacing]
+        w = [overlap_1d(p - hw, p + hw, grid, a, dtype) for a, (p, hw) in enumerate(zip(position, half))]
+    w = [x.to(device) for x in w]
     weights = w[0][:, None, None] * w[1][None, :, None] * w[2][None, None, :]
-    weights = weights * geometry.fluid.to(dtype)
+    weights = weights * geometry.fluid.to(device=device, dtype=dtype)
     total = weights.sum()
     if total <= 0:
-        raise ValueError(f"source: no fluid cell overlaps the source at {src.position}")
+        raise ValueError(f"source: no fluid cell overlaps the source at {tuple(position)}")
     return weights / (total * grid.cell_volume)
+
+
+def source_distribution(scenario: Scenario, geometry: RoomGeometry, dtype: torch.dtype = torch.float64,
+                        t: float | None = None) -> torch.Tensor:
+    """Source density for a unit rate at time ``t`` (the static or starting position if None)."""
+    src = scenario.source
+    pos = src.position if t is None else src.position_at(t)
+    return source_weights(scenario, geometry, pos, dtype)

@@ -1,10 +1,12 @@
 """The 3D reference solver: ∂c/∂t + ∇·(u c) = ∇·(K∇c) + S in a room, explicit in time.
 
-First-order upwind advection on the steady potential flow, constant eddy diffusivity K on
-fluid faces, a static source switched on over [start, stop). Forward Euler with the largest
-step that keeps the scheme positive (CFL and diffusion limits together, see
-``physics.stable_time_step``), shortened to land exactly on output times and source switches.
-The mass budget (in domain, emitted, exhausted) is tracked alongside and closes to round-off.
+Advection on the steady flow's face velocities with MUSCL–van Leer (TVD, default) or first-order
+upwind; diffusion with face diffusivities (constant K, or K + ν_t/Sc_t from the Navier–Stokes
+eddy viscosity, averaged harmonically onto faces; zero on walls and solids); a static or moving
+source switched on over [start, stop). SSP-RK2 (default) or forward Euler with the largest step
+that keeps the scheme positive (``physics.stable_time_step``), shortened to land exactly on output
+times and source switches. The mass budget (in domain, emitted, exhausted) is integrated with the
+same stages as c, so it closes to round-off.
 """
 from __future__ import annotations
 
@@ -15,11 +17,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-from closedloop.physics import (boundary_net_flux, diffusive_flux, divergence, face_diffusivity,
-                                stable_time_step, upwind_flux)
+from closedloop.physics import (boundary_net_flux, diffusive_flux, divergence, face_diffusivity, muscl_flux,
+                                open_faces, stable_time_step, upwind_flux)
 from closedloop.simulators.devices import resolve_device
-from closedloop.simulators.flow import potential_flow
-from closedloop.simulators.geometry import room_geometry, source_distribution
+from closedloop.simulators.flow_cache import steady_flow
+from closedloop.simulators.geometry import room_geometry, source_weights
 from closedloop.simulators.plane import plane_reduction, probe_indices
 from closedloop.simulators.scenario import Scenario
 
@@ -41,74 +43,116 @@ class SimulationResult:
     flow_seconds: float
     device: str
     dtype: str
+    snapshots: dict[float, torch.Tensor] = field(default_factory=dict)  # t -> (nx, ny, nz)
     extra: dict = field(default_factory=dict)
 
 
 ProgressFn = Callable[[float, float], None]
 
 
+def eddy_diffusivity_field(scenario: Scenario, nu_t: torch.Tensor | None, fluid: torch.Tensor) -> float | torch.Tensor:
+    """K as a constant or as the cell field K₀ + ν_t/Sc_t (zero in solids)."""
+    if scenario.diffusivity.model == "constant":
+        return scenario.eddy_diffusivity
+    assert nu_t is not None, "eddy_viscosity diffusivity needs a Navier–Stokes flow"
+    return (scenario.eddy_diffusivity + nu_t / scenario.diffusivity.turbulent_schmidt) * fluid
+
+
 def simulate(scenario: Scenario, device: str | torch.device = "auto",
              dtype: torch.dtype = torch.float64, progress: ProgressFn | None = None,
-             safety: float = 0.9) -> SimulationResult:
+             safety: float | None = None) -> SimulationResult:
     """Run the reference simulation of ``scenario`` and reduce it to plane and probe series."""
     dev = resolve_device(device)
     geometry = room_geometry(scenario)
     grid = geometry.grid
     probes = probe_indices(scenario, geometry)
     t0 = time.perf_counter()
-    flow = potential_flow(scenario, geometry)
+    field_ = steady_flow(scenario, geometry)
     flow_seconds = time.perf_counter() - t0
+    num = scenario.numerics
+    tvd = num.advection == "tvd"
 
-    velocity = tuple(u.to(device=dev, dtype=dtype) for u in flow.velocity)
-    diffusivities = tuple(d.to(device=dev, dtype=dtype) for d in
-                          face_diffusivity(scenario.eddy_diffusivity, geometry.fluid, grid))
-    unit_source = source_distribution(scenario, geometry).to(device=dev, dtype=dtype)
+    velocity = tuple(u.to(device=dev, dtype=dtype) for u in field_.flow.velocity)
+    k_field = eddy_diffusivity_field(scenario, field_.eddy_viscosity, geometry.fluid)
+    diffusivities = tuple(d.to(device=dev, dtype=dtype) for d in face_diffusivity(k_field, geometry.fluid, grid))
+    open_masks = tuple(open_faces(geometry.fluid, grid, a).to(device=dev, dtype=dtype) for a in range(3))
     reduction = plane_reduction(scenario, geometry)
     col_w = reduction.column_weights.to(device=dev, dtype=dtype)
     den = reduction.denominator.to(device=dev, dtype=dtype)
     pmask = reduction.mask.to(dev)
-    dt_max = stable_time_step(velocity, diffusivities, grid, safety=safety)
+    dt_max = stable_time_step(velocity, diffusivities, grid, safety=safety if safety is not None else num.safety,
+                              advection_factor=2.0 if tvd else 1.0)
 
     src = scenario.source
+    static_weights = None if src.is_moving else source_weights(scenario, geometry, src.position, dtype, dev)
+
+    def source_at(t: float) -> torch.Tensor:
+        if static_weights is not None:
+            return static_weights
+        return source_weights(scenario, geometry, src.position_at(t), dtype, dev)
+
+    def fluxes(c: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        if tvd:
+            adv = [muscl_flux(c, u, grid, a, open_masks[a]) for a, u in enumerate(velocity)]
+        else:
+            adv = [upwind_flux(c, u, grid, a) for a, u in enumerate(velocity)]
+        dif = [diffusive_flux(c, d, grid, a) for a, d in enumerate(diffusivities)]
+        rate = -divergence([fa + fd for fa, fd in zip(adv, dif)], grid)
+        return adv, rate
+
+    def stage(c: torch.Tensor, t: float, on: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """(dc/dt, boundary outflow rate) at time t."""
+        adv, rate = fluxes(c)
+        if on:
+            rate = rate + src.rate * source_at(t)
+        return rate, boundary_net_flux(adv, grid)
+
     stop = src.stop if src.stop is not None else math.inf
     outputs = scenario.time.output_times()
+    snapshot_times = set(scenario.time.snapshots)
     events = sorted(set(outputs) | {t for t in (src.start, stop) if 0 < t < outputs[-1]})
 
     c = torch.zeros(grid.shape, device=dev, dtype=dtype)
     emitted = 0.0
     exhausted = torch.zeros((), device=dev, dtype=dtype)
+    snapshots: dict[float, torch.Tensor] = {}
     rec: dict[str, list] = {"plane": [], "mass": [], "emitted": [], "exhausted": [],
                             **{f"probe:{k}": [] for k in probes}}
 
-    def record() -> None:
-        num = (c * col_w).sum(-1)
-        rec["plane"].append(torch.where(pmask, num / den.clamp_min(1e-300), torch.zeros_like(num)))
+    def record(t: float) -> None:
+        num_ = (c * col_w).sum(-1)
+        rec["plane"].append(torch.where(pmask, num_ / den.clamp_min(1e-300), torch.zeros_like(num_)))
         rec["mass"].append(c.sum() * grid.cell_volume)
         rec["emitted"].append(emitted)
         rec["exhausted"].append(exhausted.clone())
         for name, idx in probes.items():
             rec[f"probe:{name}"].append(c[idx])
+        if any(abs(t - s) < 1e-9 * max(1.0, s) for s in snapshot_times):
+            snapshots[t] = c.detach().cpu().clone()
 
     t, steps = 0.0, 0
     wall0 = time.perf_counter()
-    record()
+    record(0.0)
     for target in events[1:]:
         while target - t > 1e-9 * max(1.0, target):
             dt = min(dt_max, target - t)
-            active = src.start <= t + 0.5 * dt < stop
-            adv = [upwind_flux(c, u, grid, a) for a, u in enumerate(velocity)]
-            dif = [diffusive_flux(c, d, grid, a) for a, d in enumerate(diffusivities)]
-            rate = -divergence([fa + fd for fa, fd in zip(adv, dif)], grid)
-            if active:
-                rate = rate + src.rate * unit_source
+            on = src.start <= t + 0.5 * dt < stop
+            r0, out0 = stage(c, t, on)
+            if num.time_stepping == "ssp_rk2":
+                c1 = c + dt * r0
+                r1, out1 = stage(c1, t + dt, on)
+                c = 0.5 * c + 0.5 * (c1 + dt * r1)
+                exhausted = exhausted + 0.5 * dt * (out0 + out1)
+            else:
+                c = c + dt * r0
+                exhausted = exhausted + dt * out0
+            if on:
                 emitted += src.rate * dt
-            exhausted = exhausted + dt * boundary_net_flux(adv, grid)
-            c = c + dt * rate
             t += dt
             steps += 1
         t = target
         if any(abs(target - o) < 1e-9 * max(1.0, o) for o in outputs):
-            record()
+            record(t)
             if progress is not None:
                 progress(t, outputs[-1])
         if not torch.isfinite(c).all():
@@ -124,6 +168,9 @@ def simulate(scenario: Scenario, device: str | torch.device = "auto",
         mass_in_domain=as_t(rec["mass"]), mass_emitted=as_t(rec["emitted"]),
         mass_exhausted=as_t(rec["exhausted"]), steps=steps, dt=dt_max, wall_seconds=wall,
         flow_seconds=flow_seconds, device=str(dev), dtype=str(dtype).removeprefix("torch."),
-        extra={"flow_iterations": flow.iterations, "flow_residual": flow.residual,
-               "supply_m3_per_s": flow.supply, "grid_shape": list(grid.shape)},
+        snapshots=snapshots,
+        extra={"flow_iterations": field_.flow.iterations, "flow_residual": field_.flow.residual,
+               "flow_cached": field_.cached, "flow_key": field_.key, "flow_model": scenario.flow.model,
+               "advection": num.advection, "time_stepping": num.time_stepping,
+               "supply_m3_per_s": field_.flow.supply, "grid_shape": list(grid.shape)},
     )

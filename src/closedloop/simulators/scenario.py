@@ -29,25 +29,33 @@ class Strict(BaseModel):
 
 
 class Room(Strict):
-    """A rectangular room [0, Lx] × [0, Ly] × [0, Lz] meshed with cubes of ``cell_size``."""
+    """A rectangular room [0, Lx] × [0, Ly] × [0, Lz] meshed with cells of ``cell_size``.
+
+    ``cell_size`` is one edge (cubes) or (dx, dy, dz); the plane grid takes (dx, dy).
+    """
 
     size: tuple[PositiveFloat, PositiveFloat, PositiveFloat]
-    cell_size: PositiveFloat
+    cell_size: PositiveFloat | tuple[PositiveFloat, PositiveFloat, PositiveFloat]
 
     @model_validator(mode="after")
     def _cells_fit(self) -> Room:
-        for axis, length in zip("xyz", self.size):
-            n = length / self.cell_size
+        for axis, length, h in zip("xyz", self.size, self.spacing):
+            n = length / h
             if abs(n - round(n)) > 1e-6:
                 raise ValueError(f"size along {axis} ({length} m) is not a whole number of "
-                                 f"cell_size ({self.cell_size} m)")
+                                 f"cell_size ({h} m)")
             if round(n) < 2:
                 raise ValueError(f"size along {axis} holds fewer than 2 cells of cell_size")
         return self
 
     @property
+    def spacing(self) -> tuple[float, float, float]:
+        h = self.cell_size
+        return (h, h, h) if isinstance(h, (int, float)) else tuple(h)  # type: ignore[return-value]
+
+    @property
     def shape(self) -> tuple[int, int, int]:
-        return tuple(int(round(s / self.cell_size)) for s in self.size)  # type: ignore[return-value]
+        return tuple(int(round(s / h)) for s, h in zip(self.size, self.spacing))  # type: ignore[return-value]
 
 
 class Obstacle(Strict):
@@ -95,18 +103,33 @@ class Exhaust(Vent):
     """An exhaust; the outflow through all exhausts balances the supply, split by area."""
 
 
-class Source(Strict):
-    """A static volumetric source emitting ``rate`` (mass/s) between ``start`` and ``stop`` (s).
+class Waypoint(Strict):
+    """A point of a moving source's path: position (x, y, z) at time t (s)."""
 
-    The emission is spread uniformly over a cube of edge ``size`` (default: one cell) centred on
-    (x, y, z), weighted by its overlap with each fluid cell; the emitted mass is exact.
-    """
-
+    t: NonNegativeFloat
     x: Finite
     y: Finite
     z: Finite
+
+
+class Source(Strict):
+    """A volumetric source emitting ``rate`` (mass/s) between ``start`` and ``stop`` (s).
+
+    Static at (x, y, z), or moving along ``trajectory`` (waypoints, linear in time, held at the
+    ends). ``shape = "box"`` spreads the emission uniformly over a box of edge ``size`` (default:
+    one cell) weighted by its overlap with each fluid cell; ``"gaussian"`` uses the cell integrals
+    of a Gaussian of standard deviation ``sigma`` truncated at 3σ. Either way the weights are
+    renormalised over fluid cells, so the emitted mass is exactly rate × time on.
+    """
+
+    x: Finite | None = None
+    y: Finite | None = None
+    z: Finite | None = None
+    trajectory: list[Waypoint] | None = None
     rate: PositiveFloat
+    shape: Literal["box", "gaussian"] = "box"
     size: PositiveFloat | None = None
+    sigma: PositiveFloat | None = None
     start: NonNegativeFloat = 0.0
     stop: PositiveFloat | None = None
 
@@ -114,11 +137,59 @@ class Source(Strict):
     def _window(self) -> Source:
         if self.stop is not None and self.stop <= self.start:
             raise ValueError(f"stop ({self.stop}) must be after start ({self.start})")
+        static = [v is not None for v in (self.x, self.y, self.z)]
+        if self.trajectory is None:
+            if not all(static):
+                raise ValueError("give x, y and z (a static source) or a trajectory (a moving one)")
+        else:
+            if any(static):
+                raise ValueError("give either x, y, z or a trajectory, not both")
+            if len(self.trajectory) < 2:
+                raise ValueError("trajectory: needs at least 2 waypoints")
+            times = [w.t for w in self.trajectory]
+            if any(b <= a for a, b in zip(times, times[1:])):
+                raise ValueError(f"trajectory: waypoint times must increase strictly, got {times}")
+        if self.shape == "gaussian" and self.sigma is None:
+            raise ValueError("sigma: required when shape = 'gaussian'")
         return self
 
     @property
+    def is_moving(self) -> bool:
+        return self.trajectory is not None
+
+    @property
     def position(self) -> tuple[float, float, float]:
-        return (self.x, self.y, self.z)
+        """The static position, or the trajectory's first waypoint."""
+        if self.trajectory is not None:
+            w = self.trajectory[0]
+            return (w.x, w.y, w.z)
+        return (self.x, self.y, self.z)  # type: ignore[return-value]
+
+    def position_at(self, t: float) -> tuple[float, float, float]:
+        """Linear interpolation along the trajectory, held constant before and after it."""
+        if self.trajectory is None:
+            return self.position
+        pts = self.trajectory
+        if t <= pts[0].t:
+            return (pts[0].x, pts[0].y, pts[0].z)
+        for a, b in zip(pts, pts[1:]):
+            if t <= b.t:
+                s = (t - a.t) / (b.t - a.t)
+                return (a.x + s * (b.x - a.x), a.y + s * (b.y - a.y), a.z + s * (b.z - a.z))
+        return (pts[-1].x, pts[-1].y, pts[-1].z)
+
+    def path_samples(self, step: float) -> list[tuple[float, float, float, float]]:
+        """(t, x, y, z) along the path every ``step`` metres or finer (for validation)."""
+        if self.trajectory is None:
+            return [(0.0, *self.position)]
+        out = []
+        for a, b in zip(self.trajectory, self.trajectory[1:]):
+            dist = ((b.x - a.x) ** 2 + (b.y - a.y) ** 2 + (b.z - a.z) ** 2) ** 0.5
+            k = max(1, int(dist / step) + 1)
+            for j in range(k + 1):
+                t = a.t + (b.t - a.t) * j / k
+                out.append((t, *self.position_at(t)))
+        return out
 
 
 class Plane(Strict):
@@ -140,10 +211,14 @@ class Probe(Strict):
 
 
 class Timing(Strict):
-    """Output times are ``output_interval, 2·output_interval, …, horizon`` (plus t = 0)."""
+    """Output times are ``output_interval, 2·output_interval, …, horizon`` (plus t = 0).
+
+    ``snapshots``: output times at which the full 3D field is kept as well.
+    """
 
     horizon: PositiveFloat
     output_interval: PositiveFloat
+    snapshots: list[NonNegativeFloat] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _whole(self) -> Timing:
@@ -153,12 +228,51 @@ class Timing(Strict):
                              f"output_interval ({self.output_interval})")
         return self
 
+    @model_validator(mode="after")
+    def _snapshots_on_outputs(self) -> Timing:
+        for s in self.snapshots:
+            k = s / self.output_interval
+            if abs(k - round(k)) > 1e-9 or s > self.horizon + 1e-9:
+                raise ValueError(f"snapshots: {s} s is not an output time (multiples of "
+                                 f"output_interval up to horizon)")
+        return self
+
     @property
     def n_outputs(self) -> int:
         return int(round(self.horizon / self.output_interval))
 
     def output_times(self) -> list[float]:
         return [k * self.output_interval for k in range(self.n_outputs + 1)]
+
+
+class Numerics(Strict):
+    """Discretisation of the transport equation.
+
+    ``tvd``: MUSCL with the van Leer limiter (second order where smooth, positive);
+    ``upwind``: first order. ``ssp_rk2``: Heun, strong-stability preserving; ``euler``: forward
+    Euler. ``safety`` scales the positivity-preserving step limit (≤ 1).
+    """
+
+    advection: Literal["tvd", "upwind"] = "tvd"
+    time_stepping: Literal["ssp_rk2", "euler"] = "ssp_rk2"
+    safety: Annotated[float, Field(gt=0, le=1)] = 0.9
+
+
+class FlowModel(Strict):
+    """The steady velocity field: ``potential`` (irrotational, fast) or ``navier_stokes``
+    (steady incompressible RANS with a mixing-length eddy viscosity: jets, wakes, recirculation)."""
+
+    model: Literal["potential", "navier_stokes"] = "potential"
+    max_iterations: int = Field(default=3000, ge=1)
+    mixing_length: PositiveFloat | None = Field(default=None, description="Cap on the mixing length (m)")
+
+
+class Diffusivity(Strict):
+    """K = ``constant`` (the scenario's eddy_diffusivity) or, with ``eddy_viscosity``,
+    K = eddy_diffusivity + ν_t / ``turbulent_schmidt`` from the Navier–Stokes flow."""
+
+    model: Literal["constant", "eddy_viscosity"] = "constant"
+    turbulent_schmidt: PositiveFloat = 0.7
 
 
 class Scenario(Strict):
@@ -170,7 +284,10 @@ class Scenario(Strict):
     inlets: list[Inlet] = Field(min_length=1)
     exhausts: list[Exhaust] = Field(min_length=1)
     source: Source
-    eddy_diffusivity: PositiveFloat = Field(description="Constant eddy diffusivity K (m²/s).")
+    eddy_diffusivity: PositiveFloat = Field(description="Constant (or background) eddy diffusivity K (m²/s).")
+    diffusivity: Diffusivity = Diffusivity()
+    flow: FlowModel = FlowModel()
+    numerics: Numerics = Numerics()
     plane: Plane
     probes: list[Probe] = Field(default_factory=list)
     time: Timing
@@ -197,9 +314,9 @@ class Scenario(Strict):
                     if lo < -1e-9 or hi > size[t] + 1e-9:
                         raise ValueError(f"{kind}.{i}: opening leaves the {vent.face} face "
                                          f"along {'xyz'[t]}")
-                    if s < self.room.cell_size - 1e-9:
+                    if s < self.room.spacing[t] - 1e-9:
                         raise ValueError(f"{kind}.{i}.size: smaller than one cell "
-                                         f"({self.room.cell_size} m)")
+                                         f"({self.room.spacing[t]} m along {'xyz'[t]})")
         vents = [("inlets", i, v) for i, v in enumerate(self.inlets)] + \
                 [("exhausts", i, v) for i, v in enumerate(self.exhausts)]
         for a in range(len(vents)):
@@ -210,13 +327,20 @@ class Scenario(Strict):
                         for ca, cb, sa, sb in zip(va.center, vb.center, va.size, vb.size)):
                     raise ValueError(f"{kb}.{ib}: opening overlaps {ka}.{ia} on face {va.face}")
         src = self.source
-        for axis, v, length in zip("xyz", src.position, size):
-            if not 0 < v < length:
-                raise ValueError(f"source.{axis} ({v}) lies outside the room (0, {length})")
-        for i, ob in enumerate(self.obstacles):
-            if all(lo <= v <= hi for v, lo, hi in zip(src.position, ob.min, ob.max)):
-                raise ValueError(f"source: position {src.position} lies inside obstacle "
-                                 f"{i} ({ob.name!r})")
+        where = "source" if not src.is_moving else "source.trajectory"
+        for t, *pos in src.path_samples(0.5 * min(self.room.spacing)):
+            at = "" if not src.is_moving else f" at t = {t:g} s"
+            for axis, v, length in zip("xyz", pos, size):
+                if not 0 < v < length:
+                    name = f"source.{axis}" if not src.is_moving else where
+                    raise ValueError(f"{name} ({axis} = {v:g}{at}) lies outside the room (0, {length})")
+            for i, ob in enumerate(self.obstacles):
+                if all(lo <= v <= hi for v, lo, hi in zip(pos, ob.min, ob.max)):
+                    raise ValueError(f"{where}: position {tuple(round(p, 3) for p in pos)}{at} lies inside "
+                                     f"obstacle {i} ({ob.name!r})")
+        if self.diffusivity.model == "eddy_viscosity" and self.flow.model != "navier_stokes":
+            raise ValueError("diffusivity.model: 'eddy_viscosity' needs flow.model = 'navier_stokes' "
+                             "(potential flow has no eddy viscosity)")
         if self.plane.z_max > size[2]:
             raise ValueError(f"plane.z_max ({self.plane.z_max}) is above the ceiling ({size[2]})")
         for i, p in enumerate(self.probes):
