@@ -73,9 +73,26 @@ def simulate(scenario: Annotated[Path, typer.Argument(help="Scenario TOML file."
                       "plane": sc.plane.model_dump()})
     path = out / f"{sc.case_id()}.parquet"
     write_case(path, case)
+    from closedloop.lab.atomic import atomic_path, atomic_write
+    from closedloop.lab.figures import plane_series_figure
+
+    figure = out / f"{sc.case_id()}.png"
+    png = plane_series_figure(res.times, res.plane, res.plane_mask, title=f"{sc.name}: plane {sc.plane.z_min}–{sc.plane.z_max} m")
+    atomic_write(figure, lambda p: p.write_bytes(png))
+    written = [str(path), str(figure)]
+    if res.snapshots:
+        snap = out / f"{sc.case_id()}.snapshots.pt"
+        with atomic_path(snap) as tmp:
+            torch.save({"times": sorted(res.snapshots), "fields": [res.snapshots[t] for t in sorted(res.snapshots)],
+                        "spacing": list(sc.room.spacing)}, tmp)
+        written.append(str(snap))
+    emitted = float(res.mass_emitted[-1])
     balance = float((res.mass_emitted[-1] - res.mass_in_domain[-1] - res.mass_exhausted[-1]).abs())
-    console.print(f"[green]wrote[/] {path}  ({res.steps} steps, {res.wall_seconds:.2f} s; "
-                  f"mass balance error {balance:.1e})")
+    console.print(f"[green]wrote[/] {', '.join(written)}")
+    console.print(f"{res.steps} steps (dt {res.dt:.3g} s), transport {res.wall_seconds:.1f} s, flow "
+                  f"{res.flow_seconds:.1f} s ({res.extra['flow_model']}{', cached' if res.extra['flow_cached'] else ''}); "
+                  f"mass: emitted {emitted:.4g}, in room {float(res.mass_in_domain[-1]):.4g}, exhausted "
+                  f"{float(res.mass_exhausted[-1]):.4g}, balance error {balance / max(emitted, 1e-300):.1e} relative")
 
 
 @app.command()

@@ -63,3 +63,21 @@ def plane_comparison(pred: torch.Tensor, ref: torch.Tensor, mask: torch.Tensor, 
         fig.colorbar(im, ax=ax, shrink=0.8)
     fig.suptitle(f"{title} t = {time_s:.0f} s")
     return _png(fig)
+
+
+def plane_series_figure(times: torch.Tensor, plane: torch.Tensor, mask: torch.Tensor, count: int = 4,
+                        title: str = "") -> bytes:
+    """The plane field at ``count`` times spread over the series (shared colour scale)."""
+    t_all = times.detach().cpu().numpy()
+    idx = np.unique(np.linspace(1 if len(t_all) > 1 else 0, len(t_all) - 1, count).round().astype(int))
+    data = plane.detach().cpu().numpy()
+    vmax = max(float(data[idx].max()), 1e-30)
+    m = ~mask.cpu().numpy()
+    fig, axes = plt.subplots(1, len(idx), figsize=(3.6 * len(idx), 2.6), squeeze=False)
+    for ax, i in zip(axes[0], idx):
+        im = ax.imshow(np.ma.masked_array(data[i], m).T, origin="lower", cmap="viridis", vmin=0, vmax=vmax)
+        ax.set_title(f"t = {t_all[i]:.0f} s")
+        ax.set_xticks([]), ax.set_yticks([])
+    fig.colorbar(im, ax=list(axes[0]), shrink=0.8)
+    fig.suptitle(title)
+    return _png(fig)

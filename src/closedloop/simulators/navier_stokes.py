@@ -60,9 +60,11 @@ class NavierStokesSettings:
     cfl: float = 0.5  # of the combined convective + viscous explicit limit
     max_iterations: int = 3000
     tolerance: float = 1e-3
-    projection_rtol: float = 1e-10  # CG tolerance relative to the divergence of u*
+    projection_rtol: float = 1e-10  # CG tolerance relative to ‖∇·u*‖ for the final step
+    step_rtol: float = 1e-6  # the same while marching: leftover divergence is removed next step
     check_every: int = 10  # iterations between residual checks (and Δτ updates)
     eddy_ramp: int = 0  # iterations over which ν_t is blended in from zero (0: at once)
+    anderson: int = 8  # Anderson-acceleration depth of the pseudo-time fixed point (0: plain)
 
     def __post_init__(self) -> None:
         for name in ("viscosity", "cfl", "tolerance", "projection_rtol"):
@@ -230,6 +232,51 @@ def _with_boundary(u: torch.Tensor, ub: torch.Tensor, axis: int) -> torch.Tensor
     return u
 
 
+class Anderson:
+    """Anderson acceleration (type II) of a fixed-point iteration x ← G(x) on face-velocity tuples.
+
+    With f = G(x) − x and the last ``depth`` differences ΔF, ΔG, it returns
+    G(x) − ΔG γ, γ = argmin ‖f − ΔF γ‖₂: an affine combination of recent G outputs, so it keeps
+    their divergence-free, wall-respecting structure. Restarts when the residual jumps.
+    """
+
+    def __init__(self, depth: int, restart_growth: float = 10.0):
+        self.depth = depth
+        self.restart_growth = restart_growth
+        self.reset()
+
+    def reset(self) -> None:
+        self.df: list[torch.Tensor] = []
+        self.dg: list[torch.Tensor] = []
+        self.prev: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.best = math.inf
+
+    def __call__(self, x: tuple[torch.Tensor, ...], g: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        shapes = [t.shape for t in g]
+        xf = torch.cat([t.reshape(-1) for t in x])
+        gf = torch.cat([t.reshape(-1) for t in g])
+        f = gf - xf
+        norm = torch.linalg.vector_norm(f).item()
+        if norm > self.restart_growth * self.best:
+            self.reset()
+        self.best = min(self.best, norm)
+        if self.prev is not None:
+            self.df.append(f - self.prev[0])
+            self.dg.append(gf - self.prev[1])
+            if len(self.df) > self.depth:
+                self.df.pop(0)
+                self.dg.pop(0)
+        self.prev = (f, gf)
+        if not self.df:
+            return g
+        dfm = torch.stack(self.df, dim=1)
+        gram = dfm.T @ dfm
+        gram = gram + 1e-10 * gram.diagonal().max() * torch.eye(len(self.df), dtype=gram.dtype, device=gram.device)
+        gamma = torch.linalg.solve(gram, dfm.T @ f)
+        out = gf - torch.stack(self.dg, dim=1) @ gamma
+        return tuple(t.reshape(shape) for t, shape in zip(out.split([math.prod(s) for s in shapes]), shapes))
+
+
 def pseudo_time_step(velocity: tuple[torch.Tensor, ...], nu_max: float, grid: Grid, cfl: float) -> float:
     """Δτ = cfl / (Σ_a max|u_a|/h_a + Σ_a 2 ν_max/h_a²).
 
@@ -278,35 +325,45 @@ def navier_stokes_flow(scenario: Scenario, geometry: RoomGeometry,
         raise RuntimeError(f"navier_stokes_flow: initial projection did not converge "
                            f"(relative residual {info.residual:.2e})")
 
+    def step(u: tuple[torch.Tensor, ...], phi: torch.Tensor, dtau: float, it: int, rtol: float):
+        ramp = 1.0 if s.eddy_ramp == 0 else min(1.0, (it + 1) / s.eddy_ramp)
+        nu_t = ramp * eddy_viscosity(u, grid, length)
+        rates = momentum(u, s.viscosity + nu_t)
+        new, phi, _ = project(tuple(x + dtau * r for x, r in zip(u, rates)), rtol=rtol, phi0=phi)
+        return new, phi, nu_t
+
+    def change(new: tuple[torch.Tensor, ...], old: tuple[torch.Tensor, ...], dtau: float) -> float:
+        return max((n - o).abs().max().item() for n, o in zip(new, old)) / dtau * scale
+
     nu_t = eddy_viscosity(velocity, grid, length)
     dtau = pseudo_time_step(velocity, s.viscosity + nu_t.max().item(), grid, s.cfl)
     residual = math.inf
     it = 0
-    cg_iterations = 0
-    t0 = time.perf_counter()
-    while it < s.max_iterations:
-        ramp = 1.0 if s.eddy_ramp == 0 else min(1.0, (it + 1) / s.eddy_ramp)
-        nu_t = ramp * eddy_viscosity(velocity, grid, length)
-        rates = momentum(velocity, s.viscosity + nu_t)
-        u_star = tuple(u + dtau * r for u, r in zip(velocity, rates))
-        new, phi, info = project(u_star, rtol=s.projection_rtol, phi0=phi)
-        cg_iterations += info.iterations
+    mixer = Anderson(s.anderson) if s.anderson > 0 else None
+    while it < s.max_iterations - 1:
+        new, phi, nu_t = step(velocity, phi, dtau, it, s.step_rtol)
         it += 1
-        if it % s.check_every == 0 or it == s.max_iterations:
-            change = max((n - u).abs().max().item() for n, u in zip(new, velocity))
-            residual = change / dtau * scale
+        if it % s.check_every == 0:
+            residual = change(new, velocity, dtau)
             if not math.isfinite(residual):
                 raise FloatingPointError(f"navier_stokes_flow: the flow became non-finite at iteration {it}")
             if progress is not None:
                 progress(it, residual)
-            velocity = new
             if residual <= s.tolerance:
+                velocity = new
                 break
-            new_dtau = pseudo_time_step(velocity, s.viscosity + nu_t.max().item(), grid, s.cfl)
-            phi = phi * (new_dtau / dtau)  # φ = Δτ p: keep the warm start consistent
-            dtau = new_dtau
-        else:
-            velocity = new
+            new_dtau = pseudo_time_step(new, s.viscosity + nu_t.max().item(), grid, s.cfl)
+            if abs(new_dtau / dtau - 1) > 0.1:
+                phi = phi * (new_dtau / dtau)  # φ = Δτ p: keep the warm start consistent
+                dtau = new_dtau
+                if mixer is not None:
+                    mixer.reset()  # a new Δτ is a new fixed-point map
+        velocity = new if mixer is None else mixer(velocity, new)
+    # a last step with the tight projection: its result is returned, its change is the residual
+    new, phi, nu_t = step(velocity, phi, dtau, it, s.projection_rtol)
+    residual = change(new, velocity, dtau)
+    velocity = new
+    it += 1
     if residual > s.tolerance:
         warnings.warn(f"navier_stokes_flow: not steady after {it} iterations (residual {residual:.2e} > "
                       f"tolerance {s.tolerance:.1e})", RuntimeWarning, stacklevel=2)
