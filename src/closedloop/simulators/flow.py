@@ -40,9 +40,9 @@ def boundary_velocity(scenario: Scenario, geometry: RoomGeometry,
         if not mask.any():
             raise ValueError(f"inlets.{i}: the opening covers no fluid face of the room")
         a = inlet.normal_axis
-        inward = 1.0 if inlet.face[1] == "-" else -1.0
-        ub[a] = ub[a] + inward * inlet.speed * mask.to(dtype)
-        supply += inlet.speed * mask.sum().item() * grid.face_area(a)
+        normal = inlet.velocity_vector()[a]  # signed; points into the room
+        ub[a] = ub[a] + normal * mask.to(dtype)
+        supply += abs(normal) * mask.sum().item() * grid.face_area(a)
     exhaust_masks = []
     area = 0.0
     for i, ex in enumerate(scenario.exhausts):

@@ -94,9 +94,37 @@ class Vent(Strict):
 
 
 class Inlet(Vent):
-    """A supply inlet blowing clean air into the room at ``speed`` (m/s, normal to the face)."""
+    """A supply inlet blowing clean air into the room at ``speed`` (m/s).
+
+    ``direction`` (optional, any length; default: straight in along the face normal) tilts the
+    jet, as a swirl or slot diffuser does: the normal component speed·(d̂·n̂_in) carries the
+    volume flow, the tangential one enters the Navier–Stokes momentum balance.
+    """
 
     speed: PositiveFloat
+    direction: Vec3 | None = None
+
+    @model_validator(mode="after")
+    def _into_room(self) -> Inlet:
+        if self.direction is not None:
+            norm = sum(d * d for d in self.direction) ** 0.5
+            if norm == 0:
+                raise ValueError("direction: must be a non-zero vector")
+            inward = 1.0 if self.face[1] == "-" else -1.0
+            if self.direction[self.normal_axis] * inward / norm < 0.1:
+                raise ValueError(f"direction: {self.direction} does not point into the room through face "
+                                 f"{self.face} (needs an inward normal component ≥ 0.1 of its length)")
+        return self
+
+    def velocity_vector(self) -> tuple[float, float, float]:
+        """The inflow velocity (m/s) in x, y, z."""
+        inward = 1.0 if self.face[1] == "-" else -1.0
+        if self.direction is None:
+            v = [0.0, 0.0, 0.0]
+            v[self.normal_axis] = inward * self.speed
+            return tuple(v)  # type: ignore[return-value]
+        norm = sum(d * d for d in self.direction) ** 0.5
+        return tuple(self.speed * d / norm for d in self.direction)  # type: ignore[return-value]
 
 
 class Exhaust(Vent):
