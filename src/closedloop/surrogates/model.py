@@ -2,12 +2,17 @@
 
 Over each output interval Δt the plane field is advanced by
 
-    c̄ ← c̄ + ∫ [−∇·(ū c̄) + ∇·(D ∇c̄) + S̄] dt      (k explicit FV substeps, physics/)
-    c̄ ← c̄ + s · M_θ(c̄, S̄, ū, mask; h),  h ← GRU(·, h)   (memory closure)
+    c̄ ← c̄ + ∫ [−∇·((ū + δu) c̄) + ∇·(D ∇c̄) + S̄] dt   (k explicit FV substeps, physics/)
+    c̄ ← c̄ + s · M_θ(c̄, S̄, ū, D, mask; h),  h ← memory(·, h)   (non-Markovian closure)
 
 with learnable orthotropic face diffusivities D_x, D_y = softplus(θ) ⊙ open-face mask (≥ 0, zero
-at walls and pillars, so the geometry is carried by the mask), and s the per-case scale S̄_max Δt,
-which makes the closure equivariant to the emission rate like the equation itself.
+at walls and pillars, so the geometry is carried by the mask), an optional learnable velocity
+correction δu (zero at start, masked), and s the per-case scale S̄_max Δt, which makes the closure
+equivariant to the emission rate like the equation itself.
+
+Variants (``SurrogateSpec.variant``): ``hybrid`` (physics + memory closure), ``markovian``
+(closure without memory: its state is reset every step), ``data_only`` (no physics step: the
+closure alone advances c̄), ``physics_only`` (no closure; learned D and δu only).
 """
 from __future__ import annotations
 
@@ -19,10 +24,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from closedloop.physics import Grid, advect_upwind, diffuse, open_faces, stable_time_step
-from closedloop.surrogates.closure import ConvGRUClosure
+from closedloop.physics import advect_tvd
+from closedloop.surrogates.closure import ConvGRUClosure, EncoderLSTMClosure
 from closedloop.surrogates.forcing import Forcing
 
-N_CLOSURE_INPUTS = 5  # c/s, S/S_max, u_x, u_y (cell-centred), mask
+N_CLOSURE_INPUTS = 7  # c/s, S/S_max, u_x, u_y (cell-centred), D_x, D_y (cell-centred, / D₀), mask
+VARIANTS = ("hybrid", "markovian", "data_only", "physics_only")
 
 
 @dataclass(frozen=True)
@@ -34,8 +41,27 @@ class SurrogateSpec:
     output_interval: float
     initial_diffusivity: float
     hidden_channels: int = 8
-    use_closure: bool = True
+    use_closure: bool = True  # False is the physics_only variant (kept for old checkpoints)
     learn_diffusivity: bool = True
+    variant: str = "hybrid"
+    closure: str = "convgru"  # or "encoder_lstm" (encoder → stacked ConvLSTM → decoder → head)
+    closure_layers: int = 2
+    advection: str = "upwind"  # or "tvd"
+    learn_velocity_correction: bool = False
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant: {self.variant!r} is not one of {VARIANTS}")
+        if self.closure not in ("convgru", "encoder_lstm"):
+            raise ValueError(f"closure: {self.closure!r} is not 'convgru' or 'encoder_lstm'")
+        if self.advection not in ("upwind", "tvd"):
+            raise ValueError(f"advection: {self.advection!r} is not 'upwind' or 'tvd'")
+        if self.variant == "data_only" and not self.use_closure:
+            raise ValueError("variant: 'data_only' needs a closure (use_closure = true)")
+
+    @property
+    def effective_variant(self) -> str:
+        return "physics_only" if not self.use_closure else self.variant
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -63,28 +89,54 @@ class HybridSurrogate(nn.Module):
             self.register_buffer(f"open_{name}", open_faces(mask.bool(), self.grid, axis).to(torch.float32))
             raw = torch.full(self.grid.face_shape(axis), inverse_softplus(spec.initial_diffusivity))
             self.register_parameter(f"raw_d{name}", nn.Parameter(raw, requires_grad=spec.learn_diffusivity))
-        self.closure = ConvGRUClosure(N_CLOSURE_INPUTS, spec.hidden_channels) if spec.use_closure else None
+        if spec.learn_velocity_correction:
+            for axis, name in enumerate(("x", "y")):
+                self.register_parameter(f"du{name}", nn.Parameter(torch.zeros(self.grid.face_shape(axis))))
+        variant = spec.effective_variant
+        self.closure: nn.Module | None = None
+        if variant != "physics_only":
+            if spec.closure == "convgru":
+                self.closure = ConvGRUClosure(N_CLOSURE_INPUTS, spec.hidden_channels)
+            else:
+                self.closure = EncoderLSTMClosure(N_CLOSURE_INPUTS, spec.hidden_channels, spec.closure_layers,
+                                                  memory=variant != "markovian")
 
     # --------------------------------------------------------------------------- physics
     def diffusivities(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Face diffusivities D_x, D_y ≥ 0, zero on closed faces."""
         return (F.softplus(self.raw_dx) * self.open_x, F.softplus(self.raw_dy) * self.open_y)
 
+    def velocity(self, forcing: Forcing) -> tuple[torch.Tensor, torch.Tensor]:
+        """ū, plus the learned correction δu on interior open faces when enabled."""
+        if not self.spec.learn_velocity_correction:
+            return forcing.velocity
+        return (forcing.velocity[0] + self.dux * self.open_x, forcing.velocity[1] + self.duy * self.open_y)
+
     def substeps(self, forcing: Forcing) -> int:
+        if self.spec.effective_variant == "data_only":
+            return 0
         d = self.diffusivities()
-        dt = stable_time_step(forcing.velocity, tuple(x.detach() for x in d), self.grid, safety=0.9)
+        vel = tuple(u.detach() for u in self.velocity(forcing))
+        dt = stable_time_step(vel, tuple(x.detach() for x in d), self.grid, safety=0.9,
+                              advection_factor=2.0 if self.spec.advection == "tvd" else 1.0)
         return max(1, math.ceil(self.spec.output_interval / dt))
 
     def physics_interval(self, c: torch.Tensor, forcing: Forcing, t0: float, k: int) -> torch.Tensor:
         """Advance c over one output interval with k forward-Euler FV substeps."""
         d = self.diffusivities()
+        vel = self.velocity(forcing)
         dt = self.spec.output_interval / k
         mask = self.mask.to(c.dtype)
         start, stop = forcing.window[:, 0], forcing.window[:, 1]
+        opens = (self.open_x.to(c.dtype), self.open_y.to(c.dtype))
         for j in range(k):
             t_mid = t0 + (j + 0.5) * dt
             on = ((start <= t_mid) & (t_mid < stop)).to(c.dtype)[:, None, None]
-            rate = advect_upwind(c, forcing.velocity, self.grid) + diffuse(c, d, self.grid)
+            if self.spec.advection == "tvd":
+                adv = advect_tvd(c, vel, self.grid, opens)
+            else:
+                adv = advect_upwind(c, vel, self.grid)
+            rate = adv + diffuse(c, d, self.grid)
             c = c + dt * (rate * mask + on * forcing.source)
         return c
 
@@ -95,7 +147,11 @@ class HybridSurrogate(nn.Module):
         uy_c = 0.5 * (uy[:, :, 1:] + uy[:, :, :-1])
         src = forcing.source / forcing.source.amax(dim=(1, 2), keepdim=True).clamp_min(1e-30)
         mask = self.mask.to(c.dtype).expand_as(c)
-        return torch.stack([c / scale, src, ux_c, uy_c, mask], dim=1)
+        dx, dy = self.diffusivities()
+        d0 = self.spec.initial_diffusivity
+        dx_c = (0.5 * (dx[1:, :] + dx[:-1, :]) / d0).to(c.dtype).expand_as(c)
+        dy_c = (0.5 * (dy[:, 1:] + dy[:, :-1]) / d0).to(c.dtype).expand_as(c)
+        return torch.stack([c / scale, src, ux_c, uy_c, dx_c, dy_c, mask], dim=1)
 
     def scale(self, forcing: Forcing) -> torch.Tensor:
         """Per-case concentration scale s = max S̄ · Δt, shape (B, 1, 1)."""
@@ -106,7 +162,9 @@ class HybridSurrogate(nn.Module):
                       ) -> tuple[torch.Tensor, torch.Tensor | None]:
         c = torch.zeros(forcing.batch_size, *self.spec.shape, dtype=dtype, device=device)
         h = None
-        if self.closure is not None:
+        if isinstance(self.closure, EncoderLSTMClosure):
+            h = torch.zeros(forcing.batch_size, *self.closure.state_shape(*self.spec.shape), dtype=dtype, device=device)
+        elif self.closure is not None:
             h = torch.zeros(forcing.batch_size, self.closure.hidden_channels, *self.spec.shape,
                             dtype=dtype, device=device)
         return c, h
@@ -114,10 +172,13 @@ class HybridSurrogate(nn.Module):
     def step(self, c: torch.Tensor, h: torch.Tensor | None, forcing: Forcing, t0: float, k: int
              ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """One output interval: physics substeps, then the memory closure's correction."""
-        c = self.physics_interval(c, forcing, t0, k)
+        if k > 0:
+            c = self.physics_interval(c, forcing, t0, k)
         if self.closure is not None:
             assert h is not None
             s = self.scale(forcing)
+            if self.spec.effective_variant == "markovian" and isinstance(self.closure, ConvGRUClosure):
+                h = torch.zeros_like(h)  # no memory: the closure sees the present only
             correction, h = self.closure(self.closure_inputs(c, forcing, s), h)
             c = c + s * correction * self.mask.to(c.dtype)
         return c, h

@@ -3,7 +3,12 @@
 The rollout is cut into segments of ``tbptt_steps`` output intervals; each segment's loss is
 backpropagated and the state (c̄, h) is carried into the next segment detached, so memory
 spans the whole horizon while gradients span one segment. The loss per time is relative with a
-floor, ‖ĉ_t − c_t‖² / (‖c_t‖² + (φ max_t ‖c_t‖)²), so early, nearly empty fields do not dominate.
+floor, ‖ĉ_t − c_t‖² / (‖c_t‖² + (φ max_t ‖c_t‖)²), so early, nearly empty fields do not dominate,
+plus an optional temporal-smoothness penalty λ_s mean‖ĉ_{t+1} − 2ĉ_t + ĉ_{t−1}‖²/(‖c‖² + floor).
+
+A curriculum trains on growing rollout lengths (e.g. 6 → 12 → 30 → 60 output steps), the epochs
+split evenly between stages; AdamW adds weight decay. With a validation set the kept weights are
+those of the best validation loss, and training stops after ``patience`` epochs without a gain.
 """
 from __future__ import annotations
 
@@ -26,6 +31,11 @@ class TrainConfig:
     loss_floor: float = 0.05
     grad_clip: float = 1.0
     seed: int = 0
+    curriculum: tuple[int, ...] = ()  # rollout lengths in output steps; () = the whole horizon
+    weight_decay: float = 0.0
+    smoothness: float = 0.0
+    patience: int | None = None  # early stopping on the validation loss (needs validation data)
+    warmup_steps: int = 5  # linear learning-rate warm-up: Adam's first steps on a zero head are large
 
 
 @dataclass
@@ -34,6 +44,8 @@ class TrainReport:
     initial_loss: float = float("nan")
     best_loss: float = float("nan")
     best_epoch: int = -1  # -1: no epoch improved on the starting weights, which are kept
+    validation_losses: list[float] = field(default_factory=list)
+    stopped_early: bool = False
     seconds: float = 0.0
 
 
@@ -55,27 +67,53 @@ def rollout_loss(model: HybridSurrogate, forcing: Forcing, target: torch.Tensor,
     return rollout_loss_terms(pred[:, 1:], target[:, 1:], loss_floor2(target[:, 1:], floor)).item()
 
 
+def curriculum_stage(config: TrainConfig, epoch: int, n_steps: int) -> int:
+    """Rollout length (output steps) trained in ``epoch``."""
+    if not config.curriculum:
+        return n_steps
+    stages = [min(s, n_steps) for s in config.curriculum]
+    per = max(1, -(-config.epochs // len(stages)))
+    return stages[min(epoch // per, len(stages) - 1)]
+
+
 def train(model: HybridSurrogate, forcing: Forcing, target: torch.Tensor, config: TrainConfig,
-          progress: Callable[[int, float], None] | None = None) -> TrainReport:
+          progress: Callable[[int, float], None] | None = None,
+          validation: tuple[Forcing, torch.Tensor] | None = None) -> TrainReport:
     """Fit ``model`` to reference plane series ``target`` (B, T+1, nx, ny), t = 0 row included."""
     if target.shape[0] != forcing.batch_size:
         raise ValueError(f"target has {target.shape[0]} cases but forcing has {forcing.batch_size}")
+    if config.patience is not None and validation is None:
+        raise ValueError("patience: early stopping needs validation data")
+    if any(s < 1 for s in config.curriculum):
+        raise ValueError(f"curriculum: rollout lengths must be ≥ 1, got {config.curriculum}")
     torch.manual_seed(config.seed)
     params = [p for p in model.parameters() if p.requires_grad]
+
+    def judge() -> float:
+        if validation is None:
+            return rollout_loss(model, forcing, target, config.loss_floor)
+        return rollout_loss(model, validation[0], validation[1], config.loss_floor)
+
     report = TrainReport(initial_loss=rollout_loss(model, forcing, target, config.loss_floor))
     if not params or config.epochs == 0:
         return report
-    opt = torch.optim.Adam(params, lr=config.learning_rate)
-    n_steps = target.shape[1] - 1
+    opt = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    warm = max(1, config.warmup_steps)
+    schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warm))
+    n_total = target.shape[1] - 1
     floor2 = loss_floor2(target[:, 1:], config.loss_floor)
     dt_out = model.spec.output_interval
     t_start = time.perf_counter()
     best_state = copy.deepcopy(model.state_dict())
-    report.best_loss = report.initial_loss
+    best_judged = judge()
+    report.best_loss = report.initial_loss if validation is None else best_judged
+    since_best = 0
     for epoch in range(config.epochs):
         model.train()
+        n_steps = curriculum_stage(config, epoch, n_total)
         c, h = model.initial_state(forcing, target.dtype, target.device)
         k = model.substeps(forcing)
+        prev: list[torch.Tensor] = []
         for seg0 in range(0, n_steps, config.tbptt_steps):
             preds = []
             for n in range(seg0, min(seg0 + config.tbptt_steps, n_steps)):
@@ -83,19 +121,36 @@ def train(model: HybridSurrogate, forcing: Forcing, target: torch.Tensor, config
                 preds.append(c)
             seg = torch.stack(preds, dim=1)
             loss = rollout_loss_terms(seg, target[:, seg0 + 1: seg0 + 1 + seg.shape[1]], floor2)
+            if config.smoothness > 0:
+                series = torch.cat([p.detach()[:, None] for p in prev[-2:]] + [seg], dim=1)
+                if series.shape[1] >= 3:
+                    curv = series[:, 2:] - 2 * series[:, 1:-1] + series[:, :-2]
+                    loss = loss + config.smoothness * ((curv ** 2).sum(dim=(-2, -1)) / floor2[:, None]).mean()
+            prev = preds
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
             opt.step()
+            schedule.step()
             c = c.detach()
             h = h.detach() if h is not None else None
         model.eval()
         report.losses.append(rollout_loss(model, forcing, target, config.loss_floor))
-        if report.losses[-1] < report.best_loss:
-            report.best_loss, report.best_epoch = report.losses[-1], epoch
+        judged = report.losses[-1] if validation is None else judge()
+        if validation is not None:
+            report.validation_losses.append(judged)
+        if judged < best_judged:
+            best_judged, report.best_epoch = judged, epoch
+            report.best_loss = judged
             best_state = copy.deepcopy(model.state_dict())
+            since_best = 0
+        else:
+            since_best += 1
         if progress is not None:
             progress(epoch, report.losses[-1])
+        if config.patience is not None and since_best >= config.patience:
+            report.stopped_early = True
+            break
     # Adam on a rollout loss is not monotone; keep the weights of the best full-horizon loss.
     model.load_state_dict(best_state)
     report.seconds = time.perf_counter() - t_start
