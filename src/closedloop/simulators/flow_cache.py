@@ -20,7 +20,7 @@ from closedloop.simulators.flow import SteadyFlow, potential_flow
 from closedloop.simulators.geometry import RoomGeometry
 from closedloop.simulators.scenario import Scenario
 
-FLOW_CODE_VERSION = 1  # bump when a solver change alters its result
+FLOW_CODE_VERSION = 2  # bump when a solver change alters its result
 
 
 @dataclass
