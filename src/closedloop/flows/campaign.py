@@ -4,13 +4,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger, unmapped
+from prefect import flow, get_run_logger
 
 from closedloop.lab import campaign as lab
 from closedloop.lab.config import load_campaign_config
 from closedloop.lab.store import CampaignStore
-from closedloop.tasks.campaign import (collect_outcomes, current_flow_run_id, propose, publish_round, record, retrain,
-                                       simulate_case, validate)
+from closedloop.tasks.campaign import (audit, current_flow_run_id, hold_campaign, propose, publish_round, record,
+                                       retrain, simulate_batch, validate)
 
 
 @flow(name="campaign", log_prints=True)
@@ -22,26 +22,26 @@ def campaign(config_path: str = "configs/smoke.toml", campaign_dir: str | None =
         config = config.with_overrides(**{"budget.rounds": rounds})
     directory = str(Path(campaign_dir) if campaign_dir else lab.campaign_dir_default(config))
     store = CampaignStore(directory)
-    lab.check_same_campaign(store, config)
-    lab.write_state(store, lab.campaign_state(config, store, status="running", run_id=current_flow_run_id()))
-    reason = None
-    for r in range(config.budget.rounds):
-        if lab.round_complete(store, r):
+    with hold_campaign(directory):
+        lab.check_same_campaign(store, config)
+        checked = audit(config, directory)
+        if checked.resimulate:
+            record(directory, simulate_batch(config, directory, checked.resimulate, refresh=True))
+        lab.write_state(store, lab.campaign_state(config, store, status="running", run_id=current_flow_run_id(),
+                                                  repairs=checked.damaged))
+        reason = None
+        for r in range(config.budget.rounds):
+            if not lab.round_complete(store, r):
+                batch = propose(config, directory, r)
+                record(directory, simulate_batch(config, directory, batch))
+                validate(config, directory, r)
+                retrain(config, directory, r)
+            if not lab.round_published(store, r):
+                publish_round(config, directory, r)
             reason = lab.stop_reason(config, store.read_ledger(), r)
             if reason:
                 break
-            continue
-        batch = propose(config, directory, r)
-        outcomes = simulate_case.with_options(retries=config.simulation.retries).map(
-            unmapped(config), unmapped(directory), batch)
-        record(directory, collect_outcomes(config, batch, outcomes))
-        validate(config, directory, r)
-        retrain(config, directory, r)
-        publish_round(config, directory, r)
-        reason = lab.stop_reason(config, store.read_ledger(), r)
-        if reason:
-            break
-    state = lab.campaign_state(config, store, status="finished", run_id=current_flow_run_id(), reason=reason)
-    lab.write_state(store, state)
+        state = lab.campaign_state(config, store, status="finished", run_id=current_flow_run_id(), reason=reason)
+        lab.write_state(store, state)
     get_run_logger().info("campaign %s: %s", config.name, reason)
     return state

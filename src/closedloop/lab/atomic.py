@@ -1,7 +1,10 @@
 """Atomic file writes: write a temporary sibling, fsync, then rename over the target.
 
 ``os.replace`` is atomic on POSIX, so a reader sees the old file or the new one, never half of
-either, and a failure while writing leaves the previous file untouched.
+either, and a failure while writing leaves the previous file untouched. The directory is fsynced
+after the rename so the new name survives a power cut. A process killed between the write and the
+rename leaves only its temporary sibling (``.NAME.XXXX.tmp``), which :func:`remove_temp_files`
+clears when the campaign next starts (under its lock, so no live writer is disturbed).
 """
 from __future__ import annotations
 
@@ -11,10 +14,27 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from closedloop.lab import faults
+
+TEMP_GLOB = ".*.tmp"
+
+
+def fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - some file systems refuse fsync on directories
+        pass
+    finally:
+        os.close(fd)
+
 
 @contextlib.contextmanager
-def atomic_path(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; on success it replaces ``target``."""
+def atomic_path(target: str | Path, label: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; on success it replaces ``target``.
+
+    ``label`` names the kind of file for fault injection (``rename:<label>``); default the file name.
+    """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -24,17 +44,36 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb") as f:
             os.fsync(f.fileno())
+        faults.point(f"rename:{label or target.name}", target.name)
         os.replace(tmp_path, target)
+        fsync_dir(target.parent)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
 
 
-def atomic_write(target: str | Path, write: Callable[[Path], None]) -> None:
+def atomic_write(target: str | Path, write: Callable[[Path], None], label: str | None = None) -> None:
     """Call ``write(tmp)`` then move ``tmp`` onto ``target`` atomically."""
-    with atomic_path(target) as tmp:
+    with atomic_path(target, label) as tmp:
         write(tmp)
 
 
-def atomic_write_text(target: str | Path, text: str) -> None:
-    atomic_write(target, lambda p: p.write_text(text))
+def atomic_write_text(target: str | Path, text: str, label: str | None = None) -> None:
+    atomic_write(target, lambda p: p.write_text(text), label)
+
+
+def atomic_write_bytes(target: str | Path, data: bytes, label: str | None = None) -> None:
+    atomic_write(target, lambda p: p.write_bytes(data), label)
+
+
+def remove_temp_files(directory: str | Path) -> list[Path]:
+    """Delete the temporary siblings a killed writer left in ``directory`` (not recursive).
+
+    Only safe while no other process writes there, i.e. under the campaign lock.
+    """
+    removed = []
+    for path in sorted(Path(directory).glob(TEMP_GLOB)):
+        if path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed

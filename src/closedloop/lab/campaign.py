@@ -2,24 +2,31 @@
 
 tasks/ wraps each in a Prefect task; flows/campaign.py composes them. Every step reads what it
 needs from the campaign directory and writes its result there atomically, so a campaign stopped
-at any point continues from its ledger: proposals are stored before they are simulated, a case
-whose file exists is never simulated again, and a round ends when its checkpoint is written.
+at any point (even by SIGKILL) continues from its ledger: proposals are stored before they are
+simulated, a case whose file exists is never simulated again, and a round ends when its checkpoint
+is written and indexed. Before resuming, :func:`audit` checks what is on disk against the recorded
+checksums and sets damaged files aside to be simulated or trained again. Every step is
+deterministic given the campaign seed, so a resumed campaign ends where an uninterrupted one would.
+The :mod:`closedloop.lab.faults` points mark where the crash tests kill the process.
 """
 from __future__ import annotations
 
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
 
+from closedloop.lab import faults
+from closedloop.lab.atomic import atomic_write_text
 from closedloop.lab.config import CampaignConfig
 from closedloop.lab.forcing import batch_problems, spec_for
-from closedloop.lab.store import Case, CampaignStore, make_provenance, now_iso
+from closedloop.lab.store import (Case, CampaignStore, IntegrityError, check_sha256, file_sha256, make_provenance,
+                                  now_iso, read_case, write_case)
 from closedloop.planners import fit_error_model, propose_batch, sobol_design
 from closedloop.simulators import Scenario, simulate
 from closedloop.surrogates import HybridSurrogate, SurrogateSpec, TrainConfig, relative_l2, train
@@ -99,14 +106,22 @@ def propose_round(config: CampaignConfig, ledger: pd.DataFrame, round_index: int
     if round_index == 0 or config.planner.strategy == "sobol" or len(y_obs) < 2:
         n = config.budget.initial_cases if round_index == 0 else config.budget.batch_size
         x, _ = feasible_sobol(config, n, sobol_position(config, ledger))
-        return Proposal(round_index, "sobol", space.as_dicts(x))
-    gp = fit_error_model(space, x_obs, y_obs)
-    pl = config.planner
-    x = propose_batch(gp, space, config.budget.batch_size, seed=config.seed * 1000 + round_index,
-                      beta=pl.beta, num_restarts=pl.num_restarts, raw_samples=pl.raw_samples,
-                      mc_samples=pl.mc_samples, feasible=lambda z: feasible_mask(config, z),
-                      existing=existing)
-    return Proposal(round_index, "error", space.as_dicts(x))
+        proposal = Proposal(round_index, "sobol", space.as_dicts(x))
+    else:
+        seed = config.seed * 1000 + round_index
+        pl = config.planner
+        # The GP fit may draw random restarts from the global generator: seed it, so that a resumed
+        # process (whose generator has another history) proposes what an uninterrupted one would.
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            gp = fit_error_model(space, x_obs, y_obs)
+            x = propose_batch(gp, space, config.budget.batch_size, seed=seed, beta=pl.beta,
+                              num_restarts=pl.num_restarts, raw_samples=pl.raw_samples,
+                              mc_samples=pl.mc_samples, feasible=lambda z: feasible_mask(config, z),
+                              existing=existing)
+        proposal = Proposal(round_index, "error", space.as_dicts(x))
+    faults.point("propose:planned", str(round_index))
+    return proposal
 
 
 def proposal_rows(config: CampaignConfig, proposal: Proposal, flow_run_id: str | None) -> list[dict]:
@@ -120,26 +135,62 @@ def proposal_rows(config: CampaignConfig, proposal: Proposal, flow_run_id: str |
 
 
 # ----------------------------------------------------------------------------- simulation
+def simulation_cache_key(config: CampaignConfig, params: dict[str, float]) -> str:
+    """What a simulation's result depends on: the scenario (its hash is the case id) and the device.
+
+    Prefect caches finished simulate tasks under this key (tasks/campaign.py); :func:`audit`
+    deletes the record with the case file when that file is damaged.
+    """
+    device = config.simulation.device.replace(":", "-")
+    return f"simulate-{scenario_for(config, params).case_id()}-{device}"
+
+
+def check_finite(case_id: str, result: Any) -> None:
+    """Refuse a simulation result holding NaN or ±inf (it is never written as a case)."""
+    series = {"plane": result.plane, **{f"probe:{k}": v for k, v in result.probes.items()},
+              "mass_in_domain": result.mass_in_domain, "mass_emitted": result.mass_emitted,
+              "mass_exhausted": result.mass_exhausted}
+    bad = []
+    for name, values in series.items():
+        values = torch.as_tensor(values)
+        if not torch.isfinite(values).all():
+            bad.append(f"{name}: {int(values.isnan().sum())} NaN, {int(values.isinf().sum())} inf "
+                       f"of {values.numel()}")
+    if bad:
+        raise FloatingPointError(f"case {case_id}: the simulation returned non-finite values ({'; '.join(bad)}); "
+                                 "nothing was written")
+
+
 def run_case(config: CampaignConfig, store: CampaignStore, params: dict[str, float]) -> dict[str, Any]:
     """Simulate one case unless its file already exists; returns a ledger update."""
     scenario = scenario_for(config, params)
     case_id = scenario.case_id()
     if store.has_case(case_id):
-        return {"case_id": case_id, "status": "done", "reused": True}
+        # written by an earlier run that stopped before the ledger recorded it (or recorded it already)
+        prov = store.case_metadata(case_id).get("provenance", {})
+        row = {"case_id": case_id, "status": "done", "reused": True,
+               "case_sha256": file_sha256(store.case_path(case_id)),
+               "sim_seconds": prov.get("sim_seconds"), "finished_at": prov.get("created")}
+        return {k: v for k, v in row.items() if v is not None}
+    faults.point("simulate:start", case_id)
     t0 = time.perf_counter()
-    result = simulate(scenario, device=config.simulation.device)
+    result = simulate(scenario, device=config.simulation.device,
+                      progress=lambda t, horizon: faults.point("simulate:progress", case_id))
+    seconds = time.perf_counter() - t0
+    check_finite(case_id, result)
     case = Case(scenario=scenario, times=result.times, plane=result.plane, plane_mask=result.plane_mask,
                 probes=result.probes,
                 budget={"mass_in_domain": result.mass_in_domain, "mass_emitted": result.mass_emitted,
                         "mass_exhausted": result.mass_exhausted},
                 provenance=make_provenance(producer="reference", device=result.device, seed=config.seed,
                                            config_hash=config.config_hash(), steps=result.steps,
-                                           dtype=result.dtype),
+                                           dtype=result.dtype, sim_seconds=seconds),
                 grid={"shape": result.extra["grid_shape"], "spacing": list(scenario.room.spacing),
                       "plane": scenario.plane.model_dump()})
-    store.write_case(case)
-    return {"case_id": case_id, "status": "done", "sim_seconds": time.perf_counter() - t0,
-            "finished_at": now_iso(), "reused": False}
+    sha = write_case(store.case_path(case_id), case)
+    faults.point("simulate:end", case_id)
+    return {"case_id": case_id, "status": "done", "sim_seconds": seconds, "case_sha256": sha,
+            "finished_at": case.provenance["created"], "reused": False}
 
 
 # ----------------------------------------------------------------------------- surrogate
@@ -172,6 +223,20 @@ def model_for_round(config: CampaignConfig, store: CampaignStore, round_index: i
     return load_model(store.load_checkpoint(model_name(round_index)))
 
 
+def load_cases(store: CampaignStore, case_ids: list[str]) -> list[Case]:
+    """Read cases, each verified against the sha256 the ledger recorded when it was simulated.
+
+    A damaged file raises :class:`IntegrityError`, so it is never validated or trained on; the next
+    start of the campaign (:func:`audit`) sets it aside and simulates the case again.
+    """
+    ledger = store.read_ledger().set_index("case_id")
+    cases = []
+    for cid in case_ids:
+        sha = ledger.at[cid, "case_sha256"] if cid in ledger.index else None
+        cases.append(store.read_case(cid, sha256=None if pd.isna(sha) else str(sha)))
+    return cases
+
+
 def predict_cases(model: HybridSurrogate, scenarios: list[Scenario]) -> torch.Tensor:
     forcing, problem = batch_problems(scenarios)
     with torch.no_grad():
@@ -186,7 +251,7 @@ def validate_round(config: CampaignConfig, store: CampaignStore, round_index: in
     """
     if not case_ids:
         return [], {}
-    cases = [store.read_case(cid) for cid in case_ids]
+    cases = load_cases(store, case_ids)
     scenarios = [c.scenario for c in cases]
     model = model_for_round(config, store, round_index - 1, scenarios)
     pred = predict_cases(model, scenarios)
@@ -198,10 +263,29 @@ def validate_round(config: CampaignConfig, store: CampaignStore, round_index: in
     return rows, dict(zip(case_ids, pred))
 
 
+def validate_new_cases(config: CampaignConfig, store: CampaignStore, round_index: int) -> list[dict]:
+    """Validate the round's simulated cases that have no error yet; store the errors in the ledger."""
+    ledger = store.read_ledger()
+    todo = ledger[(ledger["round"] == round_index) & (ledger["status"] == "done") & ledger["rel_l2"].isna()]
+    rows, _ = validate_round(config, store, round_index, todo["case_id"].tolist())
+    faults.point("validate:done", str(round_index))
+    if rows:
+        store.upsert(rows)
+    return rows
+
+
 def retrain_round(config: CampaignConfig, store: CampaignStore, round_index: int,
                   case_ids: list[str]) -> TrainReport:
-    """Train on every done case, warm-starting from the previous round's checkpoint."""
-    cases = [store.read_case(cid) for cid in case_ids]
+    """Train on every done case, warm-starting from the previous round's checkpoint.
+
+    Training always starts from that checkpoint (or the seeded initial model) and only the finished
+    result is saved, so a round whose training was killed is trained again from the same start and
+    ends with the same weights.
+    """
+    if not case_ids:
+        raise ValueError(f"round {round_index}: no simulated case to train on (every simulation failed; "
+                         "the ledger's error column says why)")
+    cases = load_cases(store, case_ids)
     scenarios = [c.scenario for c in cases]
     warm = round_index > 0
     model = model_for_round(config, store, round_index - 1, scenarios)
@@ -211,18 +295,136 @@ def retrain_round(config: CampaignConfig, store: CampaignStore, round_index: int
     report = train(model, forcing, target,
                    TrainConfig(epochs=sc.warm_start_epochs if warm else sc.epochs,
                                learning_rate=sc.learning_rate, tbptt_steps=sc.tbptt_steps,
-                               loss_floor=sc.loss_floor, seed=config.seed + round_index))
+                               loss_floor=sc.loss_floor, seed=config.seed + round_index),
+                   progress=lambda epoch, loss: faults.point("train:epoch", f"{round_index}:{epoch}"))
     store.save_checkpoint(model_name(round_index), {
         "spec": model.spec.to_dict(), "state_dict": model.state_dict(),
         "trained_on": list(case_ids), "round": round_index, "losses": report.losses,
         "initial_loss": report.initial_loss, "best_loss": report.best_loss,
         "config_hash": config.config_hash(), "created": now_iso()})
+    faults.point("retrain:done", str(round_index))
     return report
 
 
 # ----------------------------------------------------------------------------- campaign state
 def round_complete(store: CampaignStore, round_index: int) -> bool:
-    return store.model_path(model_name(round_index)).exists()
+    """A round is complete once its checkpoint is written and its checksum indexed."""
+    return store.has_checkpoint(model_name(round_index))
+
+
+def report_path(store: CampaignStore, round_index: int) -> Path:
+    return store.figures_dir / f"{model_name(round_index)}.md"
+
+
+def round_published(store: CampaignStore, round_index: int) -> bool:
+    """The round's report (figures/round_NNN.md, written last by publishing) exists."""
+    return report_path(store, round_index).exists()
+
+
+# ----------------------------------------------------------------------------- integrity
+@dataclass
+class AuditReport:
+    """What :func:`audit` found before a campaign resumed."""
+
+    temp_files: list[str] = field(default_factory=list)  # left by a killed writer, removed
+    damaged: list[str] = field(default_factory=list)  # one line per file set aside
+    notes: list[str] = field(default_factory=list)  # harmless findings (e.g. checksums recorded late)
+    resimulate: list[dict[str, float]] = field(default_factory=list)  # cases of complete rounds to run again
+
+
+def checkpoint_problem(store: CampaignStore, name: str, sha256: str | None) -> str | None:
+    """Why a checkpoint cannot be used, or None."""
+    path = store.model_path(name)
+    if not path.exists():
+        return "file is missing"
+    if sha256:
+        try:
+            check_sha256(path, sha256)
+        except IntegrityError as err:
+            return str(err).removeprefix(f"{path}: ")
+        return None
+    try:  # no checksum recorded: the file must at least load as a checkpoint
+        ckpt = torch.load(path, weights_only=True, map_location="cpu")
+        if not {"spec", "state_dict"} <= set(ckpt):
+            return "not a closedloop checkpoint (no spec/state_dict)"
+    except Exception as err:  # noqa: BLE001 - any unreadable file is damaged
+        return f"unreadable ({type(err).__name__}: {str(err).strip().splitlines()[0][:160] if str(err).strip() else ''})"
+    return None
+
+
+def case_problem(store: CampaignStore, case_id: str, sha256: str | None) -> str | None:
+    """Why an existing case file cannot be used, or None."""
+    path = store.case_path(case_id)
+    if sha256:
+        try:
+            check_sha256(path, sha256)
+        except IntegrityError as err:
+            return str(err).removeprefix(f"{path}: ")
+        return None
+    try:  # written but not yet recorded (the run stopped before the ledger knew): it must read back
+        case = read_case(path)
+        if not torch.isfinite(case.plane).all():
+            return "holds non-finite values"
+    except (ValueError, OSError, KeyError) as err:
+        return str(err).removeprefix(f"{path}: ")
+    return None
+
+
+def audit(config: CampaignConfig, store: CampaignStore) -> AuditReport:
+    """Check a campaign directory before resuming it (call under the campaign lock).
+
+    Removes temporary files left by a killed writer; checks every checkpoint against
+    ``models/index.json`` and every case file against the ledger's sha256 (or, where none is
+    recorded yet, that it reads back). Damaged files are moved to ``quarantine/`` and the damage is
+    written to the ledger's ``error`` column; a damaged checkpoint makes its round incomplete (it is
+    trained again, from the same start), a damaged case goes back to ``proposed`` (and its cached
+    task result is dropped) so it is simulated again: by its round, or, when that round is complete,
+    by the flow's repair step (``resimulate``).
+    """
+    report = AuditReport(temp_files=[str(p) for p in store.remove_temp_files()])
+    try:
+        index = store.read_model_index()
+    except IntegrityError as err:
+        report.damaged.append(f"{err}; set aside as {store.quarantine(store.model_index_path)}")
+        index = {}
+    for name in sorted(set(index) | {p.stem for p in store.models_dir.glob("round_*.pt")}):
+        entry = index.get(name)
+        problem = checkpoint_problem(store, name, entry["sha256"] if entry else None)
+        path = store.model_path(name)
+        if problem is None and entry is None:
+            store.index_checkpoint(name, file_sha256(path))
+            report.notes.append(f"{path}: complete but not yet indexed (the run stopped in between); indexed")
+        elif problem is not None:
+            where = f"; set aside as {store.quarantine(path)}" if path.exists() else ""
+            store.index_checkpoint(name, None)
+            report.damaged.append(f"{path}: {problem}{where}; the round will be trained again")
+
+    ledger = store.read_ledger()
+    updates = []
+    for _, row in ledger.iterrows():
+        cid, status = row["case_id"], row["status"]
+        path = store.case_path(cid)
+        sha = None if pd.isna(row["case_sha256"]) else str(row["case_sha256"])
+        if status == "failed" or (status == "proposed" and not path.exists()):
+            continue
+        problem = "file is missing" if not path.exists() else case_problem(store, cid, sha)
+        if problem is None:
+            if status == "done" and sha is None:  # a ledger from before checksums: record it now
+                updates.append({"case_id": cid, "case_sha256": file_sha256(path)})
+            continue
+        where = f"; set aside as {store.quarantine(path)}" if path.exists() else ""
+        params = json.loads(row["parameters"])
+        (store.cache_dir / simulation_cache_key(config, params)).unlink(missing_ok=True)
+        message = f"{path}: {problem}{where}; simulated again"
+        report.damaged.append(message)
+        updates.append({"case_id": cid, "status": "proposed", "case_sha256": None,
+                        "error": f"{now_iso()} {message}"[:2000]})
+    if updates:
+        ledger = store.upsert(updates)
+    complete = {r for r in ledger["round"].unique() if round_complete(store, int(r))}
+    stranded = ledger[(ledger["status"] == "proposed") & ledger["round"].isin(complete)]
+    report.resimulate = [json.loads(p) for p in stranded["parameters"]]
+    return report
 
 
 def stop_reason(config: CampaignConfig, ledger: pd.DataFrame, round_index: int) -> str | None:
@@ -237,14 +439,18 @@ def stop_reason(config: CampaignConfig, ledger: pd.DataFrame, round_index: int) 
 
 
 def read_state(store: CampaignStore) -> dict[str, Any]:
-    path = store.root / "campaign.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+    path = store.state_path
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise IntegrityError(f"{path}: unreadable campaign state ({err}); it holds the campaign's identity, "
+                             "restore it or use a new --dir") from err
 
 
 def write_state(store: CampaignStore, state: dict[str, Any]) -> None:
-    from closedloop.lab.atomic import atomic_write_text
-
-    atomic_write_text(store.root / "campaign.json", json.dumps(state, indent=2, sort_keys=True))
+    atomic_write_text(store.state_path, json.dumps(state, indent=2, sort_keys=True), label="state")
 
 
 def check_same_campaign(store: CampaignStore, config: CampaignConfig) -> None:
@@ -261,8 +467,10 @@ def campaign_dir_default(config: CampaignConfig) -> Path:
 
 
 def campaign_state(config: CampaignConfig, store: CampaignStore, *, status: str,
-                   run_id: str | None = None, reason: str | None = None) -> dict[str, Any]:
-    """The summary written to ``campaign.json`` and returned by the flow."""
+                   run_id: str | None = None, reason: str | None = None,
+                   repairs: list[str] | None = None) -> dict[str, Any]:
+    """The summary written to ``campaign.json`` and returned by the flow (``repairs``: damage found
+    by :func:`audit`, appended to earlier runs' findings)."""
     previous = read_state(store)
     ledger = store.read_ledger()
     rounds_done = [r for r in range(config.budget.rounds) if round_complete(store, r)]
@@ -281,4 +489,5 @@ def campaign_state(config: CampaignConfig, store: CampaignStore, *, status: str,
         "latest_model": str(store.model_path(model_name(rounds_done[-1]))) if rounds_done else None,
         "ledger": str(store.ledger_path), "figures": str(store.figures_dir),
         "flow_run_ids": runs, "updated": now_iso(),
+        "repairs": (list(previous.get("repairs", [])) + list(repairs or []))[-200:],
     }

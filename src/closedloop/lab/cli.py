@@ -186,8 +186,13 @@ def campaign_run(config: Annotated[Path, typer.Argument(help="Campaign TOML file
     except ConfigError as err:
         fail(str(err))
     from closedloop.flows.campaign import campaign
+    from closedloop.lab.lock import CampaignLocked
+    from closedloop.lab.store import IntegrityError
 
-    state = campaign(config_path=str(config), campaign_dir=str(dir) if dir else None, rounds=rounds)
+    try:
+        state = campaign(config_path=str(config), campaign_dir=str(dir) if dir else None, rounds=rounds)
+    except (CampaignLocked, IntegrityError) as err:
+        fail(str(err))
     console.rule(f"campaign {cfg.name}: {state['stop_reason']}")
     _print_status(Path(state["ledger"]).parent)
     console.print(f"ledger:  {state['ledger']}\nfigures: {state['figures']}\nmodel:   {state['latest_model']}")
@@ -228,6 +233,8 @@ def campaign_status(dir: Annotated[Path, typer.Argument(help="Campaign directory
                       f"cases done {state['cases_done']}, failed {state['cases_failed']}; "
                       f"last round mean rel L2 {'-' if err is None or math.isnan(err) else f'{err:.4f}'}; "
                       f"stop: {state['stop_reason']}")
+        for line in state.get("repairs", [])[-5:]:
+            console.print(f"[yellow]repaired:[/] {line}", highlight=False)
 
 
 @app.command()

@@ -83,7 +83,16 @@ class PlannerConfig(Strict):
 
 class SimulationConfig(Strict):
     device: str = Field(default="cpu", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
-    retries: int = Field(default=2, ge=0, le=10)
+    retries: int = Field(default=2, ge=0, le=10, description="Further attempts after a failed simulation")
+    retry_delay_seconds: Finite = Field(default=1.0, ge=0, le=3600,
+                                        description="Wait before the first retry; doubled before each next one")
+    timeout_seconds: Finite | None = Field(default=None, gt=0,
+                                           description="An attempt running longer fails (and is retried); "
+                                                       "none by default")
+
+    def retry_delays(self) -> list[float]:
+        """Exponential backoff: ``retry_delay_seconds × 2^k`` before retry k (k = 0 … retries − 1)."""
+        return [self.retry_delay_seconds * 2 ** k for k in range(self.retries)]
 
 
 class CampaignConfig(Strict):

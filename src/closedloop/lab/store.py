@@ -5,12 +5,21 @@ A campaign directory::
     ledger.parquet        one row per case (id, round, status, parameters, timings, errors, flow run)
     cases/<id>.parquet    one row per output time; the plane field as a fixed-shape tensor column
     models/<name>.pt      surrogate checkpoints (state dicts; loaded with weights_only=True)
-    figures/              learning curves and plane images
+    models/index.json     sha256 and size of each checkpoint
+    figures/              learning curves, plane images, one report per round
+    task-cache/           Prefect's records of finished simulate tasks (keyed by case id)
+    quarantine/           damaged files set aside when the campaign found them
+
+The ledger records the sha256 of each case file and ``models/index.json`` that of each checkpoint,
+so a file damaged after it was written (a bad disk, a careless copy) is found before anything is
+trained on it (:class:`IntegrityError`).
 """
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
+import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,11 +32,37 @@ import pyarrow.parquet as pq
 import torch
 
 import closedloop
-from closedloop.lab.atomic import atomic_path, atomic_write
+from closedloop.lab import faults
+from closedloop.lab.atomic import atomic_path, atomic_write, atomic_write_text, remove_temp_files
 from closedloop.simulators.scenario import Scenario
 
 METADATA_KEY = b"closedloop"
 FORMAT_VERSION = 1
+
+
+class IntegrityError(ValueError):
+    """A stored file differs from the checksum recorded when it was written."""
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_sha256(path: Path, expected: str | None) -> None:
+    """Raise :class:`IntegrityError` (naming the file, both digests and its size) on a mismatch."""
+    if not expected:
+        return
+    if not path.is_file():
+        raise IntegrityError(f"{path}: file is missing (sha256 {expected[:16]}… was recorded)")
+    actual = file_sha256(path)
+    if actual != expected:
+        raise IntegrityError(f"{path}: checksum mismatch: recorded sha256 {expected[:16]}…, file has "
+                             f"{actual[:16]}… ({path.stat().st_size} bytes); the file was damaged after it "
+                             "was written")
 
 
 @dataclass
@@ -89,10 +124,17 @@ def case_table(case: Case) -> pa.Table:
     return pa.table(columns).replace_schema_metadata({METADATA_KEY: json.dumps(meta).encode()})
 
 
-def write_case(path: str | Path, case: Case) -> None:
-    """Write a case atomically as parquet."""
+def write_case(path: str | Path, case: Case) -> str:
+    """Write a case atomically as parquet; returns the sha256 of the bytes written."""
     table = case_table(case)
-    atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+    digest: list[str] = []
+
+    def write(tmp: Path) -> None:
+        pq.write_table(table, tmp)
+        digest.append(file_sha256(tmp))  # of the temporary file, i.e. exactly what is renamed
+
+    atomic_write(path, write, label="case")
+    return digest[0]
 
 
 def read_case(path: str | Path) -> Case:
@@ -141,7 +183,7 @@ LEDGER_COLUMNS: dict[str, str] = {
     "case_id": "string", "round": "int64", "status": "string", "strategy": "string",
     "parameters": "string", "proposed_at": "string", "finished_at": "string",
     "sim_seconds": "float64", "rel_l2": "float64", "log_rel_l2": "float64",
-    "validated_by": "string", "flow_run_id": "string", "error": "string",
+    "validated_by": "string", "flow_run_id": "string", "error": "string", "case_sha256": "string",
 }
 STATUSES = ("proposed", "done", "failed")
 
@@ -165,6 +207,31 @@ class CampaignStore:
         self.root = Path(root)
         for sub in (self.cases_dir, self.models_dir, self.figures_dir):
             sub.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def state_path(self) -> Path:
+        return self.root / "campaign.json"
+
+    @property
+    def cache_dir(self) -> Path:
+        """Where Prefect stores the records of finished simulate tasks (see tasks/campaign.py)."""
+        return self.root / "task-cache"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.root / "quarantine"
+
+    def remove_temp_files(self) -> list[Path]:
+        """Clear temporary files a killed writer left behind (call only under the campaign lock)."""
+        return [p for d in (self.root, self.cases_dir, self.models_dir, self.figures_dir)
+                for p in remove_temp_files(d)]
+
+    def quarantine(self, path: Path) -> Path:
+        """Move a damaged file out of the way (kept for inspection, never read again)."""
+        self.quarantine_dir.mkdir(exist_ok=True)
+        dest = self.quarantine_dir / f"{path.name}.{_dt.datetime.now(_dt.timezone.utc):%Y%m%dT%H%M%S%f}.damaged"
+        shutil.move(str(path), dest)
+        return dest
 
     @property
     def ledger_path(self) -> Path:
@@ -202,14 +269,25 @@ class CampaignStore:
         write_case(path, case)
         return path
 
-    def read_case(self, case_id: str) -> Case:
-        return read_case(self.case_path(case_id))
+    def read_case(self, case_id: str, sha256: str | None = None) -> Case:
+        """Read a case; with ``sha256`` (from the ledger) verify the file first."""
+        path = self.case_path(case_id)
+        check_sha256(path, sha256)
+        return read_case(path)
+
+    def case_metadata(self, case_id: str) -> dict[str, Any]:
+        return json.loads(pq.read_schema(self.case_path(case_id)).metadata[METADATA_KEY])
 
     # ledger
     def read_ledger(self) -> pd.DataFrame:
         if not self.ledger_path.exists():
             return empty_ledger()
-        return normalise_ledger(pd.read_parquet(self.ledger_path))
+        try:
+            df = pd.read_parquet(self.ledger_path)
+        except (OSError, pa.ArrowInvalid) as err:
+            raise IntegrityError(f"{self.ledger_path}: the ledger is unreadable ({err}); it is the campaign's "
+                                 "record and cannot be rebuilt automatically: restore it from a backup") from err
+        return normalise_ledger(df)
 
     def write_ledger(self, df: pd.DataFrame) -> None:
         df = normalise_ledger(df.copy())
@@ -219,7 +297,7 @@ class CampaignStore:
         bad = set(df["status"].dropna()) - set(STATUSES)
         if bad:
             raise ValueError(f"ledger.status: unknown values {sorted(bad)}; allowed {STATUSES}")
-        atomic_write(self.ledger_path, lambda tmp: df.to_parquet(tmp, index=False))
+        atomic_write(self.ledger_path, lambda tmp: df.to_parquet(tmp, index=False), label="ledger")
 
     def upsert(self, rows: list[dict[str, Any]]) -> pd.DataFrame:
         """Insert rows, or update the given fields of rows with the same ``case_id``."""
@@ -242,11 +320,48 @@ class CampaignStore:
     def model_path(self, name: str) -> Path:
         return self.models_dir / f"{name}.pt"
 
+    @property
+    def model_index_path(self) -> Path:
+        return self.models_dir / "index.json"
+
+    def read_model_index(self) -> dict[str, dict[str, Any]]:
+        """``{name: {"sha256", "bytes", "indexed"}}`` of the checkpoints written (or adopted)."""
+        if not self.model_index_path.exists():
+            return {}
+        try:
+            index = json.loads(self.model_index_path.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise IntegrityError(f"{self.model_index_path}: unreadable checkpoint index ({err}); delete it "
+                                 "and the checkpoints are re-indexed from the files that load") from err
+        return index if isinstance(index, dict) else {}
+
+    def index_checkpoint(self, name: str, sha256: str | None) -> None:
+        """Record (or with None, forget) a checkpoint's checksum."""
+        index = self.read_model_index()
+        if sha256 is None:
+            index.pop(name, None)
+        else:
+            index[name] = {"sha256": sha256, "bytes": self.model_path(name).stat().st_size,
+                           "indexed": now_iso()}
+        atomic_write_text(self.model_index_path, json.dumps(index, indent=1, sort_keys=True), label="index")
+
+    def has_checkpoint(self, name: str) -> bool:
+        """True when the checkpoint file exists and its checksum is indexed."""
+        return self.model_path(name).exists() and name in self.read_model_index()
+
     def save_checkpoint(self, name: str, checkpoint: dict[str, Any]) -> Path:
+        """Write the checkpoint atomically, then index its checksum."""
         path = self.model_path(name)
-        with atomic_path(path) as tmp:
+        with atomic_path(path, label="checkpoint") as tmp:
             torch.save(checkpoint, tmp)
+            digest = file_sha256(tmp)
+        faults.point("checkpoint:written", name)
+        self.index_checkpoint(name, digest)
         return path
 
     def load_checkpoint(self, name: str) -> dict[str, Any]:
-        return torch.load(self.model_path(name), weights_only=True, map_location="cpu")
+        """Load a checkpoint (weights only), first checking it against its indexed checksum."""
+        path = self.model_path(name)
+        entry = self.read_model_index().get(name)
+        check_sha256(path, entry["sha256"] if entry else None)
+        return torch.load(path, weights_only=True, map_location="cpu")

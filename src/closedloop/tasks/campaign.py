@@ -1,24 +1,86 @@
 """Tasks of the campaign flow; each wraps one plain function of ``closedloop.lab.campaign``."""
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+from collections.abc import Iterator
 from typing import Any
 
 import torch
-from prefect import get_run_logger, task
+from prefect import get_run_logger, task, unmapped
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.context import TaskRunContext
+from prefect.exceptions import MissingContextError
 from prefect.runtime import flow_run
 
 from closedloop.lab import campaign as lab
 from closedloop.lab import figures
+from closedloop.lab.atomic import atomic_write_bytes, atomic_write_text
 from closedloop.lab.config import CampaignConfig
+from closedloop.lab.lock import campaign_lock
 from closedloop.lab.store import CampaignStore
+
+
+class _ThreadTimeoutNotice(logging.Filter):
+    """Drop Prefect's warning that a timeout cannot interrupt a worker thread's blocking call.
+
+    The reference solver is a Python loop over time steps, which the timeout interrupts at its next
+    bytecode, so the warning (one per simulation) would only be noise.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Timeout of %s seconds configured for this task, but the task is "
+                                              "running in a worker thread")
+
+
+logging.getLogger("prefect.task_runs").addFilter(_ThreadTimeoutNotice())
+
+
+def run_logger() -> logging.Logger | logging.LoggerAdapter:
+    """The flow or task run's logger; a module logger when called outside a run (e.g. ``flow.fn``)."""
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger(__name__)
 
 
 def current_flow_run_id() -> str | None:
     rid = flow_run.get_id()
     return str(rid) if rid else None
+
+
+@contextlib.contextmanager
+def hold_campaign(campaign_dir: str) -> Iterator[None]:
+    """Hold the campaign directory's lock for the flow (a second campaign there refuses to start)."""
+    with campaign_lock(campaign_dir, owner=current_flow_run_id()) as lock:
+        for note in lock.notes:
+            run_logger().warning(note)
+        yield
+
+
+def simulation_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    """Cache simulate tasks by scenario hash (the case id), not by hashing the config object."""
+    return lab.simulation_cache_key(parameters["config"], parameters["params"])
+
+
+@task(name="simulate-case", cache_key_fn=simulation_cache_key, persist_result=True)
+def simulate_case(config: CampaignConfig, campaign_dir: str, params: dict[str, float]) -> dict[str, Any]:
+    """One reference simulation (skipped when its case file already exists)."""
+    row = lab.run_case(config, CampaignStore(campaign_dir), params)
+    get_run_logger().info("case %s: %s", row["case_id"], "reused" if row["reused"] else
+                          f"simulated in {row['sim_seconds']:.2f} s")
+    return row
+
+
+def failure_text(config: CampaignConfig, error: BaseException) -> str:
+    attempts = config.simulation.retries + 1
+    if isinstance(error, TimeoutError):
+        what = f"TimeoutError: longer than simulation.timeout_seconds = {config.simulation.timeout_seconds} s"
+    else:
+        what = f"{type(error).__name__}: {error}"
+    return f"{what} (failed {attempts} attempt{'s' if attempts > 1 else ''})"[:2000]
 
 
 def collect_outcomes(config: CampaignConfig, batch: list[dict[str, float]], futures: Any) -> list[dict[str, Any]]:
@@ -29,11 +91,42 @@ def collect_outcomes(config: CampaignConfig, batch: list[dict[str, float]], futu
         outcome = future.result(raise_on_failure=False)
         if isinstance(outcome, BaseException):
             rows.append({"case_id": lab.scenario_for(config, params).case_id(), "status": "failed",
-                         "error": f"{type(outcome).__name__}: {outcome}"[:2000], "flow_run_id": run_id,
+                         "error": failure_text(config, outcome), "flow_run_id": run_id,
                          "finished_at": lab.now_iso()})
         else:
             rows.append({**outcome, "flow_run_id": run_id})
     return rows
+
+
+def simulate_batch(config: CampaignConfig, campaign_dir: str, batch: list[dict[str, float]],
+                   refresh: bool = False) -> list[dict[str, Any]]:
+    """Simulate a batch in parallel: retries with exponential backoff, the configured timeout, and
+    results cached per case in the campaign directory (``refresh`` ignores the cache, for repairs).
+
+    A finished simulation is never run twice in any case: its case file is written before the task
+    completes, and :func:`closedloop.lab.campaign.run_case` skips a case whose file exists. The
+    cache adds that a resumed flow run shows those tasks as Cached and keeps their original timings.
+    """
+    sim = config.simulation
+    options: dict[str, Any] = {"retries": sim.retries, "retry_delay_seconds": sim.retry_delays() or 0,
+                               "timeout_seconds": sim.timeout_seconds, "refresh_cache": refresh,
+                               "result_storage": CampaignStore(campaign_dir).cache_dir.resolve()}
+    futures = simulate_case.with_options(**options).map(unmapped(config), unmapped(campaign_dir), batch)
+    return collect_outcomes(config, batch, futures)
+
+
+@task(name="audit", cache_policy=NO_CACHE)
+def audit(config: CampaignConfig, campaign_dir: str) -> lab.AuditReport:
+    """Before resuming: clear temporary files, verify checksums, set damaged files aside."""
+    report = lab.audit(config, CampaignStore(campaign_dir))
+    logger = get_run_logger()
+    if report.temp_files:
+        logger.info("removed %d temporary file(s) left by an interrupted run", len(report.temp_files))
+    for line in report.notes:
+        logger.info(line)
+    for line in report.damaged:
+        logger.warning(line)
+    return report
 
 
 @task(name="propose", cache_policy=NO_CACHE)
@@ -52,32 +145,18 @@ def propose(config: CampaignConfig, campaign_dir: str, round_index: int) -> list
     return [json.loads(p) for p in pending["parameters"]]
 
 
-@task(name="simulate-case", cache_policy=NO_CACHE, retry_delay_seconds=1)
-def simulate_case(config: CampaignConfig, campaign_dir: str, params: dict[str, float]) -> dict[str, Any]:
-    """One reference simulation (skipped when its case file already exists)."""
-    row = lab.run_case(config, CampaignStore(campaign_dir), params)
-    get_run_logger().info("case %s: %s", row["case_id"], "reused" if row["reused"] else
-                          f"simulated in {row['sim_seconds']:.2f} s")
-    return row
-
-
 @task(name="record", cache_policy=NO_CACHE)
 def record(campaign_dir: str, rows: list[dict[str, Any]]) -> None:
     """Write simulation outcomes into the ledger (one atomic write)."""
     clean = [{k: v for k, v in r.items() if k != "reused"} for r in rows]
-    CampaignStore(campaign_dir).upsert(clean)
+    if clean:
+        CampaignStore(campaign_dir).upsert(clean)
 
 
 @task(name="validate", cache_policy=NO_CACHE)
 def validate(config: CampaignConfig, campaign_dir: str, round_index: int) -> list[dict[str, Any]]:
     """Predict the round's new cases with the previous model, before training on them."""
-    store = CampaignStore(campaign_dir)
-    ledger = store.read_ledger()
-    todo = ledger[(ledger["round"] == round_index) & (ledger["status"] == "done") & ledger["rel_l2"].isna()]
-    rows, _ = lab.validate_round(config, store, round_index, todo["case_id"].tolist())
-    if rows:
-        store.upsert(rows)
-    return rows
+    return lab.validate_new_cases(config, CampaignStore(campaign_dir), round_index)
 
 
 @task(name="retrain", cache_policy=NO_CACHE)
@@ -95,7 +174,11 @@ def retrain(config: CampaignConfig, campaign_dir: str, round_index: int) -> dict
 
 @task(name="publish-round", cache_policy=NO_CACHE)
 def publish_round(config: CampaignConfig, campaign_dir: str, round_index: int) -> None:
-    """Artifacts of the round: a table of its cases and errors; learning curve and plane image."""
+    """Artifacts of the round: a table of its cases and errors; learning curve and plane image.
+
+    The same report is written to figures/round_NNN.md, last, so a round whose report is missing
+    (the run stopped after training) is published when the campaign resumes.
+    """
     store = CampaignStore(campaign_dir)
     ledger = store.read_ledger()
     mine = ledger[ledger["round"] == round_index]
@@ -111,11 +194,11 @@ def publish_round(config: CampaignConfig, campaign_dir: str, round_index: int) -
                           description=f"Campaign {config.name}, round {round_index}: cases and validation errors")
 
     curve = figures.learning_curve(ledger)
-    (store.figures_dir / "learning_curve.png").write_bytes(curve)
-    md = [f"# {config.name}: round {round_index}", "",
-          f"Mean validation relative L2 (predicted before training): "
-          f"{mine['rel_l2'].mean():.4f}; worst {mine['rel_l2'].max():.4f}", "",
-          f"![learning curve]({figures.data_url(curve)})"]
+    atomic_write_bytes(store.figures_dir / "learning_curve.png", curve, label="figure")
+    head = [f"# {config.name}: round {round_index}", "",
+            f"Mean validation relative L2 (predicted before training): "
+            f"{mine['rel_l2'].mean():.4f}; worst {mine['rel_l2'].max():.4f}", ""]
+    md, on_disk = head + [f"![learning curve]({figures.data_url(curve)})"], head + ["![learning curve](learning_curve.png)"]
     validated = mine[mine["rel_l2"].notna()]
     if len(validated):
         worst = validated.loc[validated["rel_l2"].idxmax(), "case_id"]
@@ -123,7 +206,10 @@ def publish_round(config: CampaignConfig, campaign_dir: str, round_index: int) -
         case = store.read_case(worst)
         png = figures.plane_comparison(preds[worst][-1], case.plane[-1].to(torch.float64), case.plane_mask,
                                        float(case.times[-1]), title=f"worst case {worst}")
-        (store.figures_dir / f"round_{round_index:03d}_worst.png").write_bytes(png)
+        name = f"round_{round_index:03d}_worst.png"
+        atomic_write_bytes(store.figures_dir / name, png, label="figure")
         md += ["", f"Worst case `{worst}`, final time:", "", f"![plane]({figures.data_url(png)})"]
+        on_disk += ["", f"Worst case `{worst}`, final time:", "", f"![plane]({name})"]
     create_markdown_artifact(markdown="\n".join(md), key=f"{key}-report",
                              description=f"Campaign {config.name}, round {round_index}")
+    atomic_write_text(lab.report_path(store, round_index), "\n".join(on_disk) + "\n", label="report")
