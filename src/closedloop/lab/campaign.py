@@ -11,6 +11,8 @@ The :mod:`closedloop.lab.faults` points mark where the crash tests kill the proc
 """
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import math
 import time
@@ -202,8 +204,11 @@ def initial_model(config: CampaignConfig, scenarios: list[Scenario]) -> HybridSu
     """The untrained surrogate: pure physics with D = K (the closure's head starts at zero)."""
     _, problem = batch_problems(scenarios[:1])
     torch.manual_seed(config.seed)
-    spec = spec_for(problem, hidden_channels=config.surrogate.hidden_channels,
-                    use_closure=config.surrogate.use_closure)
+    sc = config.surrogate
+    spec = dataclasses.replace(
+        spec_for(problem, hidden_channels=sc.hidden_channels, use_closure=sc.use_closure),
+        variant=sc.variant, closure=sc.closure, closure_layers=sc.closure_layers, advection=sc.advection,
+        learn_velocity_correction=sc.learn_velocity_correction)
     return HybridSurrogate(spec, problem.mask).double()
 
 
@@ -295,7 +300,9 @@ def retrain_round(config: CampaignConfig, store: CampaignStore, round_index: int
     report = train(model, forcing, target,
                    TrainConfig(epochs=sc.warm_start_epochs if warm else sc.epochs,
                                learning_rate=sc.learning_rate, tbptt_steps=sc.tbptt_steps,
-                               loss_floor=sc.loss_floor, seed=config.seed + round_index),
+                               loss_floor=sc.loss_floor, seed=config.seed + round_index,
+                               curriculum=tuple(sc.curriculum), weight_decay=sc.weight_decay,
+                               smoothness=sc.smoothness),
                    progress=lambda epoch, loss: faults.point("train:epoch", f"{round_index}:{epoch}"))
     store.save_checkpoint(model_name(round_index), {
         "spec": model.spec.to_dict(), "state_dict": model.state_dict(),

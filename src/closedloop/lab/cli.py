@@ -101,6 +101,9 @@ def train(data: Annotated[Path, typer.Argument(help="A case file, a directory of
           epochs: Annotated[int, typer.Option(min=0)] = 40,
           hidden: Annotated[int, typer.Option(min=1, help="Closure hidden channels.")] = 8,
           learning_rate: Annotated[float, typer.Option(min=1e-8)] = 3e-3,
+          variant: Annotated[str, typer.Option(help="hybrid, markovian, data_only or physics_only.")] = "hybrid",
+          closure: Annotated[str, typer.Option(help="convgru or encoder_lstm.")] = "convgru",
+          advection: Annotated[str, typer.Option(help="Plane advection: upwind or tvd.")] = "upwind",
           seed: int = 0) -> None:
     """Train a hybrid surrogate on reference cases; write a checkpoint."""
     import torch
@@ -117,8 +120,15 @@ def train(data: Annotated[Path, typer.Argument(help="A case file, a directory of
         forcing, problem = batch_problems([c.scenario for c in cases])
     except ValueError as err:
         fail(str(err))
+    import dataclasses
+
     torch.manual_seed(seed)
-    model = HybridSurrogate(spec_for(problem, hidden_channels=hidden), problem.mask).double()
+    try:
+        spec = dataclasses.replace(spec_for(problem, hidden_channels=hidden), variant=variant, closure=closure,
+                                   advection=advection)
+    except ValueError as err:
+        fail(str(err))
+    model = HybridSurrogate(spec, problem.mask).double()
     target = torch.stack([c.plane for c in cases]).to(torch.float64)
     with _progress() as progress:
         task = progress.add_task(f"train on {len(cases)} cases", total=epochs, status="")

@@ -64,13 +64,30 @@ class Budget(Strict):
 
 
 class SurrogateConfig(Strict):
+    """The hybrid surrogate (surrogates/model.py) and how it is trained (surrogates/training.py)."""
+
     hidden_channels: int = Field(default=8, ge=1, le=256)
     use_closure: bool = True
+    variant: Literal["hybrid", "markovian", "data_only", "physics_only"] = "hybrid"
+    closure: Literal["convgru", "encoder_lstm"] = "convgru"
+    closure_layers: int = Field(default=2, ge=1, le=8)
+    advection: Literal["upwind", "tvd"] = "upwind"
+    learn_velocity_correction: bool = False
     epochs: int = Field(default=40, ge=0)
     warm_start_epochs: int = Field(default=20, ge=0)
     learning_rate: Finite = Field(default=3e-3, gt=0, le=1)
     tbptt_steps: int = Field(default=4, ge=1)
     loss_floor: Finite = Field(default=0.05, gt=0)
+    curriculum: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list,
+                                                          description="Rollout lengths in output steps")
+    weight_decay: Finite = Field(default=0.0, ge=0)
+    smoothness: Finite = Field(default=0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _variant(self) -> SurrogateConfig:
+        if self.variant == "data_only" and not self.use_closure:
+            raise ValueError("variant: 'data_only' needs use_closure = true")
+        return self
 
 
 class PlannerConfig(Strict):
