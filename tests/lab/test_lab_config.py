@@ -180,6 +180,22 @@ def test_config_hash_stable_and_sensitive(tmp_path):
     assert a.with_overrides(**{"budget.rounds": 2}).config_hash() == a.config_hash()
 
 
+def test_simulation_runner_fields(tmp_path):
+    cfg = load_campaign_config(SMOKE_TOML)
+    assert (cfg.simulation.runner, cfg.simulation.dask_address, cfg.simulation.dask_workers) == ("threads", None, 2)
+    dask = cfg.with_overrides(**{"simulation.runner": "dask", "simulation.dask_address": "tcp://127.0.0.1:8786"})
+    # where simulations run does not change what they compute
+    assert dask.config_hash() == cfg.config_hash()
+    cases = [("runner = \"cluster\"", "simulation.runner"),
+             ("dask_address = \"tcp://127.0.0.1:8786\"", r"simulation: dask_address: .*runner = \"dask\""),
+             ("runner = \"dask\"\ndask_address = \"localhost\"", "simulation.dask_address: expected a scheduler"),
+             ("runner = \"dask\"\ndask_workers = 0", "simulation.dask_workers")]
+    for extra, match in cases:
+        text = smoke_text().replace("[simulation]\n", f"[simulation]\n{extra}\n")
+        with pytest.raises(ConfigError, match=match):
+            load_campaign_config(write(tmp_path, text))
+
+
 def test_with_overrides_returns_validated_copy():
     cfg = load_campaign_config(SMOKE_TOML)
     new = cfg.with_overrides(**{"budget.rounds": 5, "planner.strategy": "sobol", "seed": 1})

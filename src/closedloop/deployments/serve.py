@@ -23,5 +23,6 @@ def campaign_deployment(config_path: str = "configs/smoke.toml", cron: str = "0 
     )
 
 
-def serve_deployments(config_path: str = "configs/smoke.toml", cron: str = "0 3 * * *") -> None:
-    serve(campaign_deployment(config_path=config_path, cron=cron))
+def serve_deployments(config_path: str = "configs/smoke.toml", cron: str = "0 3 * * *",
+                      campaign_dir: str = "runs/scheduled") -> None:
+    serve(campaign_deployment(config_path=config_path, cron=cron, campaign_dir=campaign_dir))

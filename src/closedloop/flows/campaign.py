@@ -6,11 +6,12 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
+from closedloop.flows.simulate import simulate
 from closedloop.lab import campaign as lab
 from closedloop.lab.config import load_campaign_config
 from closedloop.lab.store import CampaignStore
 from closedloop.tasks.campaign import (audit, current_flow_run_id, hold_campaign, propose, publish_round, record,
-                                       retrain, simulate_batch, validate)
+                                       retrain, validate)
 
 
 @flow(name="campaign", log_prints=True)
@@ -26,14 +27,14 @@ def campaign(config_path: str = "configs/smoke.toml", campaign_dir: str | None =
         lab.check_same_campaign(store, config)
         checked = audit(config, directory)
         if checked.resimulate:
-            record(directory, simulate_batch(config, directory, checked.resimulate, refresh=True))
+            record(directory, simulate(config, directory, checked.resimulate, refresh=True))
         lab.write_state(store, lab.campaign_state(config, store, status="running", run_id=current_flow_run_id(),
                                                   repairs=checked.damaged))
         reason = None
         for r in range(config.budget.rounds):
             if not lab.round_complete(store, r):
                 batch = propose(config, directory, r)
-                record(directory, simulate_batch(config, directory, batch))
+                record(directory, simulate(config, directory, batch))
                 validate(config, directory, r)
                 retrain(config, directory, r)
             if not lab.round_published(store, r):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -107,6 +108,28 @@ class SimulationConfig(Strict):
                                            description="An attempt running longer fails (and is retried); "
                                                        "none by default")
 
+    runner: Literal["threads", "dask"] = Field(
+        default="threads", description="Where simulations run: worker threads of the flow, or Dask workers")
+    dask_address: str | None = Field(
+        default=None,
+        description="An existing Dask scheduler, e.g. tcp://127.0.0.1:8786; none starts a local cluster")
+    dask_workers: int = Field(default=2, ge=1, le=256,
+                              description="Worker processes (one thread each) of the local Dask cluster")
+
+    @field_validator("dask_address")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.\-]*://\S+", value):
+            raise ValueError(f"expected a scheduler address such as tcp://127.0.0.1:8786, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _runner(self) -> SimulationConfig:
+        if self.dask_address is not None and self.runner != "dask":
+            raise ValueError(f"dask_address: a Dask scheduler is only used with runner = \"dask\" "
+                             f"(runner is {self.runner!r})")
+        return self
+
     def retry_delays(self) -> list[float]:
         """Exponential backoff: ``retry_delay_seconds × 2^k`` before retry k (k = 0 … retries − 1)."""
         return [self.retry_delay_seconds * 2 ** k for k in range(self.retries)]
@@ -137,7 +160,9 @@ class CampaignConfig(Strict):
         return self
 
     def config_hash(self) -> str:
-        text = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        # where simulations run does not change what they compute
+        placement = {"simulation": {"runner", "dask_address", "dask_workers"}}
+        text = json.dumps(self.model_dump(mode="json", exclude=placement), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def with_overrides(self, **overrides: Any) -> CampaignConfig:

@@ -99,20 +99,23 @@ def collect_outcomes(config: CampaignConfig, batch: list[dict[str, float]], futu
 
 
 def simulate_batch(config: CampaignConfig, campaign_dir: str, batch: list[dict[str, float]],
-                   refresh: bool = False) -> list[dict[str, Any]]:
+                   refresh: bool = False, run_id: str | None = None) -> list[dict[str, Any]]:
     """Simulate a batch in parallel: retries with exponential backoff, the configured timeout, and
     results cached per case in the campaign directory (``refresh`` ignores the cache, for repairs).
 
     A finished simulation is never run twice in any case: its case file is written before the task
     completes, and :func:`closedloop.lab.campaign.run_case` skips a case whose file exists. The
     cache adds that a resumed flow run shows those tasks as Cached and keeps their original timings.
+    The tasks run on the current flow's task runner (threads, or Dask in ``simulate-batch``).
     """
     sim = config.simulation
     options: dict[str, Any] = {"retries": sim.retries, "retry_delay_seconds": sim.retry_delays() or 0,
                                "timeout_seconds": sim.timeout_seconds, "refresh_cache": refresh,
                                "result_storage": CampaignStore(campaign_dir).cache_dir.resolve()}
     futures = simulate_case.with_options(**options).map(unmapped(config), unmapped(campaign_dir), batch)
-    return collect_outcomes(config, batch, futures)
+    rows = collect_outcomes(config, batch, futures)
+    # in the simulate-batch subflow, the ledger names the campaign's flow run
+    return [{**row, "flow_run_id": run_id} for row in rows] if run_id else rows
 
 
 @task(name="audit", cache_policy=NO_CACHE)

@@ -1,0 +1,41 @@
+"""Reference simulations of a batch: in the campaign flow's threads, or fanned out on Dask.
+
+With ``[simulation] runner = "dask"`` the batch runs as the subflow ``simulate-batch`` on a
+:class:`prefect_dask.DaskTaskRunner`: a local cluster (``dask_workers`` processes, one thread each,
+bound to 127.0.0.1) or, with ``dask_address``, an existing scheduler. Retries, backoff, timeout,
+caching and failed rows are those of :func:`closedloop.tasks.campaign.simulate_batch` either way.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+from prefect_dask import DaskTaskRunner
+
+from closedloop.lab.config import CampaignConfig, SimulationConfig
+from closedloop.tasks.campaign import current_flow_run_id, simulate_batch
+
+
+def dask_task_runner(sim: SimulationConfig) -> DaskTaskRunner:
+    """The Dask task runner the configuration asks for: an existing scheduler or a local cluster."""
+    if sim.dask_address:
+        return DaskTaskRunner(address=sim.dask_address)
+    return DaskTaskRunner(cluster_class="distributed.LocalCluster",
+                          cluster_kwargs={"n_workers": sim.dask_workers, "threads_per_worker": 1,
+                                          "processes": True, "host": "127.0.0.1", "dashboard_address": None})
+
+
+@flow(name="simulate-batch", log_prints=True)
+def simulate_batch_flow(config: CampaignConfig, campaign_dir: str, batch: list[dict[str, float]],
+                        refresh: bool = False, run_id: str | None = None) -> list[dict[str, Any]]:
+    """Simulate a batch on this flow's task runner; ``run_id`` is the campaign's flow run (for the ledger)."""
+    return simulate_batch(config, campaign_dir, batch, refresh=refresh, run_id=run_id)
+
+
+def simulate(config: CampaignConfig, campaign_dir: str, batch: list[dict[str, float]],
+             refresh: bool = False) -> list[dict[str, Any]]:
+    """Ledger rows for ``batch``, simulated where ``config.simulation.runner`` says."""
+    if config.simulation.runner == "dask" and batch:
+        runner = simulate_batch_flow.with_options(task_runner=dask_task_runner(config.simulation))
+        return runner(config, campaign_dir, batch, refresh=refresh, run_id=current_flow_run_id())
+    return simulate_batch(config, campaign_dir, batch, refresh=refresh)
