@@ -27,8 +27,8 @@ from closedloop.lab import faults
 from closedloop.lab.atomic import atomic_write_text
 from closedloop.lab.config import CampaignConfig
 from closedloop.lab.forcing import batch_problems, spec_for
-from closedloop.lab.store import (Case, CampaignStore, IntegrityError, check_sha256, file_sha256, make_provenance,
-                                  now_iso, read_case, write_case)
+from closedloop.lab.store import (Case, CampaignStore, IntegrityError, check_sha256, file_sha256,
+                                  now_iso, read_case, reference_case, write_case)
 from closedloop.planners import fit_error_model, propose_batch, sobol_design
 from closedloop.simulators import Scenario, simulate
 from closedloop.surrogates import HybridSurrogate, SurrogateSpec, TrainConfig, relative_l2, train
@@ -180,15 +180,8 @@ def run_case(config: CampaignConfig, store: CampaignStore, params: dict[str, flo
                       progress=lambda t, horizon: faults.point("simulate:progress", case_id))
     seconds = time.perf_counter() - t0
     check_finite(case_id, result)
-    case = Case(scenario=scenario, times=result.times, plane=result.plane, plane_mask=result.plane_mask,
-                probes=result.probes,
-                budget={"mass_in_domain": result.mass_in_domain, "mass_emitted": result.mass_emitted,
-                        "mass_exhausted": result.mass_exhausted},
-                provenance=make_provenance(producer="reference", device=result.device, seed=config.seed,
-                                           config_hash=config.config_hash(), steps=result.steps,
-                                           dtype=result.dtype, sim_seconds=seconds),
-                grid={"shape": result.extra["grid_shape"], "spacing": list(scenario.room.spacing),
-                      "plane": scenario.plane.model_dump()})
+    case = reference_case(scenario, result, seed=config.seed, config_hash=config.config_hash(),
+                          sim_seconds=seconds)
     sha = write_case(store.case_path(case_id), case)
     faults.point("simulate:end", case_id)
     return {"case_id": case_id, "status": "done", "sim_seconds": seconds, "case_sha256": sha,
@@ -339,17 +332,22 @@ class AuditReport:
     resimulate: list[dict[str, float]] = field(default_factory=list)  # cases of complete rounds to run again
 
 
+def checksum_problem(path: Path, sha256: str) -> str | None:
+    """Why ``path`` does not match its recorded checksum, or None."""
+    try:
+        check_sha256(path, sha256)
+    except IntegrityError as err:
+        return str(err).removeprefix(f"{path}: ")
+    return None
+
+
 def checkpoint_problem(store: CampaignStore, name: str, sha256: str | None) -> str | None:
     """Why a checkpoint cannot be used, or None."""
     path = store.model_path(name)
     if not path.exists():
         return "file is missing"
     if sha256:
-        try:
-            check_sha256(path, sha256)
-        except IntegrityError as err:
-            return str(err).removeprefix(f"{path}: ")
-        return None
+        return checksum_problem(path, sha256)
     try:  # no checksum recorded: the file must at least load as a checkpoint
         ckpt = torch.load(path, weights_only=True, map_location="cpu")
         if not {"spec", "state_dict"} <= set(ckpt):
@@ -363,11 +361,7 @@ def case_problem(store: CampaignStore, case_id: str, sha256: str | None) -> str 
     """Why an existing case file cannot be used, or None."""
     path = store.case_path(case_id)
     if sha256:
-        try:
-            check_sha256(path, sha256)
-        except IntegrityError as err:
-            return str(err).removeprefix(f"{path}: ")
-        return None
+        return checksum_problem(path, sha256)
     try:  # written but not yet recorded (the run stopped before the ledger knew): it must read back
         case = read_case(path)
         if not torch.isfinite(case.plane).all():

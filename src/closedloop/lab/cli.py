@@ -53,7 +53,7 @@ def simulate(scenario: Annotated[Path, typer.Argument(help="Scenario TOML file."
     """Run the 3D reference simulation of SCENARIO; write OUT/<case id>.parquet."""
     import torch
 
-    from closedloop.lab.store import Case, make_provenance, write_case
+    from closedloop.lab.store import reference_case, write_case
     from closedloop.simulators import simulate as run
 
     sc = load_scenario_or_fail(scenario)
@@ -64,13 +64,7 @@ def simulate(scenario: Annotated[Path, typer.Argument(help="Scenario TOML file."
                       progress=lambda t, T: progress.update(task, completed=t, status=f"t={t:.0f} s"))
         except ValueError as err:
             fail(str(err))
-    case = Case(scenario=sc, times=res.times, plane=res.plane, plane_mask=res.plane_mask, probes=res.probes,
-                budget={"mass_in_domain": res.mass_in_domain, "mass_emitted": res.mass_emitted,
-                        "mass_exhausted": res.mass_exhausted},
-                provenance=make_provenance(producer="reference", device=res.device, dtype=res.dtype,
-                                           steps=res.steps),
-                grid={"shape": res.extra["grid_shape"], "spacing": list(sc.room.spacing),
-                      "plane": sc.plane.model_dump()})
+    case = reference_case(sc, res)
     path = out / f"{sc.case_id()}.parquet"
     write_case(path, case)
     from closedloop.lab.atomic import atomic_path, atomic_write

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from closedloop.planners.design import DesignSpace
-from closedloop.simulators.scenario import Scenario
+from closedloop.simulators.scenario import Scenario, set_path
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 
@@ -167,17 +167,12 @@ class CampaignConfig(Strict):
 
     def with_overrides(self, **overrides: Any) -> CampaignConfig:
         """A copy with dotted-path overrides (``budget.rounds=3``), validated again."""
-        data = self.model_dump(mode="python")
+        data = self.model_dump(mode="json")
         for path, value in overrides.items():
-            node = data
-            parts = path.split(".")
-            for part in parts[:-1]:
-                if part not in node:
-                    raise ValueError(f"{path}: no such config field")
-                node = node[part]
-            if parts[-1] not in node:
-                raise ValueError(f"{path}: no such config field")
-            node[parts[-1]] = value
+            try:
+                set_path(data, path, value)
+            except KeyError:
+                raise ValueError(f"{path}: no such config field") from None
         return CampaignConfig.model_validate(data)
 
 

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import torch
 
-from closedloop.simulators.flow_cache import steady_flow
+from closedloop.simulators.flow import SteadyFlow
+from closedloop.simulators.flow_cache import flow_key, steady_flow
 from closedloop.simulators.geometry import room_geometry, source_distribution
 from closedloop.simulators.plane import plane_reduction
 from closedloop.simulators.scenario import Scenario
@@ -31,12 +32,20 @@ class PlaneProblem:
         return (tuple(self.mask.shape), self.spacing, self.output_interval, self.mask.sum().item())
 
 
-def plane_problem(scenario: Scenario, dtype: torch.dtype = torch.float64) -> PlaneProblem:
+def plane_problem(scenario: Scenario, dtype: torch.dtype = torch.float64,
+                  flows: dict[str, SteadyFlow] | None = None) -> PlaneProblem:
+    """The plane forcing of one scenario; ``flows`` (by flow key) shares one flow solve across a batch."""
     if scenario.source.is_moving:
         raise ValueError(f"scenario {scenario.name!r}: source.trajectory: the surrogate does not take "
                          "moving sources yet (static sources only)")
     geometry = room_geometry(scenario)
-    flow = steady_flow(scenario, geometry).flow
+    key = flow_key(scenario)
+    if flows is not None and key in flows:
+        flow = flows[key]
+    else:
+        flow = steady_flow(scenario, geometry).flow
+        if flows is not None:
+            flows[key] = flow
     red = plane_reduction(scenario, geometry)
     ux = red.average_faces(flow.velocity[0])
     uy = red.average_faces(flow.velocity[1])
@@ -55,7 +64,8 @@ def batch_problems(scenarios: list[Scenario], dtype: torch.dtype = torch.float64
     """Stack several scenarios of one geometry; errors name the scenario that does not fit."""
     if not scenarios:
         raise ValueError("no scenarios to batch")
-    problems = [plane_problem(s, dtype) for s in scenarios]
+    flows: dict[str, SteadyFlow] = {}  # cases of one campaign usually share the geometry and inflow
+    problems = [plane_problem(s, dtype, flows) for s in scenarios]
     first = problems[0]
     for s, p in zip(scenarios, problems):
         if p.geometry_key() != first.geometry_key() or not torch.equal(p.mask, first.mask):

@@ -17,6 +17,7 @@ trained on it (:class:`IntegrityError`).
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import json
 import shutil
@@ -83,6 +84,7 @@ class Case:
         return self.scenario.case_id()
 
 
+@functools.lru_cache(maxsize=1)
 def code_version() -> str:
     """Package version plus the git commit when run from a checkout."""
     try:
@@ -102,6 +104,18 @@ def make_provenance(*, producer: str, device: str, seed: int | None = None,
     return {"producer": producer, "code_version": code_version(), "torch": torch.__version__,
             "device": device, "seed": seed, "config_hash": config_hash, "created": now_iso(),
             **extra}
+
+
+def reference_case(scenario: Scenario, result: Any, **provenance: Any) -> Case:
+    """The case of a reference simulation (a ``simulators.SimulationResult``), ready to write."""
+    return Case(scenario=scenario, times=result.times, plane=result.plane, plane_mask=result.plane_mask,
+                probes=result.probes,
+                budget={"mass_in_domain": result.mass_in_domain, "mass_emitted": result.mass_emitted,
+                        "mass_exhausted": result.mass_exhausted},
+                provenance=make_provenance(producer="reference", device=result.device, dtype=result.dtype,
+                                           steps=result.steps, **provenance),
+                grid={"shape": result.extra["grid_shape"], "spacing": list(scenario.room.spacing),
+                      "plane": scenario.plane.model_dump()})
 
 
 def case_table(case: Case) -> pa.Table:
