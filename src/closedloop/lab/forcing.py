@@ -12,8 +12,8 @@ import torch
 
 from closedloop.simulators.flow import SteadyFlow
 from closedloop.simulators.flow_cache import flow_key, steady_flow
-from closedloop.simulators.geometry import room_geometry, source_distribution
-from closedloop.simulators.plane import plane_reduction
+from closedloop.simulators.geometry import RoomGeometry, room_geometry, source_distribution
+from closedloop.simulators.plane import PlaneReduction, plane_reduction
 from closedloop.simulators.scenario import Scenario
 from closedloop.surrogates.forcing import Forcing
 from closedloop.surrogates.model import SurrogateSpec
@@ -32,12 +32,40 @@ class PlaneProblem:
         return (tuple(self.mask.shape), self.spacing, self.output_interval, self.mask.sum().item())
 
 
+def source_series(scenario: Scenario, geometry: RoomGeometry, red: PlaneReduction,
+                  samples_per_interval: int = 10) -> torch.Tensor:
+    """Interval means S̄_n of the band-mean source density, (N, nx, ny), for any source.
+
+    Over interval n the on-part [max(t_n, start), min(t_n + Δt, stop)) is sampled at
+    ``samples_per_interval`` midpoints; each sampled pattern carries exactly the rate (the weights
+    are normalised), so the mass per interval, rate × on-time, is exact, and for a moving source
+    the pattern is the mean over the path walked in that interval.
+    """
+    src, timing = scenario.source, scenario.time
+    dt = timing.output_interval
+    stop = src.stop if src.stop is not None else float("inf")
+    static = None if src.is_moving else red.average(source_distribution(scenario, geometry))
+    out = []
+    for n in range(timing.n_outputs):
+        a, b = max(n * dt, src.start), min((n + 1) * dt, stop)
+        if b <= a:
+            out.append(torch.zeros(red.mask.shape, dtype=torch.float64))
+            continue
+        if static is not None:
+            mean = static
+        else:
+            times = [a + (j + 0.5) * (b - a) / samples_per_interval for j in range(samples_per_interval)]
+            mean = sum(red.average(source_distribution(scenario, geometry, t=t)) for t in times) / len(times)
+        out.append(mean * src.rate * (b - a) / dt)
+    return torch.stack(out)
+
+
 def plane_problem(scenario: Scenario, dtype: torch.dtype = torch.float64,
-                  flows: dict[str, SteadyFlow] | None = None) -> PlaneProblem:
-    """The plane forcing of one scenario; ``flows`` (by flow key) shares one flow solve across a batch."""
-    if scenario.source.is_moving:
-        raise ValueError(f"scenario {scenario.name!r}: source.trajectory: the surrogate does not take "
-                         "moving sources yet (static sources only)")
+                  flows: dict[str, SteadyFlow] | None = None, time_series: bool = False) -> PlaneProblem:
+    """The plane forcing of one scenario; ``flows`` (by flow key) shares one flow solve across a batch.
+
+    A moving source (or ``time_series=True``) gives the forcing a ``source_series`` of interval means.
+    """
     geometry = room_geometry(scenario)
     key = flow_key(scenario)
     if flows is not None and key in flows:
@@ -53,6 +81,11 @@ def plane_problem(scenario: Scenario, dtype: torch.dtype = torch.float64,
     stop = scenario.source.stop if scenario.source.stop is not None else float("inf")
     forcing = Forcing(velocity=(ux[None].to(dtype), uy[None].to(dtype)), source=src[None].to(dtype),
                       window=torch.tensor([[scenario.source.start, stop]], dtype=dtype))
+    if scenario.source.is_moving or time_series:
+        series = source_series(scenario, geometry, red)
+        forcing = Forcing(velocity=forcing.velocity, source=series.mean(dim=0)[None].to(dtype),
+                          window=torch.tensor([[0.0, float("inf")]], dtype=dtype),
+                          source_series=series[None].to(dtype))
     dx, dy, _ = scenario.room.spacing
     return PlaneProblem(forcing=forcing, mask=red.mask, spacing=(dx, dy),
                         output_interval=scenario.time.output_interval,
@@ -65,7 +98,8 @@ def batch_problems(scenarios: list[Scenario], dtype: torch.dtype = torch.float64
     if not scenarios:
         raise ValueError("no scenarios to batch")
     flows: dict[str, SteadyFlow] = {}  # cases of one campaign usually share the geometry and inflow
-    problems = [plane_problem(s, dtype, flows) for s in scenarios]
+    timed = any(s.source.is_moving for s in scenarios)  # then every case gets a source series
+    problems = [plane_problem(s, dtype, flows, time_series=timed) for s in scenarios]
     first = problems[0]
     for s, p in zip(scenarios, problems):
         if p.geometry_key() != first.geometry_key() or not torch.equal(p.mask, first.mask):

@@ -1,4 +1,12 @@
-"""What drives the plane model: band-averaged face velocities and source, batched over cases."""
+"""What drives the plane model: band-averaged face velocities and source, batched over cases.
+
+A source is given either as one density pattern switched on over a window (static sources), or
+as a series of interval means (moving sources, or any emission that changes in time):
+
+    S̄_n = (1/Δt) ∫_{t_n}^{t_n+Δt} S̄(t) dt,   n = 0 … N−1,
+
+which the model holds constant over output interval n, so the mass emitted per interval is exact.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,30 +19,74 @@ class Forcing:
     """Inputs of a batch of ``B`` scenarios on one plane grid ``(nx, ny)``.
 
     velocity: (u_x (B, nx+1, ny), u_y (B, nx, ny+1)) band-mean face velocities (m/s).
-    source: (B, nx, ny) band-mean source density while the source is on (mass/s/m³).
+    source: (B, nx, ny) band-mean source density while the source is on (mass/s/m³); with a
+        ``source_series`` its time mean (for display and scaling only).
     window: (B, 2) source on over [start, stop) in seconds (stop = inf for never).
+    source_series: optional (B, N, nx, ny) interval-mean source densities S̄_n (emission schedule
+        included); when given it replaces ``source`` and ``window`` in the physics.
     """
 
     velocity: tuple[torch.Tensor, torch.Tensor]
     source: torch.Tensor
     window: torch.Tensor
+    source_series: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        s = self.source_series
+        if s is not None and (s.dim() != 4 or s.shape[0] != self.source.shape[0]
+                              or s.shape[2:] != self.source.shape[1:]):
+            raise ValueError(f"source_series: shape {tuple(s.shape)} does not match source "
+                             f"{tuple(self.source.shape)} as (B, N, nx, ny)")
 
     @property
     def batch_size(self) -> int:
         return self.source.shape[0]
 
+    @property
+    def is_time_dependent(self) -> bool:
+        return self.source_series is not None
+
+    def source_peak(self) -> torch.Tensor:
+        """Per-case max S̄ over space (and intervals), shape (B,)."""
+        if self.source_series is not None:
+            return self.source_series.amax(dim=(1, 2, 3))
+        return self.source.amax(dim=(1, 2))
+
+    def source_pattern(self, n: int) -> torch.Tensor:
+        """The source density the model sees during output interval ``n`` (for the closure)."""
+        if self.source_series is not None:
+            return self.source_series[:, min(n, self.source_series.shape[1] - 1)]
+        return self.source
+
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> Forcing:
+        series = None if self.source_series is None else self.source_series.to(device=device, dtype=dtype)
         return Forcing(velocity=tuple(u.to(device=device, dtype=dtype) for u in self.velocity),  # type: ignore[arg-type]
                        source=self.source.to(device=device, dtype=dtype),
-                       window=self.window.to(device=device, dtype=dtype))
+                       window=self.window.to(device=device, dtype=dtype), source_series=series)
 
     def select(self, index: torch.Tensor | list[int] | slice) -> Forcing:
+        series = None if self.source_series is None else self.source_series[index]
         return Forcing(velocity=(self.velocity[0][index], self.velocity[1][index]),
-                       source=self.source[index], window=self.window[index])
+                       source=self.source[index], window=self.window[index], source_series=series)
+
+    def as_series(self, n_steps: int, interval: float) -> Forcing:
+        """The same forcing with the window folded into interval means (exact on-time fractions)."""
+        if self.source_series is not None:
+            return self
+        t0 = torch.arange(n_steps, dtype=self.window.dtype, device=self.window.device) * interval
+        start, stop = self.window[:, :1], self.window[:, 1:]
+        on = (torch.minimum(t0 + interval, stop) - torch.maximum(t0, start)).clamp_min(0) / interval
+        series = on.to(self.source.dtype)[:, :, None, None] * self.source[:, None]
+        return Forcing(velocity=self.velocity, source=self.source, window=self.window, source_series=series)
 
     @staticmethod
     def stack(items: list[Forcing]) -> Forcing:
+        timed = [f.source_series is not None for f in items]
+        if any(timed) and not all(timed):
+            raise ValueError("source_series: mix of time-dependent and windowed forcings; "
+                             "convert with Forcing.as_series(n_steps, interval) first")
+        series = torch.cat([f.source_series for f in items]) if all(timed) else None  # type: ignore[misc]
         return Forcing(velocity=(torch.cat([f.velocity[0] for f in items]),
                                  torch.cat([f.velocity[1] for f in items])),
                        source=torch.cat([f.source for f in items]),
-                       window=torch.cat([f.window for f in items]))
+                       window=torch.cat([f.window for f in items]), source_series=series)

@@ -122,30 +122,42 @@ class HybridSurrogate(nn.Module):
         return max(1, math.ceil(self.spec.output_interval / dt))
 
     def physics_interval(self, c: torch.Tensor, forcing: Forcing, t0: float, k: int) -> torch.Tensor:
-        """Advance c over one output interval with k forward-Euler FV substeps."""
+        """Advance c over one output interval with k forward-Euler FV substeps.
+
+        A windowed source is switched by the substep's midpoint time; a source series
+        (``forcing.source_series``) is held at its interval mean S̄_n, n = round(t0 / Δt).
+        """
         d = self.diffusivities()
         vel = self.velocity(forcing)
         dt = self.spec.output_interval / k
         mask = self.mask.to(c.dtype)
         start, stop = forcing.window[:, 0], forcing.window[:, 1]
         opens = (self.open_x.to(c.dtype), self.open_y.to(c.dtype))
+        series = None
+        if forcing.source_series is not None:
+            series = forcing.source_pattern(round(t0 / self.spec.output_interval))
         for j in range(k):
-            t_mid = t0 + (j + 0.5) * dt
-            on = ((start <= t_mid) & (t_mid < stop)).to(c.dtype)[:, None, None]
+            if series is None:
+                t_mid = t0 + (j + 0.5) * dt
+                on = ((start <= t_mid) & (t_mid < stop)).to(c.dtype)[:, None, None]
+                src = on * forcing.source
+            else:
+                src = series
             if self.spec.advection == "tvd":
                 adv = advect_tvd(c, vel, self.grid, opens)
             else:
                 adv = advect_upwind(c, vel, self.grid)
             rate = adv + diffuse(c, d, self.grid)
-            c = c + dt * (rate * mask + on * forcing.source)
+            c = c + dt * (rate * mask + src)
         return c
 
     # --------------------------------------------------------------------------- closure
-    def closure_inputs(self, c: torch.Tensor, forcing: Forcing, scale: torch.Tensor) -> torch.Tensor:
+    def closure_inputs(self, c: torch.Tensor, forcing: Forcing, scale: torch.Tensor, n: int = 0) -> torch.Tensor:
+        """The closure's input channels during output interval ``n``."""
         ux, uy = forcing.velocity
         ux_c = 0.5 * (ux[:, 1:, :] + ux[:, :-1, :])
         uy_c = 0.5 * (uy[:, :, 1:] + uy[:, :, :-1])
-        src = forcing.source / forcing.source.amax(dim=(1, 2), keepdim=True).clamp_min(1e-30)
+        src = forcing.source_pattern(n) / forcing.source_peak().clamp_min(1e-30)[:, None, None]
         mask = self.mask.to(c.dtype).expand_as(c)
         dx, dy = self.diffusivities()
         d0 = self.spec.initial_diffusivity
@@ -155,7 +167,7 @@ class HybridSurrogate(nn.Module):
 
     def scale(self, forcing: Forcing) -> torch.Tensor:
         """Per-case concentration scale s = max S̄ · Δt, shape (B, 1, 1)."""
-        return (forcing.source.amax(dim=(1, 2)) * self.spec.output_interval).clamp_min(1e-30)[:, None, None]
+        return (forcing.source_peak() * self.spec.output_interval).clamp_min(1e-30)[:, None, None]
 
     # --------------------------------------------------------------------------- rollout
     def initial_state(self, forcing: Forcing, dtype: torch.dtype, device: torch.device
@@ -179,7 +191,8 @@ class HybridSurrogate(nn.Module):
             s = self.scale(forcing)
             if self.spec.effective_variant == "markovian" and isinstance(self.closure, ConvGRUClosure):
                 h = torch.zeros_like(h)  # no memory: the closure sees the present only
-            correction, h = self.closure(self.closure_inputs(c, forcing, s), h)
+            n = round(t0 / self.spec.output_interval)
+            correction, h = self.closure(self.closure_inputs(c, forcing, s, n), h)
             c = c + s * correction * self.mask.to(c.dtype)
         return c, h
 
