@@ -242,6 +242,51 @@ def campaign_status(dir: Annotated[Path, typer.Argument(help="Campaign directory
 
 
 @app.command()
+def steer(campaign_dir: Annotated[Path, typer.Argument(help="Campaign directory with a trained model.")],
+          concept: Annotated[str, typer.Option(help="Design parameter whose regimes define the concept.")] = "inlet_speed",
+          toward: Annotated[str, typer.Option(help="Steer toward its high or low regime.")] = "high",
+          split: Annotated[Optional[float], typer.Option(help="Group boundary (default: the median).")] = None,
+          layer: Annotated[Optional[list[str]], typer.Option(help="Candidate layer (repeat; default: the closure's convolutions).")] = None,
+          base_cases: Annotated[int, typer.Option(help="Held-out cases of the other regime to steer.")] = 2,
+          initial: Annotated[int, typer.Option(help="Sobol experiments before BoTorch.")] = 6,
+          rounds: Annotated[int, typer.Option(help="BoTorch rounds.")] = 3,
+          batch_size: Annotated[int, typer.Option(help="Experiments per BoTorch round.")] = 2,
+          alpha_min: float = -2.0, alpha_max: float = 2.0, seed: int = 0) -> None:
+    """Steering experiments chosen by BoTorch on a campaign's latest model, validated by simulation."""
+    from closedloop.lab.config import format_validation_error
+    from closedloop.lab import steering as lab
+
+    if not campaign_dir.is_dir():
+        fail(f"campaign_dir: {campaign_dir}: no such directory")
+    try:
+        config = lab.SteeringConfig(concept=concept, toward=toward, split=split, layers=layer or None,
+                                    base_cases=base_cases, initial_experiments=initial, rounds=rounds,
+                                    batch_size=batch_size, alpha_min=alpha_min, alpha_max=alpha_max, seed=seed)
+    except ValidationError as err:
+        fail(format_validation_error(err, "steer"))
+    total = config.initial_experiments + config.rounds * config.batch_size
+    with _progress() as progress:
+        task = progress.add_task(f"steer {config.name}", total=total, status="")
+        try:
+            report = lab.run_steering(campaign_dir, config, step=lambda name: progress.update(task, status=name),
+                                      progress=lambda n: progress.advance(task, n))
+        except ValueError as err:
+            fail(str(err))
+        progress.update(task, completed=total, status="done")
+    s = report.summary
+    table = Table(title=f"steering {config.name} on {s['model']}: best {s['best']['layer']} "
+                        f"α={s['best']['alpha']:.3g}, steps {s['best']['first_step']}–{s['best']['last_step']}")
+    for col in ("base case", "target case", "distance unsteered", "distance steered"):
+        table.add_column(col)
+    for b, t, du, ds in zip(s["base_cases"], s["target_cases"], s["distance_unsteered"], s["distance_steered"]):
+        table.add_row(b, t, f"{du:.4f}", f"{ds:.4f}")
+    console.print(table)
+    console.print(f"{s['experiments']} experiments; steering brought {s['fraction_improved']:.0%} of the base cases "
+                  f"closer to the target reference")
+    console.print(f"[green]wrote[/] {report.paths['experiments']}, {report.paths['report']} and figures")
+
+
+@app.command()
 def serve(config: Annotated[Path, typer.Option(help="Campaign config the deployment runs.")] = Path("configs/smoke.toml"),
           cron: Annotated[str, typer.Option(help="Cron schedule (UTC).")] = "0 3 * * *") -> None:
     """Serve the campaign flow as a deployment with a cron schedule (needs a Prefect server)."""

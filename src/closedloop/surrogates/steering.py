@@ -111,6 +111,38 @@ class ConceptDirection:
         return ConceptDirection(**d)
 
 
+def random_direction(direction: ConceptDirection, seed: int) -> ConceptDirection:
+    """A control: a direction of the same layer, shape and norm as ``direction``, pointing at random."""
+    g = torch.Generator().manual_seed(seed)
+    r = torch.randn(direction.delta.shape, generator=g, dtype=torch.float64).to(direction.delta.dtype)
+    delta = r * (direction.norm / max(float(r.norm()), 1e-300))
+    return ConceptDirection(layer=direction.layer, delta=delta, reduce=direction.reduce, n_a=direction.n_a,
+                            n_b=direction.n_b, bootstrap_norm_std=0.0, bootstrap_cosine=0.0,
+                            checkpoint_id=direction.checkpoint_id, concept=f"random({direction.concept})",
+                            meta={"control": "random direction", "seed": seed})
+
+
+def directions_payload(directions: Sequence[ConceptDirection], checkpoint_id: str) -> dict:
+    """What to save (``torch.save``, weights_only-loadable): the directions and their checkpoint."""
+    if not checkpoint_id:
+        raise ValueError("checkpoint_id: a concept direction is saved with the checkpoint it was measured on")
+    for d in directions:
+        if d.checkpoint_id not in (None, checkpoint_id):
+            raise ValueError(f"direction {d.concept!r} at {d.layer}: measured on checkpoint {d.checkpoint_id}, "
+                             f"not {checkpoint_id}")
+    return {"checkpoint_id": checkpoint_id,
+            "directions": [{**d.to_dict(), "checkpoint_id": checkpoint_id} for d in directions]}
+
+
+def directions_from_payload(payload: dict, checkpoint_id: str) -> list[ConceptDirection]:
+    """Directions saved by :func:`directions_payload`; refused for any other checkpoint (the
+    activations of a retrained model live in another basis, so an old Δ means nothing there)."""
+    if payload.get("checkpoint_id") != checkpoint_id:
+        raise ValueError(f"checkpoint_id: these directions belong to checkpoint {payload.get('checkpoint_id')}, "
+                         f"not to {checkpoint_id}; measure them again on this model")
+    return [ConceptDirection.from_dict(d) for d in payload["directions"]]
+
+
 def case_activations(recorded: list[torch.Tensor]) -> torch.Tensor:
     """Average a layer's per-step activations over the rollout: list of (B, ...) → (B, ...)."""
     if not recorded:
@@ -259,3 +291,23 @@ def specificity(response: dict[str, torch.Tensor], target: str) -> dict[str, flo
 
     base = max(rel_range(response[target]), 1e-300)
     return {k: rel_range(v) / base for k, v in response.items() if k != target}
+
+
+def response_slope(response: dict[str, torch.Tensor], alphas: Sequence[float], measure: str) -> float:
+    """Least-squares slope d(mean measure)/dα of a dose-response (the effect per unit strength)."""
+    a = torch.as_tensor(list(alphas), dtype=torch.float64)
+    m = response[measure].to(torch.float64).mean(dim=1)
+    a0 = a - a.mean()
+    return float((a0 * (m - m.mean())).sum() / (a0 ** 2).sum().clamp_min(1e-300))
+
+
+def transfer(responses: dict[str, dict[str, torch.Tensor]], alphas: Sequence[float], measure: str,
+             source: str) -> dict[str, float]:
+    """Transfer of a direction to other scenario families: each family's dose-response slope of
+    ``measure`` over that of the ``source`` family (1: the same effect, 0: none, < 0: reversed)."""
+    if source not in responses:
+        raise KeyError(f"source family {source!r} not among {sorted(responses)}")
+    base = response_slope(responses[source], alphas, measure)
+    if base == 0:
+        raise ValueError(f"{measure} does not move with alpha in the source family {source!r}")
+    return {fam: response_slope(r, alphas, measure) / base for fam, r in responses.items()}
