@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # No network here: keep Prefect's server from trying to send telemetry.
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: demo test ui bench venv clean
+.PHONY: demo test ui ui-postgres bench venv clean
 
 venv: $(STAMP)
 
@@ -27,6 +27,10 @@ test: $(STAMP)
 
 ui: $(STAMP)
 	bash deployments/ui.sh
+
+# The same, on PostgreSQL (Debian's packages; cluster in runs/postgres, bound to 127.0.0.1).
+ui-postgres: $(STAMP)
+	bash deployments/postgres.sh ui
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
