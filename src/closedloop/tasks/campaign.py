@@ -21,6 +21,7 @@ from closedloop.lab.atomic import atomic_write_bytes, atomic_write_text
 from closedloop.lab.config import CampaignConfig
 from closedloop.lab.lock import campaign_lock
 from closedloop.lab.store import CampaignStore
+from closedloop.tasks import gpu_slot
 
 
 class _ThreadTimeoutNotice(logging.Filter):
@@ -164,11 +165,17 @@ def validate(config: CampaignConfig, campaign_dir: str, round_index: int) -> lis
 
 @task(name="retrain", cache_policy=NO_CACHE)
 def retrain(config: CampaignConfig, campaign_dir: str, round_index: int) -> dict[str, Any]:
-    """Train on every done case (warm start from the previous round) and save the checkpoint."""
+    """Train on every done case (warm start from the previous round) and save the checkpoint.
+
+    With a GPU present, training holds that GPU's concurrency slot (one training job per GPU).
+    """
     store = CampaignStore(campaign_dir)
     ledger = store.read_ledger()
     done = ledger[(ledger["status"] == "done") & (ledger["round"] <= round_index)]
-    report = lab.retrain_round(config, store, round_index, done["case_id"].tolist())
+    with gpu_slot.gpu_training_slot(gpu_slot.training_gpu()) as slot:
+        if slot:
+            get_run_logger().info("round %d: holding training slot %s", round_index, slot)
+        report = lab.retrain_round(config, store, round_index, done["case_id"].tolist())
     get_run_logger().info("round %d: trained on %d cases, loss %.4f -> %.4f in %.1f s", round_index,
                           len(done), report.initial_loss, report.best_loss, report.seconds)
     return {"cases": len(done), "initial_loss": report.initial_loss, "best_loss": report.best_loss,
