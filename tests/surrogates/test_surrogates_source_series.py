@@ -75,3 +75,32 @@ def test_a_batch_with_one_moving_source_turns_every_case_into_a_series(room_scen
     assert forcing.source_series is not None and forcing.source_series.shape[:2] == (2, prob.n_steps)
     with pytest.raises(ValueError, match="source_series"):
         Forcing.stack([plane_problem(room_scenario).forcing, plane_problem(moving(room_scenario)).forcing])
+
+
+def test_exchange_sink_gives_the_exact_relaxation_mass(room_scenario):
+    """dM/dt = R − λM with uniform λ, no flow, source on: M(t) = R(1 − e^{−λt})/λ, to the forward
+    Euler error, which shrinks with the substep; λ is ≥ 0, masked and learnable."""
+    import dataclasses
+    import math
+
+    scen = room_scenario.with_parameters({"time.horizon": 60.0})
+    prob = plane_problem(scen)
+    lam0 = 0.05
+    spec = dataclasses.replace(spec_for(prob, use_closure=False), learn_sink=True, initial_sink=lam0)
+    model = HybridSurrogate(spec, prob.mask).double().eval()
+    assert model.log_sink.requires_grad and torch.all(model.sink()[~prob.mask] == 0)
+    assert torch.allclose(model.sink()[prob.mask], torch.tensor(lam0, dtype=torch.float64))
+    still = Forcing(velocity=tuple(torch.zeros_like(u) for u in prob.forcing.velocity),  # type: ignore[arg-type]
+                    source=prob.forcing.source, window=prob.forcing.window)
+    h2 = prob.spacing[0] * prob.spacing[1]
+    rate = prob.forcing.source[0].sum().item() * h2
+    with torch.no_grad():
+        mass = model.rollout(still, prob.n_steps)[0].sum(dim=(-2, -1)) * h2
+    t = torch.tensor(scen.time.output_times(), dtype=torch.float64)
+    exact = rate * (1 - torch.exp(-lam0 * t)) / lam0
+    k = model.substeps(still)
+    rel = ((mass - exact).abs()[1:] / exact[1:]).max().item()
+    assert rel < 0.5 * lam0 * 10 / k + 1e-9  # first order in the substep
+    assert mass[-1] < rate * 60 * 0.5  # without the sink the plane would hold all R·t
+    with pytest.raises(ValueError, match="initial_sink"):
+        dataclasses.replace(spec, initial_sink=-1.0)

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 import torch
 
-from closedloop.simulators.flow import SteadyFlow
-from closedloop.simulators.flow_cache import flow_key, steady_flow
+from closedloop.simulators.flow_cache import FlowField, flow_key, steady_flow
 from closedloop.simulators.geometry import RoomGeometry, room_geometry, source_distribution
 from closedloop.simulators.plane import PlaneReduction, plane_reduction
+from closedloop.simulators.reference import eddy_diffusivity_field
 from closedloop.simulators.scenario import Scenario
 from closedloop.surrogates.forcing import Forcing
 from closedloop.surrogates.model import SurrogateSpec
@@ -27,9 +27,46 @@ class PlaneProblem:
     output_interval: float
     n_steps: int
     eddy_diffusivity: float
+    air_exchange_rate: float = 0.0  # Q/V (1/s): supply flow over the room's fluid volume
 
     def geometry_key(self) -> tuple:
         return (tuple(self.mask.shape), self.spacing, self.output_interval, self.mask.sum().item())
+
+
+def band_mean_diffusivity(scenario: Scenario, geometry: RoomGeometry, field_: FlowField,
+                          red: PlaneReduction) -> float:
+    """K projected on the plane: the mean over the band's fluid cells of K = K₀ (+ ν_t/Sc_t)."""
+    k = eddy_diffusivity_field(scenario, field_.eddy_viscosity, geometry.fluid)
+    if not isinstance(k, torch.Tensor):
+        return float(k)
+    return red.average(k)[red.mask].mean().item()
+
+
+def band_faces(scenario: Scenario, geometry: RoomGeometry) -> tuple[int, int]:
+    """Indices of the horizontal faces nearest the band's bottom and top."""
+    dz, nz = geometry.grid.spacing[2], geometry.grid.shape[2]
+    k0 = min(max(round(scenario.plane.z_min / dz), 0), nz - 1)
+    k1 = min(max(round(scenario.plane.z_max / dz), k0 + 1), nz)
+    return k0, k1
+
+
+def vertical_outflow_rate(scenario: Scenario, geometry: RoomGeometry, flow_w: torch.Tensor,
+                          mask: torch.Tensor) -> torch.Tensor:
+    """How fast the steady flow leaves the band [z_min, z_max] through its top and bottom faces,
+    per unit band height (1/s): (max(w_top, 0) + max(−w_bot, 0)) / h, per column.
+
+    Where the band-mean flow converges (∇·ū < 0) the air leaves vertically; a flux-form 2D model
+    without this term would pile the scalar up there."""
+    k0, k1 = band_faces(scenario, geometry)
+    h = (k1 - k0) * geometry.grid.spacing[2]
+    top, bot = flow_w[:, :, k1], flow_w[:, :, k0]
+    return (top.clamp_min(0) + (-bot).clamp_min(0)) / h * mask
+
+
+def air_exchange_rate(scenario: Scenario, geometry: RoomGeometry) -> float:
+    """Q/V: the supply inlets' volume flow (speed × area) over the fluid volume, in 1/s."""
+    q = sum(inlet.speed * inlet.size[0] * inlet.size[1] for inlet in scenario.inlets)
+    return q / (geometry.fluid.sum().item() * geometry.grid.cell_volume)
 
 
 def source_series(scenario: Scenario, geometry: RoomGeometry, red: PlaneReduction,
@@ -61,7 +98,7 @@ def source_series(scenario: Scenario, geometry: RoomGeometry, red: PlaneReductio
 
 
 def plane_problem(scenario: Scenario, dtype: torch.dtype = torch.float64,
-                  flows: dict[str, SteadyFlow] | None = None, time_series: bool = False) -> PlaneProblem:
+                  flows: dict[str, FlowField] | None = None, time_series: bool = False) -> PlaneProblem:
     """The plane forcing of one scenario; ``flows`` (by flow key) shares one flow solve across a batch.
 
     A moving source (or ``time_series=True``) gives the forcing a ``source_series`` of interval means.
@@ -69,11 +106,12 @@ def plane_problem(scenario: Scenario, dtype: torch.dtype = torch.float64,
     geometry = room_geometry(scenario)
     key = flow_key(scenario)
     if flows is not None and key in flows:
-        flow = flows[key]
+        field_ = flows[key]
     else:
-        flow = steady_flow(scenario, geometry).flow
+        field_ = steady_flow(scenario, geometry)
         if flows is not None:
-            flows[key] = flow
+            flows[key] = field_
+    flow = field_.flow
     red = plane_reduction(scenario, geometry)
     ux = red.average_faces(flow.velocity[0])
     uy = red.average_faces(flow.velocity[1])
@@ -81,15 +119,18 @@ def plane_problem(scenario: Scenario, dtype: torch.dtype = torch.float64,
     stop = scenario.source.stop if scenario.source.stop is not None else float("inf")
     forcing = Forcing(velocity=(ux[None].to(dtype), uy[None].to(dtype)), source=src[None].to(dtype),
                       window=torch.tensor([[scenario.source.start, stop]], dtype=dtype))
+    forcing.outflow = vertical_outflow_rate(scenario, geometry, flow.velocity[2], red.mask)[None].to(dtype)
     if scenario.source.is_moving or time_series:
         series = source_series(scenario, geometry, red)
         forcing = Forcing(velocity=forcing.velocity, source=series.mean(dim=0)[None].to(dtype),
                           window=torch.tensor([[0.0, float("inf")]], dtype=dtype),
-                          source_series=series[None].to(dtype))
+                          source_series=series[None].to(dtype), outflow=forcing.outflow)
     dx, dy, _ = scenario.room.spacing
     return PlaneProblem(forcing=forcing, mask=red.mask, spacing=(dx, dy),
                         output_interval=scenario.time.output_interval,
-                        n_steps=scenario.time.n_outputs, eddy_diffusivity=scenario.eddy_diffusivity)
+                        n_steps=scenario.time.n_outputs,
+                        eddy_diffusivity=band_mean_diffusivity(scenario, geometry, field_, red),
+                        air_exchange_rate=air_exchange_rate(scenario, geometry),)
 
 
 def batch_problems(scenarios: list[Scenario], dtype: torch.dtype = torch.float64
@@ -97,7 +138,7 @@ def batch_problems(scenarios: list[Scenario], dtype: torch.dtype = torch.float64
     """Stack several scenarios of one geometry; errors name the scenario that does not fit."""
     if not scenarios:
         raise ValueError("no scenarios to batch")
-    flows: dict[str, SteadyFlow] = {}  # cases of one campaign usually share the geometry and inflow
+    flows: dict[str, FlowField] = {}  # cases of one campaign usually share the geometry and inflow
     timed = any(s.source.is_moving for s in scenarios)  # then every case gets a source series
     problems = [plane_problem(s, dtype, flows, time_series=timed) for s in scenarios]
     first = problems[0]
@@ -111,8 +152,13 @@ def batch_problems(scenarios: list[Scenario], dtype: torch.dtype = torch.float64
 
 
 def spec_for(problem: PlaneProblem, hidden_channels: int = 8, use_closure: bool = True,
-             learn_diffusivity: bool = True) -> SurrogateSpec:
-    return SurrogateSpec(shape=tuple(problem.mask.shape), spacing=problem.spacing,  # type: ignore[arg-type]
+             learn_diffusivity: bool = True, learn_sink: bool = False, vertical_exchange: bool = False
+             ) -> SurrogateSpec:
+    """The model spec for a plane problem; with ``learn_sink`` λ starts at the air-exchange rate,
+    with ``vertical_exchange`` the band loses what the flow carries out through its top and bottom."""
+    return SurrogateSpec(learn_sink=learn_sink, initial_sink=problem.air_exchange_rate if learn_sink else 0.0,
+                         vertical_outflow=vertical_exchange,
+                         shape=tuple(problem.mask.shape), spacing=problem.spacing,  # type: ignore[arg-type]
                          output_interval=problem.output_interval,
                          initial_diffusivity=problem.eddy_diffusivity, hidden_channels=hidden_channels,
                          use_closure=use_closure, learn_diffusivity=learn_diffusivity)

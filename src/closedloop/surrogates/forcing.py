@@ -24,12 +24,16 @@ class Forcing:
     window: (B, 2) source on over [start, stop) in seconds (stop = inf for never).
     source_series: optional (B, N, nx, ny) interval-mean source densities S̄_n (emission schedule
         included); when given it replaces ``source`` and ``window`` in the physics.
+    outflow: optional (B, nx, ny) rate (1/s) at which the steady flow leaves the band vertically,
+        (max(w_top, 0) + max(−w_bottom, 0)) / h_band: where the band-mean flow converges, air (and
+        what it carries) leaves through the band's top or bottom.
     """
 
     velocity: tuple[torch.Tensor, torch.Tensor]
     source: torch.Tensor
     window: torch.Tensor
     source_series: torch.Tensor | None = None
+    outflow: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         s = self.source_series
@@ -59,15 +63,17 @@ class Forcing:
         return self.source
 
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> Forcing:
-        series = None if self.source_series is None else self.source_series.to(device=device, dtype=dtype)
-        return Forcing(velocity=tuple(u.to(device=device, dtype=dtype) for u in self.velocity),  # type: ignore[arg-type]
-                       source=self.source.to(device=device, dtype=dtype),
-                       window=self.window.to(device=device, dtype=dtype), source_series=series)
+        return self.map(lambda x: x.to(device=device, dtype=dtype))
 
     def select(self, index: torch.Tensor | list[int] | slice) -> Forcing:
-        series = None if self.source_series is None else self.source_series[index]
-        return Forcing(velocity=(self.velocity[0][index], self.velocity[1][index]),
-                       source=self.source[index], window=self.window[index], source_series=series)
+        return self.map(lambda x: x[index])
+
+    def map(self, fn) -> Forcing:
+        """Apply ``fn`` to every tensor (the optional ones when present)."""
+        opt = {name: None if getattr(self, name) is None else fn(getattr(self, name))
+               for name in ("source_series", "outflow")}
+        return Forcing(velocity=(fn(self.velocity[0]), fn(self.velocity[1])), source=fn(self.source),
+                       window=fn(self.window), **opt)
 
     def as_series(self, n_steps: int, interval: float) -> Forcing:
         """The same forcing with the window folded into interval means (exact on-time fractions)."""
@@ -77,7 +83,8 @@ class Forcing:
         start, stop = self.window[:, :1], self.window[:, 1:]
         on = (torch.minimum(t0 + interval, stop) - torch.maximum(t0, start)).clamp_min(0) / interval
         series = on.to(self.source.dtype)[:, :, None, None] * self.source[:, None]
-        return Forcing(velocity=self.velocity, source=self.source, window=self.window, source_series=series)
+        return Forcing(velocity=self.velocity, source=self.source, window=self.window, source_series=series,
+                       outflow=self.outflow)
 
     @staticmethod
     def stack(items: list[Forcing]) -> Forcing:
@@ -86,7 +93,11 @@ class Forcing:
             raise ValueError("source_series: mix of time-dependent and windowed forcings; "
                              "convert with Forcing.as_series(n_steps, interval) first")
         series = torch.cat([f.source_series for f in items]) if all(timed) else None  # type: ignore[misc]
+        opt = {}
+        for name in ("outflow",):
+            parts = [getattr(f, name) for f in items]
+            opt[name] = torch.cat(parts) if all(x is not None for x in parts) else None
         return Forcing(velocity=(torch.cat([f.velocity[0] for f in items]),
                                  torch.cat([f.velocity[1] for f in items])),
                        source=torch.cat([f.source for f in items]),
-                       window=torch.cat([f.window for f in items]), source_series=series)
+                       window=torch.cat([f.window for f in items]), source_series=series, **opt)

@@ -2,13 +2,19 @@
 
 Over each output interval Δt the plane field is advanced by
 
-    c̄ ← c̄ + ∫ [−∇·((ū + δu) c̄) + ∇·(D ∇c̄) + S̄] dt   (k explicit FV substeps, physics/)
-    c̄ ← c̄ + s · M_θ(c̄, S̄, ū, D, mask; h),  h ← memory(·, h)   (non-Markovian closure)
+    c̄ ← c̄ + ∫ [−∇·((ū + δu) c̄) + ∇·(D ∇c̄) − λ c̄ + S̄] dt   (k explicit FV substeps, physics/)
+    c̄ ← max(0, c̄ + s · M_θ(c̄, S̄, ū, D, mask; h)),  h ← memory(·, h)   (non-Markovian closure)
+    or, with ``closure_form = "multiplicative"``, c̄ ← c̄ · (1 + tanh M_θ): bounded per step (a factor
+    in (0, 2)), positive, zero where c̄ is zero (solids, clean air), so it cannot create mass from nothing
 
 with learnable orthotropic face diffusivities D_x, D_y = softplus(θ) ⊙ open-face mask (≥ 0, zero
 at walls and pillars, so the geometry is carried by the mask), an optional learnable velocity
-correction δu (zero at start, masked), and s the per-case scale S̄_max Δt, which makes the closure
-equivariant to the emission rate like the equation itself.
+correction δu (zero at start, masked), an optional learnable exchange rate λ(x, y) = λ₀ exp(θ_λ) ≥ 0
+(the band-mean equation's unresolved vertical fluxes through the band's top and bottom, closed as a
+first-order relaxation −λ c̄; initialised at the room's air-exchange rate Q/V) with a learnable
+retention η = exp(θ_η) of the emission in the band (η S̄ in place of S̄: the share that is not
+carried out of the band at once; one scalar, so it transfers to unseen source positions), and s the per-case
+scale S̄_max Δt, which makes the closure equivariant to the emission rate like the equation itself.
 
 Variants (``SurrogateSpec.variant``): ``hybrid`` (physics + memory closure), ``markovian``
 (closure without memory: its state is reset every step), ``data_only`` (no physics step: the
@@ -30,6 +36,7 @@ from closedloop.surrogates.forcing import Forcing
 
 N_CLOSURE_INPUTS = 7  # c/s, S/S_max, u_x, u_y (cell-centred), D_x, D_y (cell-centred, / D₀), mask
 VARIANTS = ("hybrid", "markovian", "data_only", "physics_only")
+PHYSICS_PARAMETERS = ("raw_dx", "raw_dy", "dux", "duy", "log_sink", "log_retention")  # fields of the physics step
 
 
 @dataclass(frozen=True)
@@ -48,16 +55,24 @@ class SurrogateSpec:
     closure_layers: int = 2
     advection: str = "upwind"  # or "tvd"
     learn_velocity_correction: bool = False
+    learn_sink: bool = False  # the vertical-exchange term −λ c̄
+    initial_sink: float = 0.0  # λ₀ (1/s), e.g. the air-exchange rate Q/V
+    vertical_outflow: bool = False  # remove c̄ where the flow leaves the band vertically (Forcing.outflow)
+    closure_form: str = "additive"  # c̄ + s·M, or "multiplicative": c̄·(1 + tanh M)
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
             raise ValueError(f"variant: {self.variant!r} is not one of {VARIANTS}")
         if self.closure not in ("convgru", "encoder_lstm"):
             raise ValueError(f"closure: {self.closure!r} is not 'convgru' or 'encoder_lstm'")
+        if self.closure_form not in ("additive", "multiplicative"):
+            raise ValueError(f"closure_form: {self.closure_form!r} is not 'additive' or 'multiplicative'")
         if self.advection not in ("upwind", "tvd"):
             raise ValueError(f"advection: {self.advection!r} is not 'upwind' or 'tvd'")
         if self.variant == "data_only" and not self.use_closure:
             raise ValueError("variant: 'data_only' needs a closure (use_closure = true)")
+        if not (self.initial_sink >= 0 and math.isfinite(self.initial_sink)):
+            raise ValueError(f"initial_sink: must be a finite rate ≥ 0 (1/s), got {self.initial_sink}")
 
     @property
     def effective_variant(self) -> str:
@@ -92,6 +107,10 @@ class HybridSurrogate(nn.Module):
         if spec.learn_velocity_correction:
             for axis, name in enumerate(("x", "y")):
                 self.register_parameter(f"du{name}", nn.Parameter(torch.zeros(self.grid.face_shape(axis))))
+        if spec.learn_sink:
+            # log-space: Adam's steps change λ by a factor, whatever its magnitude
+            self.register_parameter("log_sink", nn.Parameter(torch.zeros(tuple(spec.shape))))
+            self.register_parameter("log_retention", nn.Parameter(torch.zeros(())))
         variant = spec.effective_variant
         self.closure: nn.Module | None = None
         if variant != "physics_only":
@@ -106,6 +125,21 @@ class HybridSurrogate(nn.Module):
         """Face diffusivities D_x, D_y ≥ 0, zero on closed faces."""
         return (F.softplus(self.raw_dx) * self.open_x, F.softplus(self.raw_dy) * self.open_y)
 
+    def sink(self) -> torch.Tensor | None:
+        """The exchange rate λ ≥ 0 per cell (1/s), or None without the term."""
+        if not self.spec.learn_sink:
+            return None
+        return max(self.spec.initial_sink, 1e-6) * torch.exp(self.log_sink) * self.mask
+
+    def sink_rate(self, forcing: Forcing) -> torch.Tensor | None:
+        """λ (learned) plus the known vertical outflow rate when enabled: (nx, ny) or (B, nx, ny)."""
+        lam = self.sink()
+        if self.spec.vertical_outflow:
+            if forcing.outflow is None:
+                raise ValueError("vertical_outflow: the model needs Forcing.outflow (lab.forcing provides it)")
+            lam = forcing.outflow if lam is None else lam + forcing.outflow
+        return lam
+
     def velocity(self, forcing: Forcing) -> tuple[torch.Tensor, torch.Tensor]:
         """ū, plus the learned correction δu on interior open faces when enabled."""
         if not self.spec.learn_velocity_correction:
@@ -119,6 +153,9 @@ class HybridSurrogate(nn.Module):
         vel = tuple(u.detach() for u in self.velocity(forcing))
         dt = stable_time_step(vel, tuple(x.detach() for x in d), self.grid, safety=0.9,
                               advection_factor=2.0 if self.spec.advection == "tvd" else 1.0)
+        lam = self.sink_rate(forcing)
+        if lam is not None:  # the sink adds λ to the diagonal: 1 − Δt(Σ rates + λ) ≥ 0 keeps c ≥ 0
+            dt = 1.0 / (1.0 / dt + 0.9 * lam.detach().max().item())
         return max(1, math.ceil(self.spec.output_interval / dt))
 
     def physics_interval(self, c: torch.Tensor, forcing: Forcing, t0: float, k: int) -> torch.Tensor:
@@ -129,13 +166,16 @@ class HybridSurrogate(nn.Module):
         """
         d = self.diffusivities()
         vel = self.velocity(forcing)
+        lam = self.sink_rate(forcing)
         dt = self.spec.output_interval / k
         mask = self.mask.to(c.dtype)
         start, stop = forcing.window[:, 0], forcing.window[:, 1]
         opens = (self.open_x.to(c.dtype), self.open_y.to(c.dtype))
         series = None
+        n = round(t0 / self.spec.output_interval)
         if forcing.source_series is not None:
-            series = forcing.source_pattern(round(t0 / self.spec.output_interval))
+            series = forcing.source_pattern(n)
+
         for j in range(k):
             if series is None:
                 t_mid = t0 + (j + 0.5) * dt
@@ -143,11 +183,15 @@ class HybridSurrogate(nn.Module):
                 src = on * forcing.source
             else:
                 src = series
+            if self.spec.learn_sink:
+                src = src * torch.exp(self.log_retention).to(c.dtype)
             if self.spec.advection == "tvd":
                 adv = advect_tvd(c, vel, self.grid, opens)
             else:
                 adv = advect_upwind(c, vel, self.grid)
             rate = adv + diffuse(c, d, self.grid)
+            if lam is not None:
+                rate = rate - lam.to(c.dtype) * c
             c = c + dt * (rate * mask + src)
         return c
 
@@ -193,7 +237,10 @@ class HybridSurrogate(nn.Module):
                 h = torch.zeros_like(h)  # no memory: the closure sees the present only
             n = round(t0 / self.spec.output_interval)
             correction, h = self.closure(self.closure_inputs(c, forcing, s, n), h)
-            c = c + s * correction * self.mask.to(c.dtype)
+            if self.spec.closure_form == "multiplicative":
+                c = c * (1 + torch.tanh(correction)) * self.mask.to(c.dtype)
+            else:
+                c = (c + s * correction * self.mask.to(c.dtype)).clamp_min(0)  # concentrations stay ≥ 0
         return c, h
 
     def rollout(self, forcing: Forcing, n_steps: int) -> torch.Tensor:

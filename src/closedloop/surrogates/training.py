@@ -9,6 +9,9 @@ plus an optional temporal-smoothness penalty λ_s mean‖ĉ_{t+1} − 2ĉ_t + ĉ
 A curriculum trains on growing rollout lengths (e.g. 6 → 12 → 30 → 60 output steps), the epochs
 split evenly between stages; AdamW adds weight decay. With a validation set the kept weights are
 those of the best validation loss, and training stops after ``patience`` epochs without a gain.
+The physics fields (D, δu, λ, η: ``PHYSICS_PARAMETERS``) may have their own learning rate and a
+warm-up of ``physics_warmup_epochs`` in which they are fitted alone, so that the closure starts
+from the best physics it can correct rather than from the untrained prior.
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from dataclasses import dataclass, field
 import torch
 
 from closedloop.surrogates.forcing import Forcing
-from closedloop.surrogates.model import HybridSurrogate
+from closedloop.surrogates.model import PHYSICS_PARAMETERS, HybridSurrogate
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,8 @@ class TrainConfig:
     smoothness: float = 0.0
     patience: int | None = None  # early stopping on the validation loss (needs validation data)
     warmup_steps: int = 5  # linear learning-rate warm-up: Adam's first steps on a zero head are large
+    physics_learning_rate: float | None = None  # for D, δu, λ (model.PHYSICS_PARAMETERS); None = learning_rate
+    physics_warmup_epochs: int = 0  # first fit the physics fields alone (the closure's learning rate is 0)
 
 
 @dataclass
@@ -88,6 +93,12 @@ def train(model: HybridSurrogate, forcing: Forcing, target: torch.Tensor, config
         raise ValueError(f"curriculum: rollout lengths must be ≥ 1, got {config.curriculum}")
     torch.manual_seed(config.seed)
     params = [p for p in model.parameters() if p.requires_grad]
+    physics = [p for name, p in model.named_parameters() if p.requires_grad and name in PHYSICS_PARAMETERS]
+    ids = {id(p) for p in physics}
+    groups = [{"params": [p for p in params if id(p) not in ids]},
+              {"params": physics, "lr": config.physics_learning_rate or config.learning_rate, "weight_decay": 0.0}]
+    groups = [g for g in groups if g["params"]]
+    warmup_physics = config.physics_warmup_epochs if physics and len(groups) == 2 else 0
 
     def judge() -> float:
         if validation is None:
@@ -97,9 +108,20 @@ def train(model: HybridSurrogate, forcing: Forcing, target: torch.Tensor, config
     report = TrainReport(initial_loss=rollout_loss(model, forcing, target, config.loss_floor))
     if not params or config.epochs == 0:
         return report
-    opt = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    opt = torch.optim.AdamW(groups, lr=config.learning_rate, weight_decay=config.weight_decay)
     warm = max(1, config.warmup_steps)
-    schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warm))
+    phase = {"closure_on": warmup_physics == 0, "closure_steps": 0}
+
+    def closure_factor(step: int) -> float:  # warm-up counted from the closure's first active step
+        if not phase["closure_on"]:
+            return 0.0
+        phase["closure_steps"] += 1
+        return min(1.0, phase["closure_steps"] / warm)
+
+    lambdas = [lambda step: min(1.0, (step + 1) / warm)] * len(groups)
+    if warmup_physics:
+        lambdas[0] = closure_factor
+    schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambdas)
     n_total = target.shape[1] - 1
     floor2 = loss_floor2(target[:, 1:], config.loss_floor)
     dt_out = model.spec.output_interval
@@ -110,6 +132,8 @@ def train(model: HybridSurrogate, forcing: Forcing, target: torch.Tensor, config
     since_best = 0
     for epoch in range(config.epochs):
         model.train()
+        # physics warm-up: the closure waits (lr 0) until the physics fields are fitted
+        phase["closure_on"] = epoch >= warmup_physics
         n_steps = curriculum_stage(config, epoch, n_total)
         c, h = model.initial_state(forcing, target.dtype, target.device)
         k = model.substeps(forcing)
