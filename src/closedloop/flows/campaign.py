@@ -8,10 +8,19 @@ from prefect import flow, get_run_logger
 
 from closedloop.flows.simulate import simulate
 from closedloop.lab import campaign as lab
-from closedloop.lab.config import load_campaign_config
+from closedloop.lab.config import CampaignConfig, load_campaign_config
 from closedloop.lab.store import CampaignStore
 from closedloop.tasks.campaign import (audit, current_flow_run_id, hold_campaign, propose, publish_round, record,
                                        retrain, validate)
+
+
+def campaign_directory(config: CampaignConfig, campaign_dir: str | None) -> str:
+    """``campaign_dir`` (default runs/NAME), refused unless it is, or can become, a directory."""
+    path = Path(campaign_dir) if campaign_dir else lab.campaign_dir_default(config)
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise ValueError(f"campaign_dir: {path} cannot be a campaign directory: {existing} is a file")
+    return str(path)
 
 
 @flow(name="campaign", log_prints=True)
@@ -21,7 +30,7 @@ def campaign(config_path: str = "configs/smoke.toml", campaign_dir: str | None =
     config = load_campaign_config(config_path)
     if rounds is not None:
         config = config.with_overrides(**{"budget.rounds": rounds})
-    directory = str(Path(campaign_dir) if campaign_dir else lab.campaign_dir_default(config))
+    directory = campaign_directory(config, campaign_dir)
     store = CampaignStore(directory)
     with hold_campaign(directory):
         lab.check_same_campaign(store, config)
