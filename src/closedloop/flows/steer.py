@@ -13,11 +13,11 @@ from closedloop.tasks.steer import measure_directions, publish, search_experimen
 def steer(campaign_dir: str = "runs/smoke", concept: str = "inlet_speed", toward: str = "high",
           split: float | None = None, layers: list[str] | None = None, base_cases: int = 2,
           initial_experiments: int = 6, rounds: int = 3, batch_size: int = 2, alpha_min: float = -2.0,
-          alpha_max: float = 2.0, seed: int = 0, device: str = "cpu") -> dict[str, Any]:
+          alpha_max: float = 2.0, seed: int = 0, device: str = "cpu", reduce: str = "space_mean") -> dict[str, Any]:
     """Steer the campaign's latest model toward a regime of ``concept`` and validate by simulation."""
     config = SteeringConfig(concept=concept, toward=toward, split=split, layers=layers, base_cases=base_cases,
                             initial_experiments=initial_experiments, rounds=rounds, batch_size=batch_size,
-                            alpha_min=alpha_min, alpha_max=alpha_max, seed=seed, device=device)
+                            alpha_min=alpha_min, alpha_max=alpha_max, seed=seed, device=device, reduce=reduce)
     prepared = select_groups(campaign_dir, config)
     directions = measure_directions(prepared, config)
     steering_dir = str(prepared.campaign.steering_dir)

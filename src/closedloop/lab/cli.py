@@ -251,7 +251,8 @@ def steer(campaign_dir: Annotated[Path, typer.Argument(help="Campaign directory 
           initial: Annotated[int, typer.Option(help="Sobol experiments before BoTorch.")] = 6,
           rounds: Annotated[int, typer.Option(help="BoTorch rounds.")] = 3,
           batch_size: Annotated[int, typer.Option(help="Experiments per BoTorch round.")] = 2,
-          alpha_min: float = -2.0, alpha_max: float = 2.0, seed: int = 0) -> None:
+          alpha_min: float = -2.0, alpha_max: float = 2.0, seed: int = 0,
+          reduce: Annotated[str, typer.Option(help="space_mean (Δ per channel) or field (Δ per channel and cell).")] = "space_mean") -> None:
     """Steering experiments chosen by BoTorch on a campaign's latest model, validated by simulation."""
     from closedloop.lab.config import format_validation_error
     from closedloop.lab import steering as lab
@@ -261,7 +262,8 @@ def steer(campaign_dir: Annotated[Path, typer.Argument(help="Campaign directory 
     try:
         config = lab.SteeringConfig(concept=concept, toward=toward, split=split, layers=layer or None,
                                     base_cases=base_cases, initial_experiments=initial, rounds=rounds,
-                                    batch_size=batch_size, alpha_min=alpha_min, alpha_max=alpha_max, seed=seed)
+                                    batch_size=batch_size, alpha_min=alpha_min, alpha_max=alpha_max, seed=seed,
+                                    reduce=reduce)
     except ValidationError as err:
         fail(format_validation_error(err, "steer"))
     total = config.initial_experiments + config.rounds * config.batch_size

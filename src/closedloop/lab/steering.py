@@ -45,8 +45,9 @@ from closedloop.planners.steering import (SteeringExperiment, SteeringSearch, St
                                           optimise_steering)
 from closedloop.simulators import Scenario, simulate  # noqa: E402
 from closedloop.surrogates import HybridSurrogate  # noqa: E402
-from closedloop.surrogates.steering import (ConceptDirection, case_activations, concept_direction,  # noqa: E402
-                                            directions_payload, effect_measures, record_activations, steer)
+from closedloop.surrogates.steering import (ConceptDirection, Reduce, case_activations,  # noqa: E402
+                                            concept_direction, directions_payload, effect_measures,
+                                            record_activations, steer)
 
 MEASURES = ("distance", "mass", "peak", "centroid_x", "centroid_y", "spread", "decay_rate")
 
@@ -73,6 +74,9 @@ class SteeringConfig(Strict):
     batch_size: int = Field(default=2, ge=1, le=32)
     dose_points: int = Field(default=9, ge=3, le=101)
     n_bootstrap: int = Field(default=100, ge=0, le=10000)
+    reduce: Literal["space_mean", "field"] = Field(
+        default="space_mean", description="Δ per channel (mean over the plane, the paper's 'drop' mode) or "
+                                          "a full (C, nx, ny) map (keeps where on the plane the concept acts)")
     seed: int = Field(default=0, ge=0)
     device: str = Field(default="cpu", pattern=r"^(auto|cpu|cuda(:\d+)?)$",
                         description="Where the target references are simulated")
@@ -85,7 +89,7 @@ class SteeringConfig(Strict):
 
     @property
     def name(self) -> str:
-        return f"{self.concept}_{self.toward}"
+        return f"{self.concept}_{self.toward}" + ("_field" if self.reduce == "field" else "")
 
 
 # ----------------------------------------------------------------------------- the campaign
@@ -132,8 +136,12 @@ def open_campaign(campaign_dir: str | Path) -> SteeringCampaign:
 
 
 def candidate_layers(model: nn.Module) -> list[str]:
-    """The closure's convolutions (in module order): where a concept can live in the surrogate."""
-    return [n for n, m in model.named_modules() if n.startswith("closure.") and isinstance(m, nn.Conv2d)]
+    """The closure's convolutions with two or more output channels (in module order): where a
+    concept can live in the surrogate. A one-channel output (the closure's head) has no direction,
+    only a sign: steering it merely rescales the correction by (1 ± α), so it is left out by
+    default (it can still be named in ``layers``)."""
+    return [n for n, m in model.named_modules()
+            if n.startswith("closure.") and isinstance(m, nn.Conv2d) and m.out_channels >= 2]
 
 
 def check_config(campaign: SteeringCampaign, config: SteeringConfig) -> list[str]:
@@ -205,22 +213,23 @@ def group_scenarios(campaign: SteeringCampaign, group: pd.DataFrame) -> list[Sce
 
 
 # ----------------------------------------------------------------------------- directions
-def layer_activations(model: nn.Module, scenarios: list[Scenario], layers: list[str]) -> dict[str, torch.Tensor]:
-    """Per-case activations (rollout mean, space mean): {layer: (n, C)}."""
+def layer_activations(model: nn.Module, scenarios: list[Scenario], layers: list[str],
+                      reduce: Reduce = "space_mean") -> dict[str, torch.Tensor]:
+    """Per-case activations, mean over the rollout: {layer: (n, C)} or, for ``field``, (n, C, nx, ny)."""
     forcing, problem = batch_problems(scenarios)
-    with torch.no_grad(), record_activations(model, layers) as acts:
+    with torch.no_grad(), record_activations(model, layers, reduce) as acts:
         model.rollout(forcing, problem.n_steps)
     return {name: case_activations(acts[name]) for name in layers}
 
 
 def measure_directions(campaign: SteeringCampaign, groups: Groups, layers: list[str], n_bootstrap: int = 100,
-                       seed: int = 0) -> list[ConceptDirection]:
+                       seed: int = 0, reduce: Reduce = "space_mean") -> list[ConceptDirection]:
     """Δ per layer from groups A and B (base cases excluded), tagged with the checkpoint id."""
-    acts_a = layer_activations(campaign.model, group_scenarios(campaign, groups.a), layers)
-    acts_b = layer_activations(campaign.model, group_scenarios(campaign, groups.b), layers)
+    acts_a = layer_activations(campaign.model, group_scenarios(campaign, groups.a), layers, reduce)
+    acts_b = layer_activations(campaign.model, group_scenarios(campaign, groups.b), layers, reduce)
     out = []
     for name in layers:
-        d = concept_direction(acts_a[name], acts_b[name], name, n_bootstrap=n_bootstrap, seed=seed,
+        d = concept_direction(acts_a[name], acts_b[name], name, reduce=reduce, n_bootstrap=n_bootstrap, seed=seed,
                               query_a=groups.query_a, query_b=groups.query_b, model=campaign.model_name)
         d.checkpoint_id, d.concept = campaign.checkpoint_id, groups.concept
         out.append(d)
@@ -324,8 +333,12 @@ class SteeringProblem:
 
 
 def steering_problem(campaign: SteeringCampaign, layers: list[str], directions: list[ConceptDirection],
-                     targets: list[Target], references: list[torch.Tensor]) -> SteeringProblem:
-    base = [campaign.scenario_for(t.base_parameters) for t in targets]
+                     targets: list[Target], references: list[torch.Tensor],
+                     base_scenarios: list[Scenario] | None = None) -> SteeringProblem:
+    """``base_scenarios`` default to the campaign's scenario at each target's base parameters
+    (give them for base cases outside the design, e.g. another scenario family)."""
+    base = base_scenarios if base_scenarios is not None else [campaign.scenario_for(t.base_parameters)
+                                                              for t in targets]
     forcing, problem = batch_problems(base)
     ref = torch.stack([r.to(torch.float64) for r in references])
     with torch.no_grad():
@@ -415,7 +428,7 @@ def dose_response_figure(dose: pd.DataFrame, reference: dict[str, float], title:
         ax.set_xlabel("α")
         ax.set_title(key)
         ax.grid(alpha=0.3)
-    fig.suptitle(title)
+    fig.suptitle(title, y=1.06)
     return _png(fig)
 
 
@@ -431,7 +444,7 @@ def before_after_figure(unsteered: torch.Tensor, steered: torch.Tensor, referenc
         ax.set_title(name)
         ax.set_xticks([]), ax.set_yticks([])
     fig.colorbar(im, ax=list(axes), shrink=0.8)
-    fig.suptitle(title)
+    fig.suptitle(title, y=1.06)
     return _png(fig)
 
 
@@ -548,7 +561,7 @@ def run_steering(campaign_dir: str | Path, config: SteeringConfig,
     groups = select_groups(campaign, config)
     targets = target_scenarios(campaign, groups)
     say("measure directions")
-    directions = measure_directions(campaign, groups, layers, config.n_bootstrap, config.seed)
+    directions = measure_directions(campaign, groups, layers, config.n_bootstrap, config.seed, config.reduce)
     save_directions(campaign, directions, config.name)
     say("simulate targets")
     rows = [simulate_target(campaign.steering_dir, t.scenario, config.device, campaign.seed) for t in targets]

@@ -42,7 +42,7 @@ def select_groups(campaign_dir: str, config: lab.SteeringConfig) -> Prepared:
 def measure_directions(prepared: Prepared, config: lab.SteeringConfig) -> list[ConceptDirection]:
     """Δ per layer, saved with the checkpoint id to steering/directions/<concept>.pt."""
     directions = lab.measure_directions(prepared.campaign, prepared.groups, prepared.layers, config.n_bootstrap,
-                                        config.seed)
+                                        config.seed, config.reduce)
     path = lab.save_directions(prepared.campaign, directions, config.name)
     for d in directions:
         get_run_logger().info("%s: |Δ| = %.4g ± %.2g, bootstrap cosine %.3f", d.layer, d.norm,
