@@ -35,6 +35,7 @@ from closedloop.surrogates.closure import ConvGRUClosure, EncoderLSTMClosure
 from closedloop.surrogates.forcing import Forcing
 
 N_CLOSURE_INPUTS = 7  # c/s, S/S_max, u_x, u_y (cell-centred), D_x, D_y (cell-centred, / D₀), mask
+# (+ 1 with vertical_outflow: the outflow rate × Δt)
 VARIANTS = ("hybrid", "markovian", "data_only", "physics_only")
 PHYSICS_PARAMETERS = ("raw_dx", "raw_dy", "dux", "duy", "log_sink", "log_retention")  # fields of the physics step
 
@@ -112,12 +113,13 @@ class HybridSurrogate(nn.Module):
             self.register_parameter("log_sink", nn.Parameter(torch.zeros(tuple(spec.shape))))
             self.register_parameter("log_retention", nn.Parameter(torch.zeros(())))
         variant = spec.effective_variant
+        n_inputs = N_CLOSURE_INPUTS + (1 if spec.vertical_outflow else 0)
         self.closure: nn.Module | None = None
         if variant != "physics_only":
             if spec.closure == "convgru":
-                self.closure = ConvGRUClosure(N_CLOSURE_INPUTS, spec.hidden_channels)
+                self.closure = ConvGRUClosure(n_inputs, spec.hidden_channels)
             else:
-                self.closure = EncoderLSTMClosure(N_CLOSURE_INPUTS, spec.hidden_channels, spec.closure_layers,
+                self.closure = EncoderLSTMClosure(n_inputs, spec.hidden_channels, spec.closure_layers,
                                                   memory=variant != "markovian")
 
     # --------------------------------------------------------------------------- physics
@@ -207,7 +209,11 @@ class HybridSurrogate(nn.Module):
         d0 = self.spec.initial_diffusivity
         dx_c = (0.5 * (dx[1:, :] + dx[:-1, :]) / d0).to(c.dtype).expand_as(c)
         dy_c = (0.5 * (dy[:, 1:] + dy[:, :-1]) / d0).to(c.dtype).expand_as(c)
-        return torch.stack([c / scale, src, ux_c, uy_c, dx_c, dy_c, mask], dim=1)
+        channels = [c / scale, src, ux_c, uy_c, dx_c, dy_c, mask]
+        if self.spec.vertical_outflow:
+            assert forcing.outflow is not None
+            channels.append(forcing.outflow * self.spec.output_interval)
+        return torch.stack(channels, dim=1)
 
     def scale(self, forcing: Forcing) -> torch.Tensor:
         """Per-case concentration scale s = max S̄ · Δt, shape (B, 1, 1)."""
