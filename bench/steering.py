@@ -21,8 +21,6 @@ Writes bench/results/steering.json and prints a table.
 """
 from __future__ import annotations
 
-import json
-import math
 import os
 import time
 from pathlib import Path
@@ -95,7 +93,7 @@ def ledger_groups(campaign: lab.SteeringCampaign, parameter: str, toward: str) -
 
 def new_base_cases(campaign: lab.SteeringCampaign, groups: lab.Groups, n: int, seed: int) -> pd.DataFrame:
     """Sobol scenarios on group B's side of the split whose base and target scenarios are both valid."""
-    space = campaign.design.space() if hasattr(campaign.design, "space") else None
+    space = campaign.design.space()
     rows = []
     for params in space.as_dicts(sobol_design(space, 256, seed=seed)):
         if not pd.DataFrame([params]).query(groups.query_b).shape[0]:

@@ -69,3 +69,12 @@ def test_groups_hold_out_base_cases_and_directions_belong_to_their_checkpoint(ca
     assert all(torch.equal(a.delta, b.delta) for a, b in zip(directions, back))
     with pytest.raises(ValueError, match="^checkpoint_id: "):
         directions_from_payload(payload, "another-checkpoint")
+
+
+def test_a_second_steering_run_on_the_same_campaign_is_refused(camp: Path, no_simulation):
+    from closedloop.lab.lock import CampaignLocked
+
+    campaign = lab.open_campaign(camp)
+    with lab.hold_steering(campaign):
+        with pytest.raises(CampaignLocked, match="steering"):
+            lab.run_steering(camp, lab.SteeringConfig(base_cases=1))

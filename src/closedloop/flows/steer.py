@@ -5,7 +5,8 @@ from typing import Any
 
 from prefect import flow, unmapped
 
-from closedloop.lab.steering import SteeringConfig
+from closedloop.lab.steering import SteeringConfig, hold_steering
+from closedloop.tasks.campaign import current_flow_run_id
 from closedloop.tasks.steer import measure_directions, publish, search_experiments, select_groups, simulate_target
 
 
@@ -19,11 +20,12 @@ def steer(campaign_dir: str = "runs/smoke", concept: str = "inlet_speed", toward
                             initial_experiments=initial_experiments, rounds=rounds, batch_size=batch_size,
                             alpha_min=alpha_min, alpha_max=alpha_max, seed=seed, device=device, reduce=reduce)
     prepared = select_groups(campaign_dir, config)
-    directions = measure_directions(prepared, config)
-    steering_dir = str(prepared.campaign.steering_dir)
-    cache = (prepared.campaign.steering_dir / "task-cache").resolve()
-    futures = simulate_target.with_options(result_storage=cache).map(
-        unmapped(steering_dir), [t.scenario for t in prepared.targets], unmapped(config.device),
-        unmapped(prepared.campaign.seed))
-    problem, search = search_experiments(prepared, directions, [f.result() for f in futures], config)
-    return publish(prepared, config, directions, problem, search)
+    with hold_steering(prepared.campaign, owner=current_flow_run_id()):
+        directions = measure_directions(prepared, config)
+        steering_dir = str(prepared.campaign.steering_dir)
+        cache = (prepared.campaign.steering_dir / "task-cache").resolve()
+        futures = simulate_target.with_options(result_storage=cache).map(
+            unmapped(steering_dir), [t.scenario for t in prepared.targets], unmapped(config.device),
+            unmapped(prepared.campaign.seed))
+        problem, search = search_experiments(prepared, directions, [f.result() for f in futures], config)
+        return publish(prepared, config, directions, problem, search)

@@ -254,8 +254,9 @@ def steer(campaign_dir: Annotated[Path, typer.Argument(help="Campaign directory 
           alpha_min: float = -2.0, alpha_max: float = 2.0, seed: int = 0,
           reduce: Annotated[str, typer.Option(help="space_mean (Δ per channel) or field (Δ per channel and cell).")] = "space_mean") -> None:
     """Steering experiments chosen by BoTorch on a campaign's latest model, validated by simulation."""
-    from closedloop.lab.config import format_validation_error
     from closedloop.lab import steering as lab
+    from closedloop.lab.config import format_validation_error
+    from closedloop.lab.lock import CampaignLocked
 
     if not campaign_dir.is_dir():
         fail(f"campaign_dir: {campaign_dir}: no such directory")
@@ -272,7 +273,7 @@ def steer(campaign_dir: Annotated[Path, typer.Argument(help="Campaign directory 
         try:
             report = lab.run_steering(campaign_dir, config, step=lambda name: progress.update(task, status=name),
                                       progress=lambda n: progress.advance(task, n))
-        except ValueError as err:
+        except (ValueError, CampaignLocked) as err:
             fail(str(err))
         progress.update(task, completed=total, status="done")
     s = report.summary

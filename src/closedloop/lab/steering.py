@@ -17,6 +17,7 @@ On a campaign directory's latest model:
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 from collections.abc import Callable
@@ -39,6 +40,7 @@ from closedloop.lab.campaign import check_finite, load_model  # noqa: E402
 from closedloop.lab.config import Design  # noqa: E402
 from closedloop.lab.figures import data_url  # noqa: E402
 from closedloop.lab.forcing import batch_problems  # noqa: E402
+from closedloop.lab.lock import campaign_lock  # noqa: E402
 from closedloop.lab.store import (CampaignStore, file_sha256, now_iso, read_case, reference_case,  # noqa: E402
                                   write_case)
 from closedloop.planners.steering import (SteeringExperiment, SteeringSearch, SteeringSpace,  # noqa: E402
@@ -236,6 +238,12 @@ def measure_directions(campaign: SteeringCampaign, groups: Groups, layers: list[
     return out
 
 
+def hold_steering(campaign: SteeringCampaign, owner: str | None = None) -> contextlib.AbstractContextManager:
+    """An exclusive lock on ``steering/`` (one steering run at a time writes its tables); a second
+    run raises :class:`closedloop.lab.lock.CampaignLocked` naming the holder."""
+    return campaign_lock(campaign.steering_dir, owner=owner)
+
+
 def save_directions(campaign: SteeringCampaign, directions: list[ConceptDirection], concept: str) -> Path:
     path = campaign.steering_dir / "directions" / f"{concept}.pt"
     with atomic_path(path, label="directions") as tmp:
@@ -272,27 +280,22 @@ def target_scenarios(campaign: SteeringCampaign, groups: Groups) -> list[Target]
     return out
 
 
-def steering_store(campaign: SteeringCampaign) -> CampaignStore:
-    return CampaignStore(campaign.steering_dir)
-
-
 def simulate_target(steering_dir: str | Path, scenario: Scenario, device: str = "cpu", seed: int = 0
                     ) -> dict[str, Any]:
     """The target regime's reference simulation, written to ``steering/cases/<id>.parquet`` once.
 
     A case file already there (or in the campaign's own cases/) is reused, never simulated again.
     """
-    store = CampaignStore(steering_dir)
     case_id = scenario.case_id()
+    own = Path(steering_dir) / "cases" / f"{case_id}.parquet"
     campaign_case = Path(steering_dir).parent / "cases" / f"{case_id}.parquet"
-    for path in (store.case_path(case_id), campaign_case):
+    for path in (own, campaign_case):
         if path.is_file():
             return {"case_id": case_id, "path": str(path), "sha256": file_sha256(path), "reused": True}
     result = simulate(scenario, device=device)
     check_finite(case_id, result)
-    sha = write_case(store.case_path(case_id), reference_case(scenario, result, seed=seed,
-                                                              producer_note="steering target"))
-    return {"case_id": case_id, "path": str(store.case_path(case_id)), "sha256": sha, "reused": False}
+    sha = write_case(own, reference_case(scenario, result, seed=seed, producer_note="steering target"))
+    return {"case_id": case_id, "path": str(own), "sha256": sha, "reused": False}
 
 
 # ----------------------------------------------------------------------------- experiments
@@ -511,7 +514,6 @@ def write_results(campaign: SteeringCampaign, report: SteeringReport) -> Steerin
     """Write under ``steering/``: experiments.parquet (rows of other concepts kept), dose_response.parquet,
     figures/<concept>_*.png, <concept>.md and summary.json; every file atomically."""
     root = campaign.steering_dir
-    store = CampaignStore(root)
     paths: dict[str, str] = {}
     for key, table in (("experiments", report.experiments), ("dose_response", report.dose.assign(concept=report.concept))):
         path = root / f"{key}.parquet"
@@ -523,7 +525,7 @@ def write_results(campaign: SteeringCampaign, report: SteeringReport) -> Steerin
         paths[key] = str(path)
     md = [report.markdown]
     for name, png in report.figures.items():
-        path = store.figures_dir / f"{report.concept}_{name}.png"
+        path = root / "figures" / f"{report.concept}_{name}.png"
         atomic_write_bytes(path, png, label="figure")
         paths[name] = str(path)
         md += ["", f"![{name}](figures/{path.name})"]
@@ -560,13 +562,14 @@ def run_steering(campaign_dir: str | Path, config: SteeringConfig,
     layers = check_config(campaign, config)
     groups = select_groups(campaign, config)
     targets = target_scenarios(campaign, groups)
-    say("measure directions")
-    directions = measure_directions(campaign, groups, layers, config.n_bootstrap, config.seed, config.reduce)
-    save_directions(campaign, directions, config.name)
-    say("simulate targets")
-    rows = [simulate_target(campaign.steering_dir, t.scenario, config.device, campaign.seed) for t in targets]
-    problem = steering_problem(campaign, layers, directions, targets, read_references(targets, rows))
-    say("search experiments")
-    search = search_experiments(problem, config, progress)
-    say("write results")
-    return write_results(campaign, build_report(campaign, config, groups, directions, problem, search))
+    with hold_steering(campaign):
+        say("measure directions")
+        directions = measure_directions(campaign, groups, layers, config.n_bootstrap, config.seed, config.reduce)
+        save_directions(campaign, directions, config.name)
+        say("simulate targets")
+        rows = [simulate_target(campaign.steering_dir, t.scenario, config.device, campaign.seed) for t in targets]
+        problem = steering_problem(campaign, layers, directions, targets, read_references(targets, rows))
+        say("search experiments")
+        search = search_experiments(problem, config, progress)
+        say("write results")
+        return write_results(campaign, build_report(campaign, config, groups, directions, problem, search))
