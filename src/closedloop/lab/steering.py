@@ -126,7 +126,8 @@ def open_campaign(campaign_dir: str | Path) -> SteeringCampaign:
     if not {"scenario", "design"} <= set(identity):
         raise ValueError(f"campaign_dir: {store.state_path} records no scenario and design (identity)")
     index = store.read_model_index()
-    rounds = sorted(n for n in index if n.startswith("round_") and store.model_path(n).exists())
+    rounds = sorted((n for n in index if n.startswith("round_") and n[6:].isdigit() and store.model_path(n).exists()),
+                    key=lambda n: int(n[6:]))
     if not rounds:
         raise ValueError(f"campaign_dir: {root} has no trained model yet (models/index.json is empty); "
                          "run the campaign first")
