@@ -64,3 +64,17 @@ def test_physics_warmup_fits_the_physics_fields_while_the_closure_waits(room_sce
     # after the warm-up the closure trains too
     train(model, prob.forcing, ref, dataclasses.replace(cfg, epochs=3, physics_warmup_epochs=0))
     assert not all(torch.equal(v, closure0[k]) for k, v in model.closure.state_dict().items())
+
+
+def test_additive_closure_clamps_to_zero_but_still_learns_from_undershoot(room_scenario):
+    """The data-only model starts from c̄ = 0; a closure that pushes below zero is clamped to 0 in
+    the prediction, and the straight-through clamp still passes the gradient back."""
+    prob = plane_problem(room_scenario)
+    spec = dataclasses.replace(spec_for(prob, hidden_channels=4), variant="data_only")
+    model = HybridSurrogate(spec, prob.mask).double()
+    with torch.no_grad():
+        model.closure.head.bias.fill_(-1.0)
+    pred = model.rollout(prob.forcing, prob.n_steps)
+    assert torch.all(pred == 0)
+    (pred - 1.0).pow(2).sum().backward()
+    assert model.closure.head.bias.grad is not None and model.closure.head.bias.grad.abs().item() > 0

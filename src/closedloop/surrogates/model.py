@@ -246,7 +246,9 @@ class HybridSurrogate(nn.Module):
             if self.spec.closure_form == "multiplicative":
                 c = c * (1 + torch.tanh(correction)) * self.mask.to(c.dtype)
             else:
-                c = (c + s * correction * self.mask.to(c.dtype)).clamp_min(0)  # concentrations stay ≥ 0
+                c = c + s * correction * self.mask.to(c.dtype)
+                # concentrations stay ≥ 0; straight-through, so an undershooting closure still learns
+                c = c + (c.clamp_min(0) - c).detach()
         return c, h
 
     def rollout(self, forcing: Forcing, n_steps: int) -> torch.Tensor:
