@@ -25,11 +25,21 @@ def campaign_directory(config: CampaignConfig, campaign_dir: str | None) -> str:
 
 @flow(name="campaign", log_prints=True)
 def campaign(config_path: str = "configs/smoke.toml", campaign_dir: str | None = None,
-             rounds: int | None = None) -> dict[str, Any]:
-    """Run (or continue) a campaign from a TOML config in ``campaign_dir`` (default runs/NAME)."""
+             rounds: int | None = None, strategy: str | None = None, batch_size: int | None = None,
+             max_cases: int | None = None, max_error_target: float | None = None,
+             patience: int | None = None) -> dict[str, Any]:
+    """Run (or continue) a campaign from a TOML config in ``campaign_dir`` (default runs/NAME).
+
+    The other parameters, when given, override the config: the planner's strategy, the batch size,
+    the simulation budget and the stopping rule (GP-expected maximum error target, patience).
+    """
     config = load_campaign_config(config_path)
-    if rounds is not None:
-        config = config.with_overrides(**{"budget.rounds": rounds})
+    overrides = {"budget.rounds": rounds, "planner.strategy": strategy, "budget.batch_size": batch_size,
+                 "budget.max_cases": max_cases, "budget.max_error_target": max_error_target,
+                 "budget.patience": patience}
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if given:
+        config = config.with_overrides(**given)
     directory = campaign_directory(config, campaign_dir)
     store = CampaignStore(directory)
     with hold_campaign(directory):

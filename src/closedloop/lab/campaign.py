@@ -29,7 +29,10 @@ from closedloop.lab.config import CampaignConfig
 from closedloop.lab.forcing import batch_problems, spec_for
 from closedloop.lab.store import (Case, CampaignStore, IntegrityError, check_sha256, file_sha256,
                                   now_iso, read_case, reference_case, write_case)
-from closedloop.planners import fit_error_model, propose_batch, sobol_design
+from closedloop.planners import fit_error_model, sobol_design
+from closedloop.planners import stopping
+from closedloop.planners.ensemble import disagreement
+from closedloop.planners.strategies import Evidence, propose
 from closedloop.simulators import Scenario, simulate
 from closedloop.surrogates import HybridSurrogate, SurrogateSpec, TrainConfig, relative_l2, train
 from closedloop.surrogates.training import TrainReport
@@ -38,8 +41,7 @@ from closedloop.surrogates.training import TrainReport
 # ----------------------------------------------------------------------------- scenarios
 def scenario_for(config: CampaignConfig, params: dict[str, float]) -> Scenario:
     """The base scenario with the design parameters applied (validated)."""
-    paths = {p.name: p.path for p in config.design.parameters}
-    return config.scenario.with_parameters({paths[k]: v for k, v in params.items()})
+    return config.scenario.with_parameters(config.design.scenario_values(params))
 
 
 def feasible_mask(config: CampaignConfig, x: torch.Tensor) -> torch.Tensor:
@@ -100,28 +102,89 @@ def observed_errors(ledger: pd.DataFrame, config: CampaignConfig) -> tuple[torch
     return x.reshape(-1, space.dim), y
 
 
-def propose_round(config: CampaignConfig, ledger: pd.DataFrame, round_index: int) -> Proposal:
-    """Round 0: a Sobol design. Later rounds: the GP error model's qUCB batch (or Sobol)."""
+def points_with_status(ledger: pd.DataFrame, config: CampaignConfig, status: str,
+                       before_round: int | None = None) -> torch.Tensor:
+    """Design points (n x d) of the ledger's cases with ``status`` (optionally of earlier rounds)."""
+    rows = ledger[ledger["status"] == status] if len(ledger) else ledger
+    if before_round is not None and len(rows):
+        rows = rows[rows["round"] < before_round]
     space = config.design.space()
-    existing = space.as_tensor([json.loads(p) for p in ledger["parameters"]]) if len(ledger) else None
+    if len(rows) == 0:
+        return torch.empty(0, space.dim, dtype=torch.float64)
+    return space.as_tensor([json.loads(p) for p in rows["parameters"]])
+
+
+def evidence_for(config: CampaignConfig, ledger: pd.DataFrame, round_index: int) -> Evidence:
+    """What the planner sees: validated errors (failed cases excluded), failures, pending points
+    (proposed in earlier rounds, still simulating) and every point in the ledger."""
+    space = config.design.space()
     x_obs, y_obs = observed_errors(ledger, config)
-    if round_index == 0 or config.planner.strategy == "sobol" or len(y_obs) < 2:
-        n = config.budget.initial_cases if round_index == 0 else config.budget.batch_size
-        x, _ = feasible_sobol(config, n, sobol_position(config, ledger))
+    existing = space.as_tensor([json.loads(p) for p in ledger["parameters"]]) if len(ledger) else None
+    return Evidence(observed=x_obs, log_error=y_obs, failed=points_with_status(ledger, config, "failed"),
+                    pending=points_with_status(ledger, config, "proposed", before_round=round_index),
+                    existing=existing)
+
+
+def remaining_cases(config: CampaignConfig, ledger: pd.DataFrame) -> int | None:
+    """Simulations left in the budget (every proposed, done or failed case counts), or None."""
+    if config.budget.max_cases is None:
+        return None
+    return max(config.budget.max_cases - len(ledger), 0)
+
+
+def ensemble_scorer(config: CampaignConfig, store: CampaignStore, round_index: int):
+    """Disagreement of a snapshot ensemble: the models of the last ``ensemble_members`` rounds
+    (the untrained model fills in early on), each rolling out every candidate scenario."""
+    def score(candidates: torch.Tensor) -> torch.Tensor:
+        space = config.design.space()
+        scenarios = [scenario_for(config, row) for row in space.as_dicts(candidates)]
+        forcing, problem = batch_problems(scenarios)
+        rounds = [r for r in range(round_index - 1, -1, -1) if round_complete(store, r)]
+        members = [model_for_round(config, store, r, scenarios) for r in rounds[:config.planner.ensemble_members]]
+        if len(members) < 2:
+            members.append(initial_model(config, scenarios))
+        with torch.no_grad():
+            preds = torch.stack([m.rollout(forcing, problem.n_steps)[:, 1:] for m in members])
+        return disagreement(preds)
+    return score
+
+
+def propose_round(config: CampaignConfig, ledger: pd.DataFrame, round_index: int,
+                  store: CampaignStore | None = None) -> Proposal:
+    """Round 0: a Sobol design. Later rounds: the configured strategy (planners/strategies.py) on
+    the ledger's evidence; Sobol also while fewer than two cases are validated (no GP yet)."""
+    space = config.design.space()
+    evidence = evidence_for(config, ledger, round_index)
+    n = config.budget.initial_cases if round_index == 0 else config.budget.batch_size
+    left = remaining_cases(config, ledger)
+    if left is not None:
+        n = min(n, left)
+    if n < 1:
+        raise ValueError(f"round {round_index}: the simulation budget (budget.max_cases = "
+                         f"{config.budget.max_cases}) is spent")
+    strategy = config.planner.strategy
+    model_based = strategy in ("error", "variance")
+    if round_index == 0:
+        x, _ = feasible_sobol(config, n, 0)
+        proposal = Proposal(round_index, "sobol", space.as_dicts(x))
+    elif strategy == "sobol" or (model_based and len(evidence.log_error) < 2):
+        # the campaign's Sobol sequence continued: its first feasible points not yet in the ledger
+        # and clear of failed cases
+        x = propose("sobol", space, n, evidence, seed=config.seed, settings=config.planner.settings(),
+                    feasible=lambda z: feasible_mask(config, z))
         proposal = Proposal(round_index, "sobol", space.as_dicts(x))
     else:
         seed = config.seed * 1000 + round_index
-        pl = config.planner
+        if strategy == "ensemble" and store is None:
+            raise ValueError("planner.strategy 'ensemble': proposing needs the campaign store (its checkpoints)")
+        scorer = ensemble_scorer(config, store, round_index) if strategy == "ensemble" else None
         # The GP fit may draw random restarts from the global generator: seed it, so that a resumed
         # process (whose generator has another history) proposes what an uninterrupted one would.
         with torch.random.fork_rng():
             torch.manual_seed(seed)
-            gp = fit_error_model(space, x_obs, y_obs)
-            x = propose_batch(gp, space, config.budget.batch_size, seed=seed, beta=pl.beta,
-                              num_restarts=pl.num_restarts, raw_samples=pl.raw_samples,
-                              mc_samples=pl.mc_samples, feasible=lambda z: feasible_mask(config, z),
-                              existing=existing)
-        proposal = Proposal(round_index, "error", space.as_dicts(x))
+            x = propose(strategy, space, n, evidence, seed=seed, settings=config.planner.settings(),
+                        feasible=lambda z: feasible_mask(config, z), ensemble_score=scorer)
+        proposal = Proposal(round_index, strategy, space.as_dicts(x))
     faults.point("propose:planned", str(round_index))
     return proposal
 
@@ -428,15 +491,92 @@ def audit(config: CampaignConfig, store: CampaignStore) -> AuditReport:
     return report
 
 
+def round_mean_errors(ledger: pd.DataFrame, up_to: int) -> list[float]:
+    """Mean validation relative L2 of each round 0 … ``up_to`` that has validated cases."""
+    rows = ledger[ledger["rel_l2"].notna() & (ledger["round"] <= up_to)]
+    return [float(g["rel_l2"].mean()) for _, g in rows.groupby("round", sort=True)]
+
+
+def expected_max_error(config: CampaignConfig, ledger: pd.DataFrame, round_index: int) -> float | None:
+    """The error GP's E[max_x relative L2] over the feasible space (None with < 2 validated cases)."""
+    x_obs, y_obs = observed_errors(ledger, config)
+    if len(y_obs) < 2:
+        return None
+    space = config.design.space()
+    seed = config.seed * 1000 + round_index + 500
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        gp = fit_error_model(space, x_obs, y_obs)
+        return stopping.expected_max_error(gp, space, seed=seed, n_points=256,
+                                           feasible=lambda z: feasible_mask(config, z))
+
+
 def stop_reason(config: CampaignConfig, ledger: pd.DataFrame, round_index: int) -> str | None:
-    """Why the campaign stops after ``round_index``, or None to go on."""
-    target = config.budget.error_target
+    """Why the campaign stops after ``round_index``, or None to go on (planners/stopping.py):
+    simulation budget, round-mean error target, GP-expected maximum error target, patience,
+    round budget, in that order."""
+    b = config.budget
+    target = b.error_target
     rows = ledger[(ledger["round"] == round_index) & ledger["rel_l2"].notna()]
     if target is not None and len(rows) and rows["rel_l2"].mean() < target:
         return f"error target reached: mean validation relative L2 {rows['rel_l2'].mean():.4f} < {target}"
-    if round_index + 1 >= config.budget.rounds:
-        return f"round budget spent ({config.budget.rounds} rounds)"
-    return None
+    expected = expected_max_error(config, ledger, round_index) if b.max_error_target is not None else None
+    return stopping.stop_reason(cases_used=len(ledger), max_cases=b.max_cases, rounds_done=round_index + 1,
+                                max_rounds=b.rounds, expected_max=expected, max_error_target=b.max_error_target,
+                                history=round_mean_errors(ledger, round_index), patience=b.patience,
+                                min_improvement=b.min_improvement)
+
+
+@dataclass
+class ErrorSlice:
+    """The error GP's predicted relative L2, exp(μ(x)), on a 2D slice of the design space: the first
+    two parameters on a grid, the others at their mid-range (NaN where the scenario is infeasible)."""
+
+    names: tuple[str, str]
+    xs: torch.Tensor
+    ys: torch.Tensor
+    error: torch.Tensor  # (len(ys), len(xs))
+    fixed: dict[str, float]
+
+
+def predicted_error_slice(config: CampaignConfig, ledger: pd.DataFrame, n: int = 40) -> ErrorSlice | None:
+    """None when the design has one parameter or fewer than 2 cases are validated."""
+    x_obs, y_obs = observed_errors(ledger, config)
+    space = config.design.space()
+    if space.dim < 2 or len(y_obs) < 2:
+        return None
+    with torch.random.fork_rng():
+        torch.manual_seed(config.seed)
+        gp = fit_error_model(space, x_obs, y_obs)
+    lo, hi = space.bounds()
+    xs, ys = torch.linspace(lo[0], hi[0], n, dtype=torch.float64), torch.linspace(lo[1], hi[1], n, dtype=torch.float64)
+    grid = space.snap(((lo + hi) / 2).repeat(n * n, 1))
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    grid[:, 0], grid[:, 1] = gx.reshape(-1), gy.reshape(-1)
+    grid = space.snap(grid)
+    with torch.no_grad():
+        err = gp.posterior(grid).mean.squeeze(-1).exp()
+    err[~feasible_mask(config, grid)] = float("nan")
+    fixed = {name: float(v) for name, v in zip(space.names[2:], grid[0, 2:])}
+    return ErrorSlice((space.names[0], space.names[1]), xs, ys, err.reshape(n, n), fixed)
+
+
+def planner_report(config: CampaignConfig, ledger: pd.DataFrame, round_index: int) -> list[str]:
+    """Markdown lines for a round's report: strategy, proposals and the stopping decision."""
+    mine = ledger[ledger["round"] == round_index]
+    strategies = ", ".join(sorted(set(mine["strategy"].dropna()))) or "none"
+    pl, b = config.planner, config.budget
+    lines = [f"Strategy: **{strategies}** (configured `{pl.strategy}`, acquisition `{pl.acquisition}`, "
+             f"batch {b.batch_size}; {len(ledger)} of {b.max_cases or 'unlimited'} simulations used)", "",
+             "| case | status | " + " | ".join(config.design.space().names) + " |",
+             "|---|---|" + "---|" * config.design.space().dim]
+    for _, row in mine.iterrows():
+        params = json.loads(row["parameters"])
+        lines.append(f"| `{row['case_id']}` | {row['status']} | " +
+                     " | ".join(f"{params[k]:.4g}" for k in config.design.space().names) + " |")
+    reason = stop_reason(config, ledger, round_index)
+    lines += ["", f"Stopping rule: {'**stop** — ' + reason if reason else 'continue (no stopping condition met)'}"]
+    return lines
 
 
 def read_state(store: CampaignStore) -> dict[str, Any]:
@@ -482,7 +622,8 @@ def campaign_state(config: CampaignConfig, store: CampaignStore, *, status: str,
     last = validated[validated["round"] == validated["round"].max()] if len(validated) else validated
     return {
         "name": config.name, "config_hash": config.config_hash(), "status": status,
-        "stop_reason": reason, "identity": config.model_dump(mode="json", include={"scenario", "design", "seed"}),
+        "stop_reason": reason, "strategy": config.planner.strategy, "batch_size": config.budget.batch_size,
+        "max_cases": config.budget.max_cases, "identity": config.model_dump(mode="json", include={"scenario", "design", "seed"}),
         "rounds_done": len(rounds_done), "rounds_budget": config.budget.rounds,
         "cases_done": int((ledger["status"] == "done").sum()),
         "cases_failed": int((ledger["status"] == "failed").sum()),

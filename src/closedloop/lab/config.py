@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from closedloop.planners.design import DesignSpace
+from closedloop.planners.strategies import PlannerSettings
 from closedloop.simulators.scenario import Scenario, set_path
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
@@ -24,18 +25,51 @@ class Strict(BaseModel):
 
 
 class DesignParameter(Strict):
-    """One design variable: a dotted path into the scenario and its bounds."""
+    """One design variable: a dotted path into the scenario and its bounds.
+
+    ``kind``: ``continuous`` (any value in [low, high]), ``integer`` (whole values in [low, high]) or
+    ``categorical`` (one of ``choices``; the design space holds its index 0 … k−1, no low/high).
+    """
 
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     path: str = Field(min_length=1, description="Dotted path into the scenario, e.g. source.x")
-    low: Finite
-    high: Finite
+    kind: Literal["continuous", "integer", "categorical"] = "continuous"
+    low: Finite | None = None
+    high: Finite | None = None
+    choices: list[Finite] | None = Field(default=None, description="Values of a categorical parameter")
 
     @model_validator(mode="after")
     def _ordered(self) -> DesignParameter:
+        if self.kind == "categorical":
+            if self.choices is None or len(self.choices) < 2:
+                raise ValueError("choices: a categorical parameter needs at least 2 choices")
+            if len(set(self.choices)) != len(self.choices):
+                raise ValueError(f"choices: must be distinct, got {self.choices}")
+            if self.low is not None or self.high is not None:
+                raise ValueError("low/high: a categorical parameter takes choices, not bounds")
+            return self
+        if self.choices is not None:
+            raise ValueError(f"choices: only for kind = 'categorical' (kind is {self.kind!r})")
+        if self.low is None or self.high is None:
+            raise ValueError(f"low and high: required for a {self.kind} parameter")
         if not self.low < self.high:
             raise ValueError(f"bounds reversed or empty: low ({self.low}) must be below high ({self.high})")
+        if self.kind == "integer" and (self.low != round(self.low) or self.high != round(self.high)):
+            raise ValueError(f"an integer parameter needs whole bounds, got low {self.low}, high {self.high}")
         return self
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """Bounds in the design space (a categorical parameter's index runs 0 … k−1)."""
+        if self.kind == "categorical":
+            return 0.0, float(len(self.choices) - 1)  # type: ignore[arg-type]
+        return float(self.low), float(self.high)  # type: ignore[arg-type]
+
+    def scenario_value(self, value: float) -> float:
+        """The value written into the scenario for a design-space coordinate."""
+        if self.kind == "categorical":
+            return float(self.choices[int(round(value))])  # type: ignore[index]
+        return float(round(value)) if self.kind == "integer" else float(value)
 
 
 class Design(Strict):
@@ -52,8 +86,14 @@ class Design(Strict):
 
     def space(self) -> DesignSpace:
         return DesignSpace(names=tuple(p.name for p in self.parameters),
-                           lower=tuple(p.low for p in self.parameters),
-                           upper=tuple(p.high for p in self.parameters))
+                           lower=tuple(p.bounds[0] for p in self.parameters),
+                           upper=tuple(p.bounds[1] for p in self.parameters),
+                           integer=tuple(p.kind != "continuous" for p in self.parameters))
+
+    def scenario_values(self, params: dict[str, float]) -> dict[str, float]:
+        """Design-space values by name → scenario values by dotted path."""
+        by_name = {p.name: p for p in self.parameters}
+        return {by_name[k].path: by_name[k].scenario_value(v) for k, v in params.items()}
 
 
 class Budget(Strict):
@@ -62,6 +102,20 @@ class Budget(Strict):
     batch_size: int = Field(ge=2, description="Cases proposed per later round (q of the batch acquisition)")
     error_target: Finite | None = Field(default=None, gt=0,
                                         description="Stop when a round's mean validation relative L2 is below")
+    max_cases: int | None = Field(default=None, ge=2,
+                                  description="Simulation budget: stop once this many cases are done or failed")
+    max_error_target: Finite | None = Field(
+        default=None, gt=0, description="Stop when the error GP's expected maximum relative L2 over the space is below")
+    patience: int | None = Field(default=None, ge=1,
+                                 description="Stop after this many rounds without a better round-mean error")
+    min_improvement: Finite = Field(default=0.0, ge=0, lt=1,
+                                    description="Relative improvement that counts for patience")
+
+    @model_validator(mode="after")
+    def _cases(self) -> Budget:
+        if self.max_cases is not None and self.max_cases < self.initial_cases:
+            raise ValueError(f"max_cases ({self.max_cases}) is below initial_cases ({self.initial_cases})")
+        return self
 
 
 class SurrogateConfig(Strict):
@@ -92,11 +146,27 @@ class SurrogateConfig(Strict):
 
 
 class PlannerConfig(Strict):
-    strategy: Literal["error", "sobol"] = "error"
+    """Which strategy proposes the next batch (planners/strategies.py) and its search settings."""
+
+    strategy: Literal["error", "variance", "ensemble", "sobol", "random"] = "error"
+    acquisition: Literal["qucb", "qlognei", "error_ivr"] = Field(default="qucb",
+                                                                 description="Batch acquisition of 'error'")
+    optimizer: Literal["lbfgs", "pool"] = "lbfgs"
     beta: Finite = Field(default=4.0, ge=0)
     num_restarts: int = Field(default=4, ge=1)
     raw_samples: int = Field(default=128, ge=8)
     mc_samples: int = Field(default=64, ge=8)
+    maxiter: int = Field(default=50, ge=1, description="L-BFGS-B iterations per restart")
+    failure_radius: Finite = Field(default=0.1, ge=0, le=1,
+                                   description="Unit-cube radius around a failed case that is not proposed again")
+    ensemble_members: int = Field(default=3, ge=2, le=16, description="Snapshot models of 'ensemble'")
+    candidates: int = Field(default=64, ge=8, le=4096, description="Candidates 'ensemble' scores")
+
+    def settings(self) -> PlannerSettings:
+        return PlannerSettings(acquisition=self.acquisition, beta=self.beta, num_restarts=self.num_restarts,
+                               raw_samples=self.raw_samples, mc_samples=self.mc_samples, maxiter=self.maxiter,
+                               optimizer=self.optimizer, failure_radius=self.failure_radius,
+                               candidates=self.candidates)
 
 
 class SimulationConfig(Strict):
@@ -148,14 +218,16 @@ class CampaignConfig(Strict):
     @model_validator(mode="after")
     def _design_fits_scenario(self) -> CampaignConfig:
         for i, p in enumerate(self.design.parameters):
-            for label, value in (("low", p.low), ("high", p.high)):
+            values = [("low bound", p.low), ("high bound", p.high)] if p.kind != "categorical" else \
+                [(f"choice {k}", c) for k, c in enumerate(p.choices or [])]
+            for label, value in values:
                 try:
                     self.scenario.with_parameters({p.path: value})
                 except KeyError as err:
                     raise ValueError(f"design.parameters.{i}.path: {err.args[0]}") from None
                 except ValidationError as err:
                     first = err.errors()[0]
-                    raise ValueError(f"design.parameters.{i} ({p.name}): at its {label} bound {value} "
+                    raise ValueError(f"design.parameters.{i} ({p.name}): at its {label} {value} "
                                      f"the scenario is invalid: {first['msg']}") from None
         return self
 

@@ -81,3 +81,19 @@ def plane_series_figure(times: torch.Tensor, plane: torch.Tensor, mask: torch.Te
     fig.colorbar(im, ax=list(axes[0]), shrink=0.8)
     fig.suptitle(title)
     return _png(fig)
+
+
+def error_map(xs: torch.Tensor, ys: torch.Tensor, error: torch.Tensor, names: tuple[str, str],
+              points: np.ndarray | None = None, title: str = "") -> bytes:
+    """The error GP's predicted relative L2 on a 2D slice (log colour scale), cases as dots."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    z = np.ma.masked_invalid(error.numpy())
+    im = ax.pcolormesh(xs.numpy(), ys.numpy(), np.log10(z), shading="auto", cmap="magma")
+    fig.colorbar(im, ax=ax, label="log10 predicted rel. L2")
+    if points is not None and len(points):
+        ax.scatter(points[:, 0], points[:, 1], s=12, c="cyan", edgecolors="k", linewidths=0.4, label="cases")
+        ax.legend(loc="upper right", fontsize=7)
+    ax.set_xlabel(names[0])
+    ax.set_ylabel(names[1])
+    ax.set_title(title or "error GP: predicted validation error")
+    return _png(fig)

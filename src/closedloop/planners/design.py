@@ -1,4 +1,9 @@
-"""Design spaces (named box bounds) and scrambled Sobol designs over them."""
+"""Design spaces (named box bounds, some axes integer or categorical) and Sobol/random designs.
+
+A categorical parameter with k choices is the integer axis 0 … k−1 (its index); the caller maps the
+index to the choice. Optimisers work on the continuous relaxation and :meth:`DesignSpace.snap`
+rounds integer axes to the nearest integer, so every returned point lies on the lattice.
+"""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -10,11 +15,15 @@ from torch.quasirandom import SobolEngine
 
 @dataclass(frozen=True)
 class DesignSpace:
-    """A box: parameter ``names`` with ``lower`` < ``upper`` bounds, in natural units."""
+    """A box: parameter ``names`` with ``lower`` < ``upper`` bounds, in natural units.
+
+    ``integer[i]``: axis i takes whole values only (integer and categorical parameters).
+    """
 
     names: tuple[str, ...]
     lower: tuple[float, ...]
     upper: tuple[float, ...]
+    integer: tuple[bool, ...] | None = None
 
     def __post_init__(self) -> None:
         if not self.names:
@@ -24,6 +33,25 @@ class DesignSpace:
         for n, lo, hi in zip(self.names, self.lower, self.upper):
             if not lo < hi:
                 raise ValueError(f"parameter {n!r}: lower bound {lo} must be below upper bound {hi}")
+        if self.integer is not None:
+            if len(self.integer) != len(self.names):
+                raise ValueError("integer must have one flag per parameter")
+            for n, lo, hi, is_int in zip(self.names, self.lower, self.upper, self.integer):
+                if is_int and (lo != round(lo) or hi != round(hi)):
+                    raise ValueError(f"parameter {n!r}: an integer parameter needs whole bounds, got {lo}, {hi}")
+
+    @property
+    def integer_mask(self) -> torch.Tensor:
+        """(d,) bool: which axes are integer."""
+        flags = self.integer if self.integer is not None else (False,) * len(self.names)
+        return torch.tensor(flags, dtype=torch.bool)
+
+    def snap(self, x: torch.Tensor) -> torch.Tensor:
+        """x (… x d) clamped into the box, integer axes rounded to the nearest whole value."""
+        b = self.bounds(x.dtype)
+        x = torch.maximum(torch.minimum(x, b[1]), b[0])
+        mask = self.integer_mask
+        return torch.where(mask, x.round(), x) if mask.any() else x
 
     @property
     def dim(self) -> int:
@@ -48,8 +76,13 @@ class DesignSpace:
         return torch.tensor([[float(r[n]) for n in self.names] for r in rows], dtype=torch.float64)
 
     def contains(self, x: torch.Tensor, tol: float = 1e-9) -> torch.Tensor:
+        """Inside the box and, on integer axes, whole."""
         b = self.bounds(x.dtype)
-        return ((x >= b[0] - tol) & (x <= b[1] + tol)).all(dim=-1)
+        inside = ((x >= b[0] - tol) & (x <= b[1] + tol)).all(dim=-1)
+        mask = self.integer_mask
+        if mask.any():
+            inside &= ((x[..., mask] - x[..., mask].round()).abs() <= tol).all(dim=-1)
+        return inside
 
 
 def sobol_design(space: DesignSpace, n: int, seed: int, skip: int = 0) -> torch.Tensor:
@@ -64,4 +97,22 @@ def sobol_design(space: DesignSpace, n: int, seed: int, skip: int = 0) -> torch.
     engine = SobolEngine(space.dim, scramble=True, seed=seed)
     if skip:
         engine.fast_forward(skip)
-    return space.from_unit(engine.draw(n, dtype=torch.float64))
+    return points_from_unit(space, engine.draw(n, dtype=torch.float64))
+
+
+def points_from_unit(space: DesignSpace, u: torch.Tensor) -> torch.Tensor:
+    """Unit-cube samples to design points; an integer axis is widened by half a step each side
+    before rounding, so every whole value (end points included) gets an equal share."""
+    lo, hi = space.bounds(u.dtype)
+    mask = space.integer_mask
+    lo = torch.where(mask, lo - 0.5 + 1e-9, lo)
+    hi = torch.where(mask, hi + 0.5 - 1e-9, hi)
+    return space.snap(lo + u * (hi - lo))
+
+
+def random_design(space: DesignSpace, n: int, seed: int) -> torch.Tensor:
+    """``n x d`` independent uniform points (integer axes: uniform over the whole values)."""
+    if n < 0:
+        raise ValueError(f"n must be non-negative, got {n}")
+    g = torch.Generator().manual_seed(seed)
+    return points_from_unit(space, torch.rand(n, space.dim, generator=g, dtype=torch.float64))

@@ -18,8 +18,8 @@ from gpytorch.mlls import ExactMarginalLogLikelihood
 from closedloop.planners.design import DesignSpace
 
 
-def fit_error_model(space: DesignSpace, x: torch.Tensor, y: torch.Tensor) -> SingleTaskGP:
-    """Fit a GP to ``x`` (n x d, natural units) and ``y`` (n,) or (n x 1)."""
+def fit_error_model(space: DesignSpace, x: torch.Tensor, y: torch.Tensor, maxiter: int = 200) -> SingleTaskGP:
+    """Fit a GP to ``x`` (n x d, natural units) and ``y`` (n,) or (n x 1); ``maxiter`` caps L-BFGS."""
     x = x.to(torch.float64)
     y = y.to(torch.float64).reshape(-1, 1)
     if x.ndim != 2 or x.shape[1] != space.dim:
@@ -38,6 +38,6 @@ def fit_error_model(space: DesignSpace, x: torch.Tensor, y: torch.Tensor) -> Sin
     with warnings.catch_warnings():
         # Few points: the optimiser may stop early; the fit is still usable and is logged upstream.
         warnings.simplefilter("ignore")
-        fit_gpytorch_mll(mll)
+        fit_gpytorch_mll(mll, optimizer_kwargs={"options": {"maxiter": maxiter}})
     model.eval()
     return model

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import torch
 from prefect import get_run_logger, task, unmapped
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -140,7 +141,7 @@ def propose(config: CampaignConfig, campaign_dir: str, round_index: int) -> list
     ledger = store.read_ledger()
     mine = ledger[ledger["round"] == round_index]
     if len(mine) == 0:
-        proposal = lab.propose_round(config, ledger, round_index)
+        proposal = lab.propose_round(config, ledger, round_index, store)
         store.upsert(lab.proposal_rows(config, proposal, current_flow_run_id()))
         get_run_logger().info("round %d: proposed %d cases by %s", round_index,
                               len(proposal.parameters), proposal.strategy)
@@ -208,7 +209,18 @@ def publish_round(config: CampaignConfig, campaign_dir: str, round_index: int) -
     head = [f"# {config.name}: round {round_index}", "",
             f"Mean validation relative L2 (predicted before training): "
             f"{mine['rel_l2'].mean():.4f}; worst {mine['rel_l2'].max():.4f}", ""]
+    head += lab.planner_report(config, ledger, round_index) + [""]
     md, on_disk = head + [f"![learning curve]({figures.data_url(curve)})"], head + ["![learning curve](learning_curve.png)"]
+    cut = lab.predicted_error_slice(config, ledger[ledger["round"] <= round_index])
+    if cut is not None:
+        pts = np.array([[json.loads(p)[n] for n in cut.names] for p in ledger["parameters"]])
+        fixed = ", ".join(f"{k} = {v:.3g}" for k, v in cut.fixed.items())
+        png = figures.error_map(cut.xs, cut.ys, cut.error, cut.names, pts,
+                                title=f"predicted error ({fixed})" if fixed else "")
+        name = f"round_{round_index:03d}_error_map.png"
+        atomic_write_bytes(store.figures_dir / name, png, label="figure")
+        md += ["", "Error GP, predicted validation error on a 2D slice:", "", f"![error map]({figures.data_url(png)})"]
+        on_disk += ["", "Error GP, predicted validation error on a 2D slice:", "", f"![error map]({name})"]
     validated = mine[mine["rel_l2"].notna()]
     if len(validated):
         worst = validated.loc[validated["rel_l2"].idxmax(), "case_id"]
