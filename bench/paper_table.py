@@ -131,7 +131,7 @@ def speed(model: HybridSurrogate, forcing: Forcing, n_steps: int, scenario, batc
 
 
 def figure(test_pred: dict, test_ref: torch.Tensor, ood_pred: torch.Tensor, ood_ref: torch.Tensor,
-           mask: torch.Tensor, ood_names: list[str]) -> None:
+           mask: torch.Tensor, ood_names: list[str], name: str) -> None:
     fig, axes = plt.subplots(3, 3, figsize=(13, 8.5), constrained_layout=True)
     m = mask.numpy().T
     panels = [("reference (test case 0)", test_ref[0, -1]), ("hybrid", test_pred["hybrid"][0, -1]),
@@ -158,7 +158,7 @@ def figure(test_pred: dict, test_ref: torch.Tensor, ood_pred: torch.Tensor, ood_
     ax.set_xlabel("time (s)"); ax.set_ylabel("Spearman (moving sources)"); ax.legend(fontsize=7)
     ax.set_ylim(0.5, 1.0)
     axes[2, 2].axis("off")
-    fig.savefig(RESULTS / "paper_table.png", dpi=90)
+    fig.savefig(RESULTS / f"{name}.png", dpi=90)
 
 
 def main() -> None:
@@ -176,6 +176,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=256, help="scenarios in the batched throughput test")
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--name", default="paper_table", help="result file bench/results/NAME.json (and .png)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     static, moving = scenarios()
@@ -226,7 +227,7 @@ def main() -> None:
         console.print("[yellow]quick run: results not written[/]")
         return
     if "hybrid" in test_pred and "physics_only" in test_pred:
-        figure(test_pred, test_y, models["hybrid"][1], ood_y, mask, [c.scenario.name for c in moving_cases])
+        figure(test_pred, test_y, models["hybrid"][1], ood_y, mask, [c.scenario.name for c in moving_cases], args.name)
     results.update({
         "data": {"train": len(train_cases), "fit": len(fit_cases), "validation": len(val_cases),
                  "test": len(test_cases), "ood_moving": len(moving_cases), "horizon_s": times[-1],
@@ -234,7 +235,7 @@ def main() -> None:
                  "reference_grid": test_cases[0].grid["shape"], "reference_spacing_m": test_cases[0].grid["spacing"],
                  "cases_dir": str(DATA / "cases")},
         "config": {k: v for k, v in vars(args).items()}, "machine": machine(), "peak_rss_mib": peak_rss_mib()})
-    path = write_result("paper_table", results)
+    path = write_result(args.name, results)
     console.print(f"wrote {path}")
 
 
