@@ -137,6 +137,19 @@ BAD_CONFIGS = {
     "negative_retries": (
         lambda: altered(smoke_text(), "retries = 2", "retries = -1"),
         ["simulation.retries"]),
+    "unknown_closure_form": (
+        lambda: altered(smoke_text(), "tbptt_steps = 4", 'tbptt_steps = 4\nclosure_form = "gated"'),
+        ["surrogate.closure_form", "'multiplicative'"]),
+    "multiplicative_data_only": (
+        lambda: altered(smoke_text(), "tbptt_steps = 4",
+                        'tbptt_steps = 4\nclosure_form = "multiplicative"\nvariant = "data_only"'),
+        ["closure_form", "data_only"]),
+    "negative_physics_warmup": (
+        lambda: altered(smoke_text(), "tbptt_steps = 4", "tbptt_steps = 4\nphysics_warmup_epochs = -2"),
+        ["surrogate.physics_warmup_epochs"]),
+    "zero_physics_learning_rate": (
+        lambda: altered(smoke_text(), "tbptt_steps = 4", "tbptt_steps = 4\nphysics_learning_rate = 0"),
+        ["surrogate.physics_learning_rate"]),
 }
 
 
@@ -218,3 +231,24 @@ def test_with_overrides_rejects_unknown_path():
         cfg.with_overrides(**{"budget.roundz": 3})
     with pytest.raises(ValueError, match=r"nothing\.here"):
         cfg.with_overrides(**{"nothing.here": 3})
+
+
+def test_band_physics_options_reach_the_model(tmp_path):
+    """The paper-table surrogate (bench/paper_table.py) is one config away for a campaign."""
+    from closedloop.lab.campaign import initial_model
+
+    text = altered(smoke_text(), "tbptt_steps = 4", "tbptt_steps = 4\nlearn_sink = true\n"
+                   'vertical_exchange = true\nclosure_form = "multiplicative"\nphysics_warmup_epochs = 2')
+    config = load_campaign_config(write(tmp_path, text))
+    model = initial_model(config, [config.scenario])
+    spec = model.spec
+    assert (spec.learn_sink, spec.vertical_outflow, spec.closure_form) == (True, True, "multiplicative")
+    assert spec.initial_sink > 0 and model.log_sink.shape == tuple(spec.shape)
+    plain = initial_model(load_campaign_config(write(tmp_path, smoke_text())), [config.scenario])
+    assert (plain.spec.learn_sink, plain.spec.vertical_outflow, plain.spec.closure_form) == (False, False, "additive")
+
+
+def test_hall_campaign_config_loads():
+    config = load_campaign_config(REPO / "configs" / "hall.toml")
+    assert config.scenario.name == "hall" and config.surrogate.closure_form == "multiplicative"
+    assert [p.path for p in config.design.parameters] == ["source.x", "source.y", "source.rate"]

@@ -262,9 +262,10 @@ def initial_model(config: CampaignConfig, scenarios: list[Scenario]) -> HybridSu
     torch.manual_seed(config.seed)
     sc = config.surrogate
     spec = dataclasses.replace(
-        spec_for(problem, hidden_channels=sc.hidden_channels, use_closure=sc.use_closure),
+        spec_for(problem, hidden_channels=sc.hidden_channels, use_closure=sc.use_closure,
+                 learn_sink=sc.learn_sink, vertical_exchange=sc.vertical_exchange),
         variant=sc.variant, closure=sc.closure, closure_layers=sc.closure_layers, advection=sc.advection,
-        learn_velocity_correction=sc.learn_velocity_correction)
+        learn_velocity_correction=sc.learn_velocity_correction, closure_form=sc.closure_form)
     return HybridSurrogate(spec, problem.mask).double()
 
 
@@ -358,7 +359,8 @@ def retrain_round(config: CampaignConfig, store: CampaignStore, round_index: int
                                learning_rate=sc.learning_rate, tbptt_steps=sc.tbptt_steps,
                                loss_floor=sc.loss_floor, seed=config.seed + round_index,
                                curriculum=tuple(sc.curriculum), weight_decay=sc.weight_decay,
-                               smoothness=sc.smoothness),
+                               smoothness=sc.smoothness, physics_learning_rate=sc.physics_learning_rate,
+                               physics_warmup_epochs=0 if warm else sc.physics_warmup_epochs),
                    progress=lambda epoch, loss: faults.point("train:epoch", f"{round_index}:{epoch}"))
     store.save_checkpoint(model_name(round_index), {
         "spec": model.spec.to_dict(), "state_dict": model.state_dict(),

@@ -128,6 +128,12 @@ class SurrogateConfig(Strict):
     closure_layers: int = Field(default=2, ge=1, le=8)
     advection: Literal["upwind", "tvd"] = "upwind"
     learn_velocity_correction: bool = False
+    learn_sink: bool = Field(default=False, description="Learn the band's exchange rate λ(x, y) and emission retention")
+    vertical_exchange: bool = Field(default=False, description="Sink where the 3D flow leaves the band vertically")
+    closure_form: Literal["additive", "multiplicative"] = "additive"
+    physics_learning_rate: Finite | None = Field(default=None, gt=0, le=1,
+                                                 description="For D, δu, λ; default: learning_rate")
+    physics_warmup_epochs: int = Field(default=0, ge=0, description="First epochs fit the physics fields alone")
     epochs: int = Field(default=40, ge=0)
     warm_start_epochs: int = Field(default=20, ge=0)
     learning_rate: Finite = Field(default=3e-3, gt=0, le=1)
@@ -142,6 +148,9 @@ class SurrogateConfig(Strict):
     def _variant(self) -> SurrogateConfig:
         if self.variant == "data_only" and not self.use_closure:
             raise ValueError("variant: 'data_only' needs use_closure = true")
+        if self.variant == "data_only" and self.closure_form == "multiplicative":
+            raise ValueError("closure_form: 'multiplicative' cannot start from zero without physics; "
+                             "variant 'data_only' needs 'additive'")
         return self
 
 
