@@ -131,7 +131,7 @@ def speed(model: HybridSurrogate, forcing: Forcing, n_steps: int, scenario, batc
 
 
 def figure(test_pred: dict, test_ref: torch.Tensor, ood_pred: torch.Tensor, ood_ref: torch.Tensor,
-           mask: torch.Tensor, ood_names: list[str], name: str) -> None:
+           mask: torch.Tensor, ood_names: list[str], out_name: str) -> None:
     fig, axes = plt.subplots(3, 3, figsize=(13, 8.5), constrained_layout=True)
     m = mask.numpy().T
     panels = [("reference (test case 0)", test_ref[0, -1]), ("hybrid", test_pred["hybrid"][0, -1]),
@@ -158,7 +158,7 @@ def figure(test_pred: dict, test_ref: torch.Tensor, ood_pred: torch.Tensor, ood_
     ax.set_xlabel("time (s)"); ax.set_ylabel("Spearman (moving sources)"); ax.legend(fontsize=7)
     ax.set_ylim(0.5, 1.0)
     axes[2, 2].axis("off")
-    fig.savefig(RESULTS / f"{name}.png", dpi=90)
+    fig.savefig(RESULTS / f"{out_name}.png", dpi=90)
 
 
 def main() -> None:
