@@ -154,3 +154,26 @@ def test_round_report_shows_strategy_proposals_stop_reason_and_error_map(config)
     finite = torch.nan_to_num(cut.error, nan=0.0)
     assert finite[:, -1].max() > finite[:, 0].max()
     assert torch.isnan(cut.error).any()
+
+
+def test_ensemble_strategy_scores_candidates_with_round_checkpoints(config, tmp_path):
+    """Snapshot ensemble in the campaign: round 0's checkpoint and the untrained model disagree
+    (its closure head was moved), so candidates get finite, unequal scores and a batch comes out."""
+    from closedloop.lab.store import CampaignStore
+
+    cfg = config.with_overrides(**{"planner.strategy": "ensemble", "planner.candidates": 8, "budget.batch_size": 2})
+    store = CampaignStore(tmp_path / "camp")
+    ledger = ledger_of(cfg, validated(cfg))
+    scenarios = [lab.scenario_for(cfg, json.loads(p)) for p in ledger["parameters"][:1]]
+    with pytest.raises(ValueError, match="needs a trained round"):
+        lab.ensemble_scorer(cfg, store, 1)(cfg.design.space().from_unit(torch.rand(2, 3, dtype=torch.float64)))
+    model = lab.initial_model(cfg, scenarios)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    store.save_checkpoint(lab.model_name(0), {"spec": model.spec.to_dict(), "state_dict": model.state_dict()})
+    x, _ = lab.feasible_sobol(cfg, 16, 100)
+    scores = lab.ensemble_scorer(cfg, store, 1)(x)
+    assert scores.shape == (16,) and torch.isfinite(scores).all() and scores.std() > 0
+    proposal = lab.propose_round(cfg, ledger, 1, store)
+    assert proposal.strategy == "ensemble" and len(proposal.parameters) == 2

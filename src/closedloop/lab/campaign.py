@@ -140,6 +140,8 @@ def ensemble_scorer(config: CampaignConfig, store: CampaignStore, round_index: i
         scenarios = [scenario_for(config, row) for row in space.as_dicts(candidates)]
         forcing, problem = batch_problems(scenarios)
         rounds = [r for r in range(round_index - 1, -1, -1) if round_complete(store, r)]
+        if not rounds:
+            raise ValueError(f"round {round_index}: strategy 'ensemble' needs a trained round (a checkpoint) first")
         members = [model_for_round(config, store, r, scenarios) for r in rounds[:config.planner.ensemble_members]]
         if len(members) < 2:
             members.append(initial_model(config, scenarios))
