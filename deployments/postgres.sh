@@ -25,9 +25,13 @@ PGUSER_NAME=prefect
 
 die() { echo "postgres.sh: $*" >&2; exit 1; }
 
+installed_bin() {
+  ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true
+}
+
 find_bin() {
   local found
-  found=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+  found=$(installed_bin)
   if [[ -z "$found" || ! -x "$found/initdb" ]]; then
     command -v apt-get >/dev/null || die "PostgreSQL is not installed and apt-get is unavailable (install postgresql)"
     [[ $(id -u) == 0 ]] || die "PostgreSQL is not installed; run 'apt-get install -y postgresql' as root"
@@ -60,14 +64,17 @@ url() {
 start() {
   local pgbin port
   pgbin=$(find_bin)
+  if [[ $(id -u) == 0 ]] && ! id postgres >/dev/null 2>&1; then
+    die "running as root needs the 'postgres' system user (Debian's postgresql package creates it)"
+  fi
   mkdir -p "$DIR"
   chmod 700 "$DIR"
-  [[ $(id -u) == 0 ]] && chown postgres: "$DIR"
+  if [[ $(id -u) == 0 ]]; then chown postgres: "$DIR"; fi
   as_owner test -w "$DIR" || die "$DIR is not writable by the cluster owner (postgres): pick CLOSEDLOOP_PG_DIR it can reach"
   if [[ ! -f $DATA/PG_VERSION ]]; then
     "$BIN/python" -c "import secrets; print(secrets.token_hex(16))" > "$PWFILE"
     chmod 600 "$PWFILE"
-    [[ $(id -u) == 0 ]] && chown postgres: "$PWFILE"
+    if [[ $(id -u) == 0 ]]; then chown postgres: "$PWFILE"; fi
     as_owner "$pgbin/initdb" -D "$DATA" -U "$PGUSER_NAME" --pwfile="$PWFILE" --auth-local=scram-sha-256 \
       --auth-host=scram-sha-256 --encoding=UTF8 --no-instructions >"$DIR/initdb.log" 2>&1 \
       || die "initdb failed: $(tail -n 5 "$DIR/initdb.log")"
@@ -92,8 +99,8 @@ start() {
 
 stop() {
   local pgbin
-  pgbin=$(find_bin)
-  [[ -f $DATA/PG_VERSION ]] || return 0
+  pgbin=$(installed_bin)
+  [[ -n $pgbin && -f $DATA/PG_VERSION ]] || return 0
   as_owner "$pgbin/pg_ctl" -D "$DATA" -m fast -w stop >&2 || true
 }
 

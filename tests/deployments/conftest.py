@@ -5,6 +5,7 @@ scheduled deployment. Shared so that the campaign runs once for both test module
 from __future__ import annotations
 
 import glob
+import re
 import shutil
 import subprocess
 import sys
@@ -16,8 +17,10 @@ import httpx
 import pandas as pd
 import pytest
 
-from tests.conftest import REPO, fast_config_text
+from tests.conftest import REPO
 from tests.deployments.live_server import POSTGRES_SCRIPT, LiveLab, Postgres, Server, prefect_server
+from tests.flows.crashlab import tiny_config
+
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[Postgres]:
@@ -54,8 +57,10 @@ def _run_campaign_and_deploy(server: Server, config: Path, campaign_dir: Path) -
 @pytest.fixture(scope="session")
 def live_lab(postgres: Postgres, tmp_path_factory) -> Iterator[LiveLab]:
     tmp = tmp_path_factory.mktemp("live-lab")
-    config = tmp / "fast.toml"
-    config.write_text(fast_config_text(rounds="1", initial_cases="2", epochs="2", warm_start_epochs="1"))
+    # the crash tests' tiny campaign (40 s horizon, small model) cut to 2 cases and 2 epochs
+    config = tiny_config(tmp, rounds=1)
+    text = config.read_text().replace("initial_cases = 3", "initial_cases = 2")
+    config.write_text(re.sub(r"(?m)^epochs = \d+$", "epochs = 2", text))
     campaign_dir = tmp / "campaign"
     with prefect_server(tmp, database_url=postgres.url, ui=True, timeout=120) as server:
         _run_campaign_and_deploy(server, config, campaign_dir)

@@ -126,6 +126,7 @@ def test_markdown_artifact_shows_the_learning_curve_image(lab: Lab):
     WebDriverWait(lab.browser, 20).until(lambda d: d.execute_script("return arguments[0].naturalWidth", curve) > 100)
     assert curve.size["width"] > 100 and curve.size["height"] > 100
     assert curve.get_attribute("src").startswith("data:image/png;base64,")
+    lab.browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", curve)
     _screenshot(lab, "artifact_report")
 
 
