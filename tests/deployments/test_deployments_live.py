@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import base64
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +20,7 @@ import pytest
 
 from closedloop.deployments.serve import DEPLOYMENT_NAME
 from tests.conftest import REPO, fast_config_text
+from tests.deployments.live_server import free_port, stop
 
 PREFECT = Path(sys.executable).with_name("prefect")
 AUTH = "closedloop:test-secret"
@@ -45,27 +44,6 @@ class Live:
         return "\n".join(f"--- {name} ---\n" + path.read_text()[-3000:] for name, path in self.logs.items())
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is not None:
-        return
-    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
 def _wait_for(check, timeout: float, what: str, live_procs: list[subprocess.Popen]) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -86,7 +64,7 @@ def live(tmp_path_factory) -> Live:
     tmp = tmp_path_factory.mktemp("live")
     config = tmp / "fast.toml"
     config.write_text(fast_config_text(rounds="1", initial_cases="2"))
-    port = _free_port()
+    port = free_port()
     api = f"http://127.0.0.1:{port}/api"
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     base_env.update(PREFECT_HOME=str(tmp / "prefect-home"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
@@ -116,7 +94,7 @@ def live(tmp_path_factory) -> Live:
         yield result
     finally:
         for proc in reversed(procs):
-            _stop(proc)
+            stop(proc)
 
 
 @pytest.fixture
