@@ -147,6 +147,9 @@ BAD_CONFIGS = {
     "negative_physics_warmup": (
         lambda: altered(smoke_text(), "tbptt_steps = 4", "tbptt_steps = 4\nphysics_warmup_epochs = -2"),
         ["surrogate.physics_warmup_epochs"]),
+    "bad_training_device": (
+        lambda: altered(smoke_text(), "tbptt_steps = 4", 'tbptt_steps = 4\ndevice = "tpu"'),
+        ["surrogate.device"]),
     "zero_physics_learning_rate": (
         lambda: altered(smoke_text(), "tbptt_steps = 4", "tbptt_steps = 4\nphysics_learning_rate = 0"),
         ["surrogate.physics_learning_rate"]),

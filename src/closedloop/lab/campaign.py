@@ -34,6 +34,7 @@ from closedloop.planners import stopping
 from closedloop.planners.ensemble import disagreement
 from closedloop.planners.strategies import Evidence, propose
 from closedloop.simulators import Scenario, simulate
+from closedloop.simulators.devices import resolve_device
 from closedloop.surrogates import HybridSurrogate, SurrogateSpec, TrainConfig, relative_l2, train
 from closedloop.surrogates.training import TrainReport
 
@@ -352,9 +353,11 @@ def retrain_round(config: CampaignConfig, store: CampaignStore, round_index: int
     cases = load_cases(store, case_ids)
     scenarios = [c.scenario for c in cases]
     warm = round_index > 0
-    model = model_for_round(config, store, round_index - 1, scenarios)
+    device = resolve_device(config.surrogate.device)  # simulations stay on CPU workers
+    model = model_for_round(config, store, round_index - 1, scenarios).to(device)
     forcing, _ = batch_problems(scenarios)
-    target = torch.stack([c.plane for c in cases]).to(torch.float64)
+    forcing = forcing.to(device=device)
+    target = torch.stack([c.plane for c in cases]).to(device=device, dtype=torch.float64)
     sc = config.surrogate
     report = train(model, forcing, target,
                    TrainConfig(epochs=sc.warm_start_epochs if warm else sc.epochs,
@@ -364,6 +367,7 @@ def retrain_round(config: CampaignConfig, store: CampaignStore, round_index: int
                                smoothness=sc.smoothness, physics_learning_rate=sc.physics_learning_rate,
                                physics_warmup_epochs=0 if warm else sc.physics_warmup_epochs),
                    progress=lambda epoch, loss: faults.point("train:epoch", f"{round_index}:{epoch}"))
+    model = model.cpu()  # checkpoints hold CPU tensors, loadable anywhere
     store.save_checkpoint(model_name(round_index), {
         "spec": model.spec.to_dict(), "state_dict": model.state_dict(),
         "trained_on": list(case_ids), "round": round_index, "losses": report.losses,

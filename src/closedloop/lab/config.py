@@ -134,6 +134,8 @@ class SurrogateConfig(Strict):
     physics_learning_rate: Finite | None = Field(default=None, gt=0, le=1,
                                                  description="For D, δu, λ; default: learning_rate")
     physics_warmup_epochs: int = Field(default=0, ge=0, description="First epochs fit the physics fields alone")
+    device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$",
+                        description="Where training runs: auto takes a GPU when present")
     epochs: int = Field(default=40, ge=0)
     warm_start_epochs: int = Field(default=20, ge=0)
     learning_rate: Finite = Field(default=3e-3, gt=0, le=1)
