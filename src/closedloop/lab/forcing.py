@@ -117,20 +117,21 @@ def plane_problem(scenario: Scenario, dtype: torch.dtype = torch.float64,
     uy = red.average_faces(flow.velocity[1])
     src = red.average(source_distribution(scenario, geometry) * scenario.source.rate)
     stop = scenario.source.stop if scenario.source.stop is not None else float("inf")
-    forcing = Forcing(velocity=(ux[None].to(dtype), uy[None].to(dtype)), source=src[None].to(dtype),
-                      window=torch.tensor([[scenario.source.start, stop]], dtype=dtype))
-    forcing.outflow = vertical_outflow_rate(scenario, geometry, flow.velocity[2], red.mask)[None].to(dtype)
+    window, series = (scenario.source.start, stop), None
     if scenario.source.is_moving or time_series:
         series = source_series(scenario, geometry, red)
-        forcing = Forcing(velocity=forcing.velocity, source=series.mean(dim=0)[None].to(dtype),
-                          window=torch.tensor([[0.0, float("inf")]], dtype=dtype),
-                          source_series=series[None].to(dtype), outflow=forcing.outflow)
+        src, window = series.mean(dim=0), (0.0, float("inf"))  # the series carries the schedule
+    outflow = vertical_outflow_rate(scenario, geometry, flow.velocity[2], red.mask)
+    forcing = Forcing(velocity=(ux[None].to(dtype), uy[None].to(dtype)), source=src[None].to(dtype),
+                      window=torch.tensor([window], dtype=dtype),
+                      source_series=None if series is None else series[None].to(dtype),
+                      outflow=outflow[None].to(dtype))
     dx, dy, _ = scenario.room.spacing
     return PlaneProblem(forcing=forcing, mask=red.mask, spacing=(dx, dy),
                         output_interval=scenario.time.output_interval,
                         n_steps=scenario.time.n_outputs,
                         eddy_diffusivity=band_mean_diffusivity(scenario, geometry, field_, red),
-                        air_exchange_rate=air_exchange_rate(scenario, geometry),)
+                        air_exchange_rate=air_exchange_rate(scenario, geometry))
 
 
 def batch_problems(scenarios: list[Scenario], dtype: torch.dtype = torch.float64

@@ -46,10 +46,6 @@ class Forcing:
     def batch_size(self) -> int:
         return self.source.shape[0]
 
-    @property
-    def is_time_dependent(self) -> bool:
-        return self.source_series is not None
-
     def source_peak(self) -> torch.Tensor:
         """Per-case max S̄ over space (and intervals), shape (B,)."""
         if self.source_series is not None:
@@ -93,11 +89,9 @@ class Forcing:
             raise ValueError("source_series: mix of time-dependent and windowed forcings; "
                              "convert with Forcing.as_series(n_steps, interval) first")
         series = torch.cat([f.source_series for f in items]) if all(timed) else None  # type: ignore[misc]
-        opt = {}
-        for name in ("outflow",):
-            parts = [getattr(f, name) for f in items]
-            opt[name] = torch.cat(parts) if all(x is not None for x in parts) else None
+        outflows = [f.outflow for f in items]
+        outflow = torch.cat(outflows) if all(o is not None for o in outflows) else None  # type: ignore[misc]
         return Forcing(velocity=(torch.cat([f.velocity[0] for f in items]),
                                  torch.cat([f.velocity[1] for f in items])),
                        source=torch.cat([f.source for f in items]),
-                       window=torch.cat([f.window for f in items]), source_series=series, **opt)
+                       window=torch.cat([f.window for f in items]), source_series=series, outflow=outflow)

@@ -174,10 +174,11 @@ class HybridSurrogate(nn.Module):
         start, stop = forcing.window[:, 0], forcing.window[:, 1]
         opens = (self.open_x.to(c.dtype), self.open_y.to(c.dtype))
         series = None
-        n = round(t0 / self.spec.output_interval)
         if forcing.source_series is not None:
-            series = forcing.source_pattern(n)
-
+            series = forcing.source_pattern(round(t0 / self.spec.output_interval))
+        retention = torch.exp(self.log_retention).to(c.dtype) if self.spec.learn_sink else None
+        if lam is not None:
+            lam = lam.to(c.dtype)
         for j in range(k):
             if series is None:
                 t_mid = t0 + (j + 0.5) * dt
@@ -185,15 +186,15 @@ class HybridSurrogate(nn.Module):
                 src = on * forcing.source
             else:
                 src = series
-            if self.spec.learn_sink:
-                src = src * torch.exp(self.log_retention).to(c.dtype)
+            if retention is not None:
+                src = src * retention
             if self.spec.advection == "tvd":
                 adv = advect_tvd(c, vel, self.grid, opens)
             else:
                 adv = advect_upwind(c, vel, self.grid)
             rate = adv + diffuse(c, d, self.grid)
             if lam is not None:
-                rate = rate - lam.to(c.dtype) * c
+                rate = rate - lam * c
             c = c + dt * (rate * mask + src)
         return c
 

@@ -98,7 +98,7 @@ def train(model: HybridSurrogate, forcing: Forcing, target: torch.Tensor, config
     groups = [{"params": [p for p in params if id(p) not in ids]},
               {"params": physics, "lr": config.physics_learning_rate or config.learning_rate, "weight_decay": 0.0}]
     groups = [g for g in groups if g["params"]]
-    warmup_physics = config.physics_warmup_epochs if physics and len(groups) == 2 else 0
+    warmup_physics = config.physics_warmup_epochs if len(groups) == 2 else 0  # both closure and physics
 
     def judge() -> float:
         if validation is None:
