@@ -2,7 +2,8 @@
 
 The surrogate (surrogates/) sees only tensors; this module, which may import both sides, projects
 a 3D scenario onto the plane: ū = band mean of the face velocities of the steady flow, S̄ = band
-mean of the source density, K for the initial diffusivity.
+mean of the source density, K for the initial diffusivity; optionally the room layers below and
+above the band (``room_layers``, surrogates/layers.py), lumped from the same 3D flow.
 """
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ from dataclasses import dataclass
 
 import torch
 
+from closedloop.physics import Grid, divergence, face_diffusivity
 from closedloop.simulators.flow_cache import FlowField, flow_key, steady_flow
 from closedloop.simulators.geometry import RoomGeometry, room_geometry, source_distribution
-from closedloop.simulators.plane import PlaneReduction, plane_reduction
+from closedloop.simulators.plane import PlaneReduction, band_reduction, plane_reduction
 from closedloop.simulators.reference import eddy_diffusivity_field
 from closedloop.simulators.scenario import Scenario
 from closedloop.surrogates.forcing import Forcing
+from closedloop.surrogates.layers import LayerForcing
 from closedloop.surrogates.model import SurrogateSpec
 
 
@@ -28,6 +31,7 @@ class PlaneProblem:
     n_steps: int
     eddy_diffusivity: float
     air_exchange_rate: float = 0.0  # Q/V (1/s): supply flow over the room's fluid volume
+    layer_heights: tuple[float, float, float] | None = None  # (h_lo, h_band, h_hi) with room layers
 
     def geometry_key(self) -> tuple:
         return (tuple(self.mask.shape), self.spacing, self.output_interval, self.mask.sum().item())
@@ -61,6 +65,50 @@ def vertical_outflow_rate(scenario: Scenario, geometry: RoomGeometry, flow_w: to
     h = (k1 - k0) * geometry.grid.spacing[2]
     top, bot = flow_w[:, :, k1], flow_w[:, :, k0]
     return (top.clamp_min(0) + (-bot).clamp_min(0)) / h * mask
+
+
+def room_layers(scenario: Scenario, geometry: RoomGeometry, field_: FlowField
+                ) -> tuple[LayerForcing, tuple[float, float, float]]:
+    """The room below and above the band lumped to one cell each in the vertical (batch of one).
+
+    The layers are [0, z_k0] and [z_k1, H] with k0, k1 the band's faces (``band_faces``). Face
+    velocities and diffusivities are layer means per unit height (the lumped fluxes of the 3D
+    scheme); w is the 3D vertical velocity at the floor, band bottom, band top and ceiling; the
+    conductance across a band face is K there over the distance between layer centres.
+    """
+    grid = geometry.grid
+    dz, nz = grid.spacing[2], grid.shape[2]
+    k0, k1 = band_faces(scenario, geometry)
+    heights = (k0 * dz, (k1 - k0) * dz, (nz - k1) * dz)
+    if heights[0] <= 0 or heights[2] <= 0:
+        raise ValueError(f"plane: the band [{scenario.plane.z_min}, {scenario.plane.z_max}] m leaves no room "
+                         "below or above it for room_layers")
+    flow = field_.flow
+    k = eddy_diffusivity_field(scenario, field_.eddy_viscosity, geometry.fluid)
+    kx, ky, kz = face_diffusivity(k, geometry.fluid, grid)
+    reds = [band_reduction(geometry, 0.0, k0 * dz), band_reduction(geometry, k1 * dz, nz * dz)]
+    w = flow.velocity[2][:, :, [0, k0, k1, nz]].permute(2, 0, 1)
+    gap_lo, gap_hi = 0.5 * (heights[0] + heights[1]), 0.5 * (heights[1] + heights[2])
+    conductance = torch.stack([kz[:, :, k0] / gap_lo, kz[:, :, k1] / gap_hi])
+    layers = LayerForcing(ux=torch.stack([r.average_faces(flow.velocity[0]) for r in reds])[None],
+                          uy=torch.stack([r.average_faces(flow.velocity[1]) for r in reds])[None],
+                          dx=torch.stack([r.average_faces(kx) for r in reds])[None],
+                          dy=torch.stack([r.average_faces(ky) for r in reds])[None],
+                          w=w[None], conductance=conductance[None],
+                          mask=torch.stack([r.mask for r in reds]).to(w.dtype)[None])
+    return layers, heights  # type: ignore[return-value]
+
+
+def layer_divergence(layers: LayerForcing, band_velocity: tuple[torch.Tensor, torch.Tensor],
+                     spacing: tuple[float, float], heights: tuple[float, float, float]) -> torch.Tensor:
+    """h ∇·ū + w_top − w_bottom per layer column, (B, 3, nx, ny): zero where the 3D flow is
+    divergence-free (the check that the lumped layers conserve volume)."""
+    grid = Grid(shape=tuple(layers.mask.shape[-2:]), spacing=spacing)  # type: ignore[arg-type]
+    vel = [(layers.ux[:, 0], layers.uy[:, 0]), band_velocity, (layers.ux[:, 1], layers.uy[:, 1])]
+    out = []
+    for j, (v, h) in enumerate(zip(vel, heights)):
+        out.append(h * divergence(list(v), grid) + layers.w[:, j + 1] - layers.w[:, j])
+    return torch.stack(out, dim=1)
 
 
 def air_exchange_rate(scenario: Scenario, geometry: RoomGeometry) -> float:
@@ -98,10 +146,12 @@ def source_series(scenario: Scenario, geometry: RoomGeometry, red: PlaneReductio
 
 
 def plane_problem(scenario: Scenario, dtype: torch.dtype = torch.float64,
-                  flows: dict[str, FlowField] | None = None, time_series: bool = False) -> PlaneProblem:
+                  flows: dict[str, FlowField] | None = None, time_series: bool = False,
+                  layers: bool = False) -> PlaneProblem:
     """The plane forcing of one scenario; ``flows`` (by flow key) shares one flow solve across a batch.
 
-    A moving source (or ``time_series=True``) gives the forcing a ``source_series`` of interval means.
+    A moving source (or ``time_series=True``) gives the forcing a ``source_series`` of interval means;
+    ``layers`` adds the room below and above the band (``room_layers``).
     """
     geometry = room_geometry(scenario)
     key = flow_key(scenario)
@@ -122,26 +172,28 @@ def plane_problem(scenario: Scenario, dtype: torch.dtype = torch.float64,
         series = source_series(scenario, geometry, red)
         src, window = series.mean(dim=0), (0.0, float("inf"))  # the series carries the schedule
     outflow = vertical_outflow_rate(scenario, geometry, flow.velocity[2], red.mask)
+    layer_forcing, heights = room_layers(scenario, geometry, field_) if layers else (None, None)
     forcing = Forcing(velocity=(ux[None].to(dtype), uy[None].to(dtype)), source=src[None].to(dtype),
                       window=torch.tensor([window], dtype=dtype),
                       source_series=None if series is None else series[None].to(dtype),
-                      outflow=outflow[None].to(dtype))
+                      outflow=outflow[None].to(dtype),
+                      layers=None if layer_forcing is None else layer_forcing.map(lambda x: x.to(dtype)))
     dx, dy, _ = scenario.room.spacing
     return PlaneProblem(forcing=forcing, mask=red.mask, spacing=(dx, dy),
                         output_interval=scenario.time.output_interval,
                         n_steps=scenario.time.n_outputs,
                         eddy_diffusivity=band_mean_diffusivity(scenario, geometry, field_, red),
-                        air_exchange_rate=air_exchange_rate(scenario, geometry))
+                        air_exchange_rate=air_exchange_rate(scenario, geometry), layer_heights=heights)
 
 
-def batch_problems(scenarios: list[Scenario], dtype: torch.dtype = torch.float64
+def batch_problems(scenarios: list[Scenario], dtype: torch.dtype = torch.float64, layers: bool = False
                    ) -> tuple[Forcing, PlaneProblem]:
     """Stack several scenarios of one geometry; errors name the scenario that does not fit."""
     if not scenarios:
         raise ValueError("no scenarios to batch")
     flows: dict[str, FlowField] = {}  # cases of one campaign usually share the geometry and inflow
     timed = any(s.source.is_moving for s in scenarios)  # then every case gets a source series
-    problems = [plane_problem(s, dtype, flows, time_series=timed) for s in scenarios]
+    problems = [plane_problem(s, dtype, flows, time_series=timed, layers=layers) for s in scenarios]
     first = problems[0]
     for s, p in zip(scenarios, problems):
         if p.geometry_key() != first.geometry_key() or not torch.equal(p.mask, first.mask):
@@ -153,12 +205,16 @@ def batch_problems(scenarios: list[Scenario], dtype: torch.dtype = torch.float64
 
 
 def spec_for(problem: PlaneProblem, hidden_channels: int = 8, use_closure: bool = True,
-             learn_diffusivity: bool = True, learn_sink: bool = False, vertical_exchange: bool = False
-             ) -> SurrogateSpec:
+             learn_diffusivity: bool = True, learn_sink: bool = False, vertical_exchange: bool = False,
+             room_layers: bool = False) -> SurrogateSpec:
     """The model spec for a plane problem; with ``learn_sink`` λ starts at the air-exchange rate,
-    with ``vertical_exchange`` the band loses what the flow carries out through its top and bottom."""
+    with ``vertical_exchange`` the band loses what the flow carries out through its top and bottom,
+    with ``room_layers`` (problem built with ``layers=True``) that air comes back from the layers."""
+    if room_layers and problem.layer_heights is None:
+        raise ValueError("room_layers: build the problem with layers=True (plane_problem / batch_problems)")
     return SurrogateSpec(learn_sink=learn_sink, initial_sink=problem.air_exchange_rate if learn_sink else 0.0,
-                         vertical_outflow=vertical_exchange,
+                         vertical_outflow=vertical_exchange and not room_layers, room_layers=room_layers,
+                         layer_heights=problem.layer_heights or (0.0, 0.0, 0.0),
                          shape=tuple(problem.mask.shape), spacing=problem.spacing,  # type: ignore[arg-type]
                          output_interval=problem.output_interval,
                          initial_diffusivity=problem.eddy_diffusivity, hidden_channels=hidden_channels,

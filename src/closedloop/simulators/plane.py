@@ -36,7 +36,13 @@ class PlaneReduction:
 
 def plane_reduction(scenario: Scenario, geometry: RoomGeometry,
                     dtype: torch.dtype = torch.float64) -> PlaneReduction:
-    w = overlap_1d(scenario.plane.z_min, scenario.plane.z_max, geometry.grid, 2, dtype)
+    return band_reduction(geometry, scenario.plane.z_min, scenario.plane.z_max, dtype)
+
+
+def band_reduction(geometry: RoomGeometry, z_min: float, z_max: float,
+                   dtype: torch.dtype = torch.float64) -> PlaneReduction:
+    """The reduction to any horizontal band [z_min, z_max] (the plane's, or a layer of the room)."""
+    w = overlap_1d(z_min, z_max, geometry.grid, 2, dtype)
     cw = geometry.fluid.to(dtype) * w
     den = cw.sum(-1)
     return PlaneReduction(layer_weights=w, column_weights=cw, denominator=den, mask=den > 0)

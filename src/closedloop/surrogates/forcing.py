@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from closedloop.surrogates.layers import LayerForcing
+
 
 @dataclass
 class Forcing:
@@ -27,6 +29,7 @@ class Forcing:
     outflow: optional (B, nx, ny) rate (1/s) at which the steady flow leaves the band vertically,
         (max(w_top, 0) + max(−w_bottom, 0)) / h_band: where the band-mean flow converges, air (and
         what it carries) leaves through the band's top or bottom.
+    layers: optional flow of the room below and above the band (surrogates/layers.py).
     """
 
     velocity: tuple[torch.Tensor, torch.Tensor]
@@ -34,6 +37,7 @@ class Forcing:
     window: torch.Tensor
     source_series: torch.Tensor | None = None
     outflow: torch.Tensor | None = None
+    layers: LayerForcing | None = None
 
     def __post_init__(self) -> None:
         s = self.source_series
@@ -69,7 +73,7 @@ class Forcing:
         opt = {name: None if getattr(self, name) is None else fn(getattr(self, name))
                for name in ("source_series", "outflow")}
         return Forcing(velocity=(fn(self.velocity[0]), fn(self.velocity[1])), source=fn(self.source),
-                       window=fn(self.window), **opt)
+                       window=fn(self.window), layers=None if self.layers is None else self.layers.map(fn), **opt)
 
     def as_series(self, n_steps: int, interval: float) -> Forcing:
         """The same forcing with the window folded into interval means (exact on-time fractions)."""
@@ -80,7 +84,7 @@ class Forcing:
         on = (torch.minimum(t0 + interval, stop) - torch.maximum(t0, start)).clamp_min(0) / interval
         series = on.to(self.source.dtype)[:, :, None, None] * self.source[:, None]
         return Forcing(velocity=self.velocity, source=self.source, window=self.window, source_series=series,
-                       outflow=self.outflow)
+                       outflow=self.outflow, layers=self.layers)
 
     @staticmethod
     def stack(items: list[Forcing]) -> Forcing:
@@ -91,7 +95,12 @@ class Forcing:
         series = torch.cat([f.source_series for f in items]) if all(timed) else None  # type: ignore[misc]
         outflows = [f.outflow for f in items]
         outflow = torch.cat(outflows) if all(o is not None for o in outflows) else None  # type: ignore[misc]
+        stacks = [f.layers for f in items]
+        if any(x is None for x in stacks) and not all(x is None for x in stacks):
+            raise ValueError("layers: mix of forcings with and without the room layers")
+        layers = None if stacks[0] is None else LayerForcing.cat(stacks)  # type: ignore[arg-type]
         return Forcing(velocity=(torch.cat([f.velocity[0] for f in items]),
                                  torch.cat([f.velocity[1] for f in items])),
                        source=torch.cat([f.source for f in items]),
-                       window=torch.cat([f.window for f in items]), source_series=series, outflow=outflow)
+                       window=torch.cat([f.window for f in items]), source_series=series, outflow=outflow,
+                       layers=layers)

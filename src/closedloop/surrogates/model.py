@@ -16,6 +16,11 @@ retention η = exp(θ_η) of the emission in the band (η S̄ in place of S̄: t
 carried out of the band at once; one scalar, so it transfers to unseen source positions), and s the per-case
 scale S̄_max Δt, which makes the closure equivariant to the emission rate like the equation itself.
 
+With ``room_layers`` the state also holds the layer means below and above the band, advanced by
+their own layer-mean flow and exchanging with the band through its bottom and top
+(surrogates/layers.py): what leaves the band comes back elsewhere, as in the room. The band, c̄,
+is what the model predicts; the closure sees the layers as two more input channels.
+
 Variants (``SurrogateSpec.variant``): ``hybrid`` (physics + memory closure), ``markovian``
 (closure without memory: its state is reset every step), ``data_only`` (no physics step: the
 closure alone advances c̄), ``physics_only`` (no closure; learned D and δu only).
@@ -33,11 +38,12 @@ from closedloop.physics import Grid, advect_upwind, diffuse, open_faces, stable_
 from closedloop.physics import advect_tvd
 from closedloop.surrogates.closure import ConvGRUClosure, EncoderLSTMClosure
 from closedloop.surrogates.forcing import Forcing
+from closedloop.surrogates.layers import implicit_exchange, vertical_exchange
 
 N_CLOSURE_INPUTS = 7  # c/s, S/S_max, u_x, u_y (cell-centred), D_x, D_y (cell-centred, / D₀), mask
-# (+ 1 with vertical_outflow: the outflow rate × Δt)
+# (+ 1 with vertical_outflow: the outflow rate × Δt; + 2 with room_layers: c_lo/s, c_hi/s)
 VARIANTS = ("hybrid", "markovian", "data_only", "physics_only")
-PHYSICS_PARAMETERS = ("raw_dx", "raw_dy", "dux", "duy", "log_sink", "log_retention")  # fields of the physics step
+PHYSICS_PARAMETERS = ("raw_dx", "raw_dy", "dux", "duy", "log_sink", "log_retention", "log_layer_diffusivity")  # fields of the physics step
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,8 @@ class SurrogateSpec:
     initial_sink: float = 0.0  # λ₀ (1/s), e.g. the air-exchange rate Q/V
     vertical_outflow: bool = False  # remove c̄ where the flow leaves the band vertically (Forcing.outflow)
     closure_form: str = "additive"  # c̄ + s·M, or "multiplicative": c̄·(1 + tanh M)
+    room_layers: bool = False  # carry the room below and above the band (Forcing.layers)
+    layer_heights: tuple[float, float, float] = (0.0, 0.0, 0.0)  # h_lo, h_band, h_hi (m)
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -74,6 +82,12 @@ class SurrogateSpec:
             raise ValueError("variant: 'data_only' needs a closure (use_closure = true)")
         if not (self.initial_sink >= 0 and math.isfinite(self.initial_sink)):
             raise ValueError(f"initial_sink: must be a finite rate ≥ 0 (1/s), got {self.initial_sink}")
+        if self.room_layers:
+            if len(self.layer_heights) != 3 or not all(h > 0 and math.isfinite(h) for h in self.layer_heights):
+                raise ValueError(f"layer_heights: room_layers needs three heights > 0 (m), got {self.layer_heights}")
+            if self.vertical_outflow:
+                raise ValueError("vertical_outflow: room_layers already carries the band's vertical exchange; "
+                                 "use one or the other")
 
     @property
     def effective_variant(self) -> str:
@@ -81,12 +95,14 @@ class SurrogateSpec:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["shape"], d["spacing"] = list(self.shape), list(self.spacing)
+        d["shape"], d["spacing"], d["layer_heights"] = list(self.shape), list(self.spacing), list(self.layer_heights)
         return d
 
     @staticmethod
     def from_dict(d: dict) -> SurrogateSpec:
-        return SurrogateSpec(**{**d, "shape": tuple(d["shape"]), "spacing": tuple(d["spacing"])})
+        heights = tuple(d.get("layer_heights", (0.0, 0.0, 0.0)))
+        return SurrogateSpec(**{**d, "shape": tuple(d["shape"]), "spacing": tuple(d["spacing"]),
+                                "layer_heights": heights})
 
 
 def inverse_softplus(y: float) -> float:
@@ -112,8 +128,10 @@ class HybridSurrogate(nn.Module):
             # log-space: Adam's steps change λ by a factor, whatever its magnitude
             self.register_parameter("log_sink", nn.Parameter(torch.zeros(tuple(spec.shape))))
             self.register_parameter("log_retention", nn.Parameter(torch.zeros(())))
+        if spec.room_layers:  # one factor per layer on its eddy diffusivity
+            self.register_parameter("log_layer_diffusivity", nn.Parameter(torch.zeros(2)))
         variant = spec.effective_variant
-        n_inputs = N_CLOSURE_INPUTS + (1 if spec.vertical_outflow else 0)
+        n_inputs = N_CLOSURE_INPUTS + (1 if spec.vertical_outflow else 0) + (2 if spec.room_layers else 0)
         self.closure: nn.Module | None = None
         if variant != "physics_only":
             if spec.closure == "convgru":
@@ -155,16 +173,63 @@ class HybridSurrogate(nn.Module):
         vel = tuple(u.detach() for u in self.velocity(forcing))
         dt = stable_time_step(vel, tuple(x.detach() for x in d), self.grid, safety=0.9,
                               advection_factor=2.0 if self.spec.advection == "tvd" else 1.0)
+        factor = 2.0 if self.spec.advection == "tvd" else 1.0
         lam = self.sink_rate(forcing)
         if lam is not None:  # the sink adds λ to the diagonal: 1 − Δt(Σ rates + λ) ≥ 0 keeps c ≥ 0
             dt = 1.0 / (1.0 / dt + 0.9 * lam.detach().max().item())
+        if self.spec.room_layers:
+            layers = self.require_layers(forcing)
+            for j, scale in enumerate(self.layer_diffusivity_scale().detach().tolist()):
+                vel_j, d_j, _ = layers.layer(j)
+                dt_j = stable_time_step(vel_j, tuple(x * scale for x in d_j), self.grid, safety=0.9,
+                                        advection_factor=factor)
+                dt = min(dt, dt_j)
         return max(1, math.ceil(self.spec.output_interval / dt))
+
+    def require_layers(self, forcing: Forcing):
+        if forcing.layers is None:
+            raise ValueError("room_layers: the model needs Forcing.layers (lab.forcing provides it)")
+        return forcing.layers
+
+    def layer_diffusivity_scale(self) -> torch.Tensor:
+        """The learned factors on the layers' eddy diffusivities, (2,) for [below, above]."""
+        return torch.exp(self.log_layer_diffusivity)
+
+    def transport(self, c: torch.Tensor, velocity, diffusivities, opens) -> torch.Tensor:
+        """−∇·(u c) + ∇·(D∇c) of one 2D layer."""
+        if self.spec.advection == "tvd":
+            adv = advect_tvd(c, velocity, self.grid, opens)
+        else:
+            adv = advect_upwind(c, velocity, self.grid)
+        return adv + diffuse(c, diffusivities, self.grid)
+
+    def layer_rates(self, state: torch.Tensor, band_rate: torch.Tensor, forcing: Forcing,
+                    explicit_exchange: bool = False) -> torch.Tensor:
+        """Rates of the layered state (B, 3, nx, ny) = [c_lo, c̄, c_hi], given the band's own rate
+        (transport, sink and source): each layer's horizontal transport, plus the vertical exchange
+        when ``explicit_exchange`` (the stepper treats it implicitly, ``implicit_exchange``)."""
+        layers = self.require_layers(forcing)
+        lo, band, hi = state.unbind(1)
+        ex = vertical_exchange(lo, band, hi, layers, self.spec.layer_heights) if explicit_exchange else None
+        rates = []
+        for j, cj in enumerate((lo, hi)):
+            vel, (dx, dy), mask = layers.layer(j)
+            scale = self.layer_diffusivity_scale()[j].to(cj.dtype)
+            opens = ((dx > 0).to(cj.dtype), (dy > 0).to(cj.dtype))
+            rate = self.transport(cj, vel, (dx * scale, dy * scale), opens)
+            if ex is not None:
+                rate = rate + ex[2 * j]
+            rates.append(rate * mask.to(cj.dtype))
+        if ex is not None:
+            band_rate = band_rate + ex[1] * self.mask.to(band.dtype)
+        return torch.stack([rates[0], band_rate, rates[1]], dim=1)
 
     def physics_interval(self, c: torch.Tensor, forcing: Forcing, t0: float, k: int) -> torch.Tensor:
         """Advance c over one output interval with k forward-Euler FV substeps.
 
         A windowed source is switched by the substep's midpoint time; a source series
         (``forcing.source_series``) is held at its interval mean S̄_n, n = round(t0 / Δt).
+        With room layers ``c`` is the layered state (B, 3, nx, ny).
         """
         d = self.diffusivities()
         vel = self.velocity(forcing)
@@ -179,6 +244,7 @@ class HybridSurrogate(nn.Module):
         retention = torch.exp(self.log_retention).to(c.dtype) if self.spec.learn_sink else None
         if lam is not None:
             lam = lam.to(c.dtype)
+        layers = self.require_layers(forcing) if self.spec.room_layers else None
         for j in range(k):
             if series is None:
                 t_mid = t0 + (j + 0.5) * dt
@@ -188,19 +254,26 @@ class HybridSurrogate(nn.Module):
                 src = series
             if retention is not None:
                 src = src * retention
-            if self.spec.advection == "tvd":
-                adv = advect_tvd(c, vel, self.grid, opens)
-            else:
-                adv = advect_upwind(c, vel, self.grid)
-            rate = adv + diffuse(c, d, self.grid)
+            band = self.observe(c)
+            rate = self.transport(band, vel, d, opens)
             if lam is not None:
-                rate = rate - lam * c
-            c = c + dt * (rate * mask + src)
+                rate = rate - lam * band
+            rate = rate * mask + src
+            if self.spec.room_layers:
+                c = c + dt * self.layer_rates(c, rate, forcing)
+                c = torch.stack(implicit_exchange(*c.unbind(1), layers, self.spec.layer_heights, dt), dim=1)
+            else:
+                c = c + dt * rate
         return c
 
+    def observe(self, state: torch.Tensor) -> torch.Tensor:
+        """The band c̄ (B, nx, ny) of a model state (the state itself without room layers)."""
+        return state[:, 1] if self.spec.room_layers else state
+
     # --------------------------------------------------------------------------- closure
-    def closure_inputs(self, c: torch.Tensor, forcing: Forcing, scale: torch.Tensor, n: int = 0) -> torch.Tensor:
-        """The closure's input channels during output interval ``n``."""
+    def closure_inputs(self, c: torch.Tensor, forcing: Forcing, scale: torch.Tensor, n: int = 0,
+                       layers: torch.Tensor | None = None) -> torch.Tensor:
+        """The closure's input channels during output interval ``n`` (``layers``: the layered state)."""
         ux, uy = forcing.velocity
         ux_c = 0.5 * (ux[:, 1:, :] + ux[:, :-1, :])
         uy_c = 0.5 * (uy[:, :, 1:] + uy[:, :, :-1])
@@ -214,6 +287,8 @@ class HybridSurrogate(nn.Module):
         if self.spec.vertical_outflow:
             assert forcing.outflow is not None
             channels.append(forcing.outflow * self.spec.output_interval)
+        if layers is not None:
+            channels += [layers[:, 0] / scale, layers[:, 2] / scale]
         return torch.stack(channels, dim=1)
 
     def scale(self, forcing: Forcing) -> torch.Tensor:
@@ -223,7 +298,8 @@ class HybridSurrogate(nn.Module):
     # --------------------------------------------------------------------------- rollout
     def initial_state(self, forcing: Forcing, dtype: torch.dtype, device: torch.device
                       ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        c = torch.zeros(forcing.batch_size, *self.spec.shape, dtype=dtype, device=device)
+        layers = (3,) if self.spec.room_layers else ()
+        c = torch.zeros(forcing.batch_size, *layers, *self.spec.shape, dtype=dtype, device=device)
         h = None
         if isinstance(self.closure, EncoderLSTMClosure):
             h = torch.zeros(forcing.batch_size, *self.closure.state_shape(*self.spec.shape), dtype=dtype, device=device)
@@ -234,22 +310,28 @@ class HybridSurrogate(nn.Module):
 
     def step(self, c: torch.Tensor, h: torch.Tensor | None, forcing: Forcing, t0: float, k: int
              ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """One output interval: physics substeps, then the memory closure's correction."""
+        """One output interval: physics substeps, then the memory closure's correction.
+
+        ``c`` is the model state (see ``observe``); the closure corrects the band."""
         if k > 0:
             c = self.physics_interval(c, forcing, t0, k)
         if self.closure is not None:
+            state = c if self.spec.room_layers else None
+            c = self.observe(c)
             assert h is not None
             s = self.scale(forcing)
             if self.spec.effective_variant == "markovian" and isinstance(self.closure, ConvGRUClosure):
                 h = torch.zeros_like(h)  # no memory: the closure sees the present only
             n = round(t0 / self.spec.output_interval)
-            correction, h = self.closure(self.closure_inputs(c, forcing, s, n), h)
+            correction, h = self.closure(self.closure_inputs(c, forcing, s, n, state), h)
             if self.spec.closure_form == "multiplicative":
                 c = c * (1 + torch.tanh(correction)) * self.mask.to(c.dtype)
             else:
                 c = c + s * correction * self.mask.to(c.dtype)
                 # concentrations stay ≥ 0; straight-through, so an undershooting closure still learns
                 c = c + (c.clamp_min(0) - c).detach()
+            if state is not None:
+                c = torch.stack([state[:, 0], c, state[:, 2]], dim=1)
         return c, h
 
     def rollout(self, forcing: Forcing, n_steps: int) -> torch.Tensor:
@@ -257,8 +339,8 @@ class HybridSurrogate(nn.Module):
         dtype = forcing.source.dtype
         c, h = self.initial_state(forcing, dtype, forcing.source.device)
         k = self.substeps(forcing)
-        out = [c]
+        out = [self.observe(c)]
         for n in range(n_steps):
             c, h = self.step(c, h, forcing, n * self.spec.output_interval, k)
-            out.append(c)
+            out.append(self.observe(c))
         return torch.stack(out, dim=1)

@@ -142,7 +142,7 @@ def train(model: HybridSurrogate, forcing: Forcing, target: torch.Tensor, config
             preds = []
             for n in range(seg0, min(seg0 + config.tbptt_steps, n_steps)):
                 c, h = model.step(c, h, forcing, n * dt_out, k)
-                preds.append(c)
+                preds.append(model.observe(c))
             seg = torch.stack(preds, dim=1)
             loss = rollout_loss_terms(seg, target[:, seg0 + 1: seg0 + 1 + seg.shape[1]], floor2)
             if config.smoothness > 0:
