@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from closedloop.physics.kernels import Kernel
 from closedloop.physics import (boundary_net_flux, diffusive_flux, divergence, face_diffusivity, muscl_flux,
                                 open_faces, stable_time_step, upwind_flux)
 from closedloop.simulators.devices import resolve_device
@@ -60,8 +61,13 @@ def eddy_diffusivity_field(scenario: Scenario, nu_t: torch.Tensor | None, fluid:
 
 def simulate(scenario: Scenario, device: str | torch.device = "auto",
              dtype: torch.dtype = torch.float64, progress: ProgressFn | None = None,
-             safety: float | None = None) -> SimulationResult:
-    """Run the reference simulation of ``scenario`` and reduce it to plane and probe series."""
+             safety: float | None = None, compile: bool | None = None) -> SimulationResult:
+    """Run the reference simulation of ``scenario`` and reduce it to plane and probe series.
+
+    ``compile``: fuse each time step into compiled kernels (``physics.kernels``; default from
+    ``$CLOSEDLOOP_COMPILE``, off). Same scheme and result up to round-off; the one-time compilation
+    is reported in ``extra["compile_seconds"]``, apart from ``wall_seconds``.
+    """
     dev = resolve_device(device)
     geometry = room_geometry(scenario)
     grid = geometry.grid
@@ -130,6 +136,26 @@ def simulate(scenario: Scenario, device: str | torch.device = "auto",
         if any(abs(t - s) < 1e-9 * max(1.0, s) for s in snapshot_times):
             snapshots[t] = c.detach().cpu().clone()
 
+    rk2 = num.time_stepping == "ssp_rk2"
+
+    def fused_step(c: torch.Tensor, dt: torch.Tensor, s0: torch.Tensor, s1: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step with sources s0 (at t) and s1 (at t + Δt): (c^{n+1}, mass exhausted over it)."""
+        adv0, r0 = fluxes(c)
+        r0 = r0 + s0
+        out0 = boundary_net_flux(adv0, grid)
+        if not rk2:
+            return c + dt * r0, dt * out0
+        c1 = c + dt * r0
+        adv1, r1 = fluxes(c1)
+        r1 = r1 + s1
+        return 0.5 * c + 0.5 * (c1 + dt * r1), 0.5 * dt * (out0 + boundary_net_flux(adv1, grid))
+
+    kernel = Kernel(fused_step, enabled=compile)
+    no_source = torch.zeros_like(c)
+    static_rate = None if static_weights is None else src.rate * static_weights
+    dts: dict[float, torch.Tensor] = {}  # Δt as 0-d tensors: a compiled step is not rebuilt per value
+
     t, steps = 0.0, 0
     wall0 = time.perf_counter()
     record(0.0)
@@ -137,15 +163,25 @@ def simulate(scenario: Scenario, device: str | torch.device = "auto",
         while target - t > 1e-9 * max(1.0, target):
             dt = min(dt_max, target - t)
             on = src.start <= t + 0.5 * dt < stop
-            r0, out0 = stage(c, t, on)
-            if num.time_stepping == "ssp_rk2":
-                c1 = c + dt * r0
-                r1, out1 = stage(c1, t + dt, on)
-                c = 0.5 * c + 0.5 * (c1 + dt * r1)
-                exhausted = exhausted + 0.5 * dt * (out0 + out1)
+            if kernel.compiled:
+                s0 = (static_rate if static_rate is not None else src.rate * source_at(t)) if on else no_source
+                s1 = (src.rate * source_at(t + dt) if src.is_moving else s0) if on and rk2 else no_source
+                dt_t = dts.get(dt)
+                if dt_t is None:
+                    dt_t = dts.setdefault(dt, torch.tensor(dt, dtype=dtype, device=dev)) if len(dts) < 64 \
+                        else torch.tensor(dt, dtype=dtype, device=dev)
+                c, out = kernel(c, dt_t, s0, s1)
+                exhausted = exhausted + out
             else:
-                c = c + dt * r0
-                exhausted = exhausted + dt * out0
+                r0, out0 = stage(c, t, on)
+                if rk2:
+                    c1 = c + dt * r0
+                    r1, out1 = stage(c1, t + dt, on)
+                    c = 0.5 * c + 0.5 * (c1 + dt * r1)
+                    exhausted = exhausted + 0.5 * dt * (out0 + out1)
+                else:
+                    c = c + dt * r0
+                    exhausted = exhausted + dt * out0
             if on:
                 emitted += src.rate * dt
             t += dt
@@ -159,6 +195,11 @@ def simulate(scenario: Scenario, device: str | torch.device = "auto",
             raise FloatingPointError(f"reference solution became non-finite at t = {t:.3f} s")
 
     wall = time.perf_counter() - wall0
+    compile_seconds = 0.0
+    if kernel.compiled and kernel.first_call_seconds is not None:
+        # the first call compiled the step; count it apart (a step costs about wall / steps)
+        compile_seconds = max(0.0, kernel.first_call_seconds - wall / max(steps, 1))
+        wall -= compile_seconds
     as_t = lambda xs: torch.stack([torch.as_tensor(x, dtype=dtype, device=dev) for x in xs]).cpu()  # noqa: E731
     return SimulationResult(
         times=torch.tensor(outputs, dtype=torch.float64),
@@ -172,5 +213,7 @@ def simulate(scenario: Scenario, device: str | torch.device = "auto",
         extra={"flow_iterations": field_.flow.iterations, "flow_residual": field_.flow.residual,
                "flow_cached": field_.cached, "flow_key": field_.key, "flow_model": scenario.flow.model,
                "advection": num.advection, "time_stepping": num.time_stepping,
-               "supply_m3_per_s": field_.flow.supply, "grid_shape": list(grid.shape)},
+               "supply_m3_per_s": field_.flow.supply, "grid_shape": list(grid.shape),
+               "compiled": kernel.compiled, "compile_seconds": compile_seconds,
+               "compile_fallback": kernel.fallback_reason if kernel.requested else None},
     )
