@@ -5,7 +5,8 @@
 Each configuration runs in a fresh subprocess so that its peak resident memory is its own.
 Scaling: configs/scenarios/room.toml (10 x 6 x 3 m, potential flow, TVD + SSP-RK2) at cell sizes
 0.5 / 0.25 / 0.125 m for 30 s of transport. Hall: configs/scenarios/hall.toml as shipped (600 s),
-steady flow solved first (timed apart, cache off), then the transport.
+steady flow solved first (timed apart, cache off), then the transport, eager and with the step
+compiled (``simulate(compile=True)``, its one-time compilation reported apart).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 
 
-def one(kind: str, arg: str, dtype_name: str) -> dict:
+def one(kind: str, arg: str, dtype_name: str, compiled: str = "0") -> dict:
     import resource
 
     import torch
@@ -35,7 +36,7 @@ def one(kind: str, arg: str, dtype_name: str) -> dict:
     else:
         sc = load_scenario(REPO / "configs/scenarios/hall.toml")
     t0 = time.perf_counter()
-    res = simulate(sc, device="auto", dtype=dtype)
+    res = simulate(sc, device="auto", dtype=dtype, compile=compiled == "1")
     total = time.perf_counter() - t0
     cells = 1
     for n in res.extra["grid_shape"]:
@@ -44,6 +45,7 @@ def one(kind: str, arg: str, dtype_name: str) -> dict:
     return {"case": kind, "cell_size": arg, "dtype": dtype_name, "device": res.device, "cells": cells,
             "grid": res.extra["grid_shape"], "steps": res.steps, "dt_s": res.dt, "horizon_s": sc.time.horizon,
             "flow_model": res.extra["flow_model"], "flow_s": res.flow_seconds, "transport_s": res.wall_seconds,
+            "compiled": res.extra["compiled"], "compile_s": res.extra["compile_seconds"],
             "total_s": total, "cell_updates_per_s": cells * res.steps / res.wall_seconds,
             "mass_balance_rel": float((res.mass_emitted[-1] - res.mass_in_domain[-1] - res.mass_exhausted[-1]).abs()) / emitted,
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
@@ -63,7 +65,10 @@ def main() -> None:
 
     rows = [run_child("room", cell, dt) for cell in ("0.5", "0.25", "0.125") for dt in ("float64", "float32")]
     hall = run_child("hall", "-", "float64")
-    path = write_result("reference", {"machine": machine(), "scaling": rows, "hall": hall})
+    # the same run with the step fused by torch.compile (physics.kernels); compile time reported apart
+    hall_compiled = run_child("hall", "-", "float64", "1")
+    path = write_result("reference", {"machine": machine(), "scaling": rows, "hall": hall,
+                                         "hall_compiled": hall_compiled})
     console = Console(width=140)
     t = Table(title="reference solver: 30 s of transport in room.toml (TVD + SSP-RK2, potential flow)")
     for c in ("cell m", "dtype", "cells", "steps", "transport s", "cell-updates/s", "peak RSS MiB", "mass balance"):
@@ -76,11 +81,14 @@ def main() -> None:
                   f"{hall['horizon_s']:.0f} s): flow solve {hall['flow_s']:.1f} s, transport {hall['transport_s']:.1f} s "
                   f"({hall['steps']} steps), total {hall['total_s']:.1f} s, peak RSS {hall['peak_rss_mib']:.0f} MiB, "
                   f"mass balance {hall['mass_balance_rel']:.1e}")
+    hc = hall_compiled
+    console.print(f"hall.toml, compiled step (CLOSEDLOOP_COMPILE=1): transport {hc['transport_s']:.1f} s "
+                  f"(+ {hc['compile_s']:.1f} s one-time compilation), mass balance {hc['mass_balance_rel']:.1e}")
     console.print(f"wrote {path}")
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--one":
-        print(json.dumps(one(*sys.argv[2:5])))
+        print(json.dumps(one(*sys.argv[2:6])))
     else:
         main()

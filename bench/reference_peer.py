@@ -41,7 +41,8 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from closedloop.physics import Grid, diffuse, face_diffusivity, forward_euler, heun, stable_time_step
+from closedloop.physics import (Grid, Kernel, diffuse, face_diffusivity, forward_euler, heun, rkl2, rkl2_stage,
+                                rkl2_stages, stable_time_step)
 
 from common import machine, peak_rss_mib, write_result
 
@@ -56,6 +57,12 @@ SAFETY = 0.9
 RESOLUTIONS = tuple(int(m) for m in os.environ.get("PEER_BENCH_RESOLUTIONS", "16,24,32").split(","))
 REPEATS = int(os.environ.get("PEER_BENCH_REPEATS", "3"))
 STEPPERS = {"euler": forward_euler, "heun": heun}
+# compiled variants (physics.kernels: the step fused by torch.compile/inductor; compile time kept apart)
+COMPILED = os.environ.get("PEER_BENCH_COMPILED", "1") == "1"
+# RKL2 super-time-stepping (physics.super_stepping): a fixed number of steps over [0, T], stages from
+# the stability bound; both step counts are reported, each matched to the peer's error curve
+RKL2_STEPS = tuple(int(n) for n in os.environ.get("PEER_BENCH_RKL2_STEPS", "20,40").split(",") if n)
+COMPILE_TIMES: list[dict] = []
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 THREADS_DEFAULT = torch.get_num_threads()
 
@@ -97,6 +104,47 @@ def ours_runner(grid, d, c0, dt, steps, scheme, dtype):
     with torch.inference_mode():
         step(rate, c0.to(dtype), dt)  # warm-up (allocator, thread pool)
     return run
+
+
+def compiled_runner(grid, d, c0, dt, steps, scheme, dtype, m):
+    """Our solver with the step fused into compiled kernels: ``euler`` (same Δt as the peer) or
+    ``rkl2:N`` (N RKL2 steps over [0, T]). Compilation happens here, timed apart; returns
+    (run, steps, Δt) so the row records the step actually used."""
+    dd = tuple(x.to(dtype) for x in d)
+    rate = lambda f: diffuse(f, dd, grid)  # noqa: E731
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        c_init = c0.to(dtype)
+        if scheme == "euler":
+            kernel = Kernel(lambda c, h: c + h * rate(c), enabled=True)
+            h = torch.tensor(dt, dtype=dtype)
+            kernel(c_init, h)
+
+            def advance(c):
+                for _ in range(steps):
+                    c = kernel(c, h)
+                return c
+            n, tau, stages = steps, dt, 1
+        else:
+            n = int(scheme.split(":")[1])
+            tau = T_END / n
+            stages = rkl2_stages(tau, stable_time_step(None, dd, grid, safety=1.0))
+            stage, first = Kernel(rkl2_stage(rate), enabled=True), Kernel(rate, enabled=True)
+            rkl2(rate, rkl2(rate, c_init, tau, stages, stage=stage, first=first), tau, stages, stage=stage,
+                 first=first)  # both stage variants (Y_{j-2} is Y_0 at j = 2, and not) compiled
+
+            def advance(c):
+                for _ in range(n):
+                    c = rkl2(rate, c, tau, stages, stage=stage, first=first)
+                return c
+    COMPILE_TIMES.append({"m": m, "scheme": scheme, "dtype": str(dtype).removeprefix("torch."),
+                          "compile_s": time.perf_counter() - t0})
+
+    def run():
+        with torch.inference_mode():
+            return advance(c0.to(dtype)).numpy()
+
+    return run, n, tau, stages
 
 
 def pypde_runner(grid, c0, dt, multithreading: str):
@@ -211,11 +259,11 @@ def profile_rate(grid, d, c0, n_eval: int = 20) -> dict:
 
 def _ratio_table(title: str, rows: list[dict]) -> Table:
     t = Table(title=title)
-    for col in ("m", "dtype", "error ours", "error py-pde", "ours s", "py-pde s", "ours speed-up (wall)",
+    for col in ("ours", "m", "dtype", "error ours", "error py-pde", "ours s", "py-pde s", "ours speed-up (wall)",
                 "(cpu time)"):
         t.add_column(col)
     for s in rows:
-        t.add_row(str(s["m"]), s["dtype"], f"{s['error_ours']:.4e}", f"{s['error_peer']:.4e}",
+        t.add_row(s["solver"].removeprefix("ours "), str(s["m"]), s["dtype"], f"{s['error_ours']:.4e}", f"{s['error_peer']:.4e}",
                   f"{s['wall_ours_s']:.4f}", f"{s['wall_peer_s']:.4f}", f"{s['speedup_ours_vs_peer']:.2f}×",
                   f"{s['speedup_cpu_time']:.2f}×")
     return t
@@ -237,9 +285,16 @@ def main() -> None:
         parallel = numba_mode != "never" and c0.numel() >= pde.config["backend.numba.multithreading_threshold"]
         jit.append({"m": m, "numba_multithreading": numba_mode, "jit_s": j})
         runs = {("py-pde numba euler", "float64"): peer}
+        meta = {}
         for name in dtypes:
             for scheme in schemes:
                 runs[(f"ours torch {scheme}", name)] = ours_runner(grid, d, c0, dt, steps, scheme, DTYPES[name])
+            if COMPILED:
+                for scheme in ["euler"] + ([f"rkl2:{n}" for n in RKL2_STEPS] if threads == 1 else []):
+                    run, n, tau, stages = compiled_runner(grid, d, c0, dt, steps, scheme, DTYPES[name], m)
+                    key = (f"ours compiled {scheme.replace(':', ' n=')}", name)
+                    runs[key] = run
+                    meta[key] = {"steps": n, "dt": tau, "stages": stages}
         # interleaved repeats (peer, ours..., peer, ours...) so that load from other processes hits all
         # variants alike; best wall time of each, with that run's CPU time
         best = {k: (math.inf, math.nan, None) for k in runs}
@@ -250,7 +305,10 @@ def main() -> None:
                     best[k] = (wall, cpu, out)
         c_peer = best[("py-pde numba euler", "float64")][2]
         for (solver, name), (wall, cpu, c) in best.items():
-            row = {**base, "solver": solver, "dtype": name, "wall_s": wall, "cpu_s": cpu, "error": rel_l2(c, ex)}
+            row = {**base, "solver": solver, "dtype": name, "wall_s": wall, "cpu_s": cpu, "error": rel_l2(c, ex),
+                   "rate_evaluations": steps * (2 if "heun" in solver else 1), **meta.get((solver, name), {})}
+            if "stages" in row:
+                row["rate_evaluations"] = row["steps"] * row["stages"]
             if solver.startswith("py-pde"):
                 row["numba_parallel"] = parallel
             else:
@@ -267,6 +325,7 @@ def main() -> None:
     sweep(finest, threads2, ["euler"], DTYPES, "only_local", REPEATS)
     for r in rows:
         r["cell_updates_per_s"] = r["cells"] * r["steps"] / r["wall_s"]
+        r["cell_rate_evaluations_per_s"] = r["cells"] * r["rate_evaluations"] / r["wall_s"]
         r["cpu_over_wall"] = r["cpu_s"] / r["wall_s"]
 
     def peer_of(m: int, threads: int) -> dict:
@@ -275,9 +334,10 @@ def main() -> None:
     # (1) same scheme, same grid and Δt -> the same error: the time ratio directly
     same = []
     for r in rows:
-        if r["solver"] == "ours torch euler":
+        if r["solver"] in ("ours torch euler", "ours compiled euler"):
             p = peer_of(r["m"], r["threads"])
-            same.append({"m": r["m"], "threads": r["threads"], "dtype": r["dtype"], "cells": r["cells"],
+            same.append({"solver": r["solver"], "m": r["m"], "threads": r["threads"], "dtype": r["dtype"],
+                         "cells": r["cells"],
                          "error_ours": r["error"], "error_peer": p["error"], "wall_ours_s": r["wall_s"],
                          "wall_peer_s": p["wall_s"], "speedup_ours_vs_peer": p["wall_s"] / r["wall_s"],
                          "speedup_cpu_time": p["cpu_s"] / r["cpu_s"]})
@@ -305,13 +365,15 @@ def main() -> None:
     variants = {}
     for s in same:
         if s["threads"] == 1:
-            variants.setdefault(f"euler {s['dtype']}", []).append(s["speedup_ours_vs_peer"])
+            kind = "euler" if s["solver"] == "ours torch euler" else "compiled euler"
+            variants.setdefault(f"{kind} {s['dtype']}", []).append(s["speedup_ours_vs_peer"])
     for x in matched:
-        if x["solver"] == "ours torch heun" and x["speedup_ours_vs_peer"] is not None:
-            variants.setdefault(f"heun {x['dtype']}", []).append(x["speedup_ours_vs_peer"])
+        if (x["solver"] == "ours torch heun" or "rkl2" in x["solver"]) and x["speedup_ours_vs_peer"] is not None:
+            kind = x["solver"].removeprefix("ours torch ").removeprefix("ours ")
+            variants.setdefault(f"{kind} {x['dtype']}", []).append(x["speedup_ours_vs_peer"])
     summary = {name: {"min": min(v), "max": max(v), "geomean": statistics.geometric_mean(v), "n": len(v)}
                for name, v in variants.items()}
-    two = {s["dtype"]: s["speedup_ours_vs_peer"] for s in same if s["threads"] == threads2}
+    two = {f"{s['solver']} {s['dtype']}": s["speedup_ours_vs_peer"] for s in same if s["threads"] == threads2}
     best_geo = max(v["geomean"] for v in summary.values())
     verdict = {"target_speedup": 3.0, "best_variant_geomean_speedup_1thread": best_geo,
                "speedup_finest_2threads": two, "met": best_geo >= 3.0}
@@ -322,7 +384,7 @@ def main() -> None:
         "py_pde_multithreading_threshold": pde.config["backend.numba.multithreading_threshold"],
         "problem": {"box_m": BOX, "K": K, "lambda": LAM, "t_end": T_END, "safety": SAFETY,
                     "initial": "cos(pi x/Lx) cos(pi y/Ly) cos(pi z/Lz)", "error": "relative L2 vs analytic at t_end"},
-        "repeats": REPEATS, "runs": rows, "pypde_jit": jit, "same_scheme": same, "matched_error": matched,
+        "repeats": REPEATS, "runs": rows, "pypde_jit": jit, "ours_compile": COMPILE_TIMES, "same_scheme": same, "matched_error": matched,
         "speedup_summary_1thread": summary, "verdict": verdict,
         "profile_finest_1thread": {**prof, "pypde_step_ms": per_step_ms("py-pde numba euler", "float64", 1),
                                    "ours_euler_step_ms": per_step_ms("ours torch euler", "float64", 1)},
@@ -359,6 +421,12 @@ def main() -> None:
     for name, v in summary.items():
         t.add_row(name, f"{v['min']:.2f}×", f"{v['geomean']:.2f}×", f"{v['max']:.2f}×")
     console.print(t)
+    if COMPILE_TIMES:
+        t = Table(title="our one-time torch.compile (inductor) per variant (not in the timings above)")
+        t.add_column("m"); t.add_column("scheme"); t.add_column("dtype"); t.add_column("compile s")
+        for j in COMPILE_TIMES:
+            t.add_row(str(j["m"]), j["scheme"], j["dtype"], f"{j['compile_s']:.1f}")
+        console.print(t)
     t = Table(title="py-pde one-time numba compilation (not in the timings above)")
     t.add_column("m"); t.add_column("numba multithreading"); t.add_column("JIT s")
     for j in jit:

@@ -29,6 +29,7 @@ import torch
 ENV_VAR = "CLOSEDLOOP_COMPILE"
 _TRUE = {"1", "on", "true", "yes"}
 _FALSE = {"0", "off", "false", "no", ""}
+RECOMPILE_LIMIT = 64
 
 
 def compile_enabled(enabled: bool | None = None) -> bool:
@@ -59,6 +60,9 @@ class Kernel:
         self._impl: Callable[..., Any] = fn
         if self.requested:
             try:
+                # dynamo keys its cache on the code object: every closure made by one factory (a rate
+                # per grid, dtype, diffusivity) shares it, so allow more than the default 8 variants
+                torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
                 self._impl = torch.compile(fn, dynamic=dynamic, fullgraph=True)
                 self.compiled = True
             except Exception as err:  # pragma: no cover - depends on the platform
@@ -73,7 +77,13 @@ class Kernel:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self.first_call_seconds is not None:
-            return self._impl(*args, **kwargs)
+            if not self.compiled:
+                return self.fn(*args, **kwargs)
+            try:
+                return self._impl(*args, **kwargs)
+            except Exception as err:  # e.g. a recompilation limit reached later on: same result eagerly
+                self._fallback(err)
+                return self.fn(*args, **kwargs)
         t0 = time.perf_counter()
         try:
             out = self._impl(*args, **kwargs)
