@@ -32,7 +32,7 @@ from rich.table import Table  # noqa: E402
 
 from closedloop.lab.forcing import batch_problems, spec_for  # noqa: E402
 from closedloop.simulators import simulate  # noqa: E402
-from closedloop.surrogates import Forcing, HybridSurrogate  # noqa: E402
+from closedloop.surrogates import Forcing, HybridSurrogate, SurrogateSpec  # noqa: E402
 from closedloop.surrogates.metrics import mse_per_time, relative_l2_per_time, spearman  # noqa: E402
 from closedloop.surrogates.model import PHYSICS_PARAMETERS  # noqa: E402
 from closedloop.surrogates.training import TrainConfig, train  # noqa: E402
@@ -49,14 +49,17 @@ console = Console()
 
 def model_spec(problem, variant: str, args):
     """One switch between variants; everything else equal. The physics step (hybrid, markovian,
-    physics_only) has TVD advection with the band-mean flow, learned face diffusivities D_x, D_y, the
-    vertical outflow sink and a learned exchange rate λ with emission retention. The closure corrects
+    physics_only) has TVD advection with the band-mean flow, learned face diffusivities D_x, D_y,
+    a learned emission retention, and the room layers below and above the band that take what the
+    flow carries out of the band and bring it back elsewhere (``--no-layers``: the band alone,
+    with the vertical outflow sink and a learned exchange rate λ instead). The closure corrects
     multiplicatively (bounded, positive); data_only has no physics to correct, so its closure adds."""
     spec = spec_for(problem, hidden_channels=args.hidden, use_closure=variant != "physics_only",
-                    learn_sink=True, vertical_exchange=True)
+                    learn_sink=True, vertical_exchange=True, room_layers=args.layers)
     return dataclasses.replace(spec, variant=variant, closure=args.closure, closure_layers=2, advection="tvd",
                                learn_velocity_correction=args.velocity_correction,
-                               closure_form="additive" if variant == "data_only" else "multiplicative")
+                               closure_form="additive" if variant == "data_only" else "multiplicative",
+                               closure_gain=args.closure_gain)
 
 
 def fit_variant(variant: str, train_f: Forcing, train_y: torch.Tensor, val_f: Forcing, val_y: torch.Tensor,
@@ -65,14 +68,15 @@ def fit_variant(variant: str, train_f: Forcing, train_y: torch.Tensor, val_f: Fo
     start from its fitted physics fields (stage 1, its time counted in theirs), then train jointly
     with the physics fields at a tenth of their stage-1 learning rate (stage 2)."""
     torch.manual_seed(0)
-    model = HybridSurrogate(model_spec(problem, variant, args), problem.mask).float()
+    model = HybridSurrogate(model_spec(problem, variant, args), problem.mask).float().to(args.device)
     staged = physics is not None and variant != "data_only"
     if staged:
         fitted = {k: v for k, v in physics.state_dict().items() if k in PHYSICS_PARAMETERS}
         model.load_state_dict(fitted, strict=False)
     cfg = TrainConfig(epochs=args.epochs, learning_rate=args.lr, tbptt_steps=args.tbptt, loss_floor=0.05,
-                      seed=0, curriculum=(6, 12, 30, 60), weight_decay=1e-4, smoothness=1e-3,
-                      patience=args.patience,
+                      seed=0, weight_decay=1e-4, smoothness=1e-3,
+                      curriculum=tuple(int(x) for x in args.closure_curriculum.split(",")) if staged else (6, 12, 30, 60),
+                      patience=args.patience, batch_size=args.closure_batch if staged else None,
                       physics_learning_rate=args.physics_lr / 10 if staged else args.physics_lr)
     t0 = time.perf_counter()
 
@@ -96,8 +100,8 @@ physics_seconds: dict[str, float] = {}
 def evaluate(model: HybridSurrogate, forcing: Forcing, ref: torch.Tensor, mask: torch.Tensor,
              times: list[float]) -> dict:
     with torch.no_grad():
-        pred = model.rollout(forcing, ref.shape[1] - 1).double()
-    ref = ref.double()
+        pred = model.rollout(forcing, ref.shape[1] - 1).double().cpu()
+    ref = ref.double().cpu()
     rel = relative_l2_per_time(pred, ref)  # (B, T+1)
     mse = mse_per_time(pred, ref, mask)
     rho_t = torch.stack([spearman(pred[:, n], ref[:, n], mask) for n in range(1, ref.shape[1])], dim=1)
@@ -114,16 +118,29 @@ def evaluate(model: HybridSurrogate, forcing: Forcing, ref: torch.Tensor, mask: 
     return out, pred
 
 
-def speed(model: HybridSurrogate, forcing: Forcing, n_steps: int, scenario, batch: int) -> dict:
-    """Reference transport vs surrogate, same process, same thread count."""
-    result = simulate(scenario, device="cpu")  # flow from the cache: transport timed alone
+def speed(model: HybridSurrogate, forcing: Forcing, n_steps: int, scenario, batch: int, device: str) -> dict:
+    """Reference transport vs surrogate, same process, same device and thread count."""
+    simulate(scenario, device=device)  # warm-up (CUDA context, allocator)
+    result = simulate(scenario, device=device)  # flow from the cache: transport timed alone
     one = forcing.select([0])
+
+    def timed(f: Forcing) -> float:
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        model.rollout(f, n_steps)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        return time.perf_counter() - t0
+
     with torch.no_grad():
-        model.rollout(one, n_steps)  # warm-up
-        t0 = time.perf_counter(); model.rollout(one, n_steps); t_one = time.perf_counter() - t0
+        timed(one)  # warm-up
+        t_one = timed(one)
         many = Forcing.stack([forcing] * math.ceil(batch / forcing.batch_size)).select(slice(0, batch))
-        t0 = time.perf_counter(); model.rollout(many, n_steps); t_many = time.perf_counter() - t0
-    return {"reference_transport_s": result.wall_seconds, "reference_steps": result.steps,
+        timed(many.select(slice(0, 2)))
+        t_many = timed(many)
+    return {"device": device, "reference_dtype": "float64", "surrogate_dtype": "float32",
+            "reference_transport_s": result.wall_seconds, "reference_steps": result.steps,
             "surrogate_one_case_s": t_one, "one_case_speedup": result.wall_seconds / t_one,
             "batch": batch, "surrogate_batch_s": t_many,
             "surrogate_scenarios_per_s": batch / t_many, "reference_scenarios_per_s": 1 / result.wall_seconds,
@@ -169,6 +186,8 @@ def main() -> None:
     ap.add_argument("--physics-lr", type=float, default=1e-2)
     ap.add_argument("--no-staged", dest="staged", action="store_false",
                     help="train closure variants from the untrained physics instead of the fitted physics_only")
+    ap.add_argument("--no-layers", dest="layers", action="store_false",
+                    help="the band alone (no room layers below and above it)")
     ap.add_argument("--velocity-correction", action="store_true", help="learn δu (overfits 22 cases)")
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--tbptt", type=int, default=6)
@@ -176,6 +195,15 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=256, help="scenarios in the batched throughput test")
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda: training, evaluation and the speed test")
+    ap.add_argument("--reuse", default="", help="variants to load from an earlier run instead of training "
+                    "(comma-separated, or 'all'; from bench/data/paper_table/models)")
+    ap.add_argument("--models-from", default=None, help="the earlier run's --name (default: this run's)")
+    ap.add_argument("--closure-gain", type=float, default=1.0,
+                    help="largest relative change the multiplicative closure makes per output interval")
+    ap.add_argument("--closure-batch", type=int, default=None, help="cases per optimiser step in the closure stage")
+    ap.add_argument("--closure-curriculum", default="6,12,30,60",
+                    help="rollout lengths (output steps) of the closure stage's curriculum")
     ap.add_argument("--name", default="paper_table", help="result file bench/results/NAME.json (and .png)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -187,8 +215,8 @@ def main() -> None:
     fit_cases, val_cases = train_cases[:22], train_cases[22:]
 
     def tensors(cs):
-        forcing, problem = batch_problems([c.scenario for c in cs], dtype=torch.float32)
-        return forcing, torch.stack([c.plane for c in cs]).float(), problem
+        forcing, problem = batch_problems([c.scenario for c in cs], dtype=torch.float32, layers=args.layers)
+        return forcing.to(args.device), torch.stack([c.plane for c in cs]).float().to(args.device), problem
 
     fit_f, fit_y, problem = tensors(fit_cases)
     val_f, val_y, _ = tensors(val_cases)
@@ -201,7 +229,23 @@ def main() -> None:
     for variant in args.variants.split(","):
         console.rule(f"training {variant}")
         physics = models["physics_only"][0] if "physics_only" in models and args.staged else None
-        model, info = fit_variant(variant, fit_f, fit_y, val_f, val_y, problem, args, physics)
+        saved = DATA / "models" / f"{args.name}_{variant}.pt"
+        reused = DATA / "models" / f"{args.models_from or args.name}_{variant}.pt"
+        if variant in args.reuse.split(",") or args.reuse == "all":  # e.g. re-evaluate on another device
+            if not reused.exists():
+                raise SystemExit(f"--reuse: no trained {variant} at {reused}; train it first")
+            payload = torch.load(reused, weights_only=True)
+            model = HybridSurrogate(SurrogateSpec.from_dict(payload["spec"]), problem.mask).float().to(args.device)
+            model.load_state_dict(payload["state_dict"])
+            info = payload["info"]
+            physics_seconds.setdefault("physics_only", info.get("train_seconds", 0.0))
+            model.eval()
+        else:
+            model, info = fit_variant(variant, fit_f, fit_y, val_f, val_y, problem, args, physics)
+            if args.epochs >= 10:
+                saved.parent.mkdir(parents=True, exist_ok=True)
+                state = {k: v.cpu() for k, v in model.state_dict().items()}
+                torch.save({"spec": model.spec.to_dict(), "state_dict": state, "info": info}, saved)
         test_metrics, pred = evaluate(model, test_f, test_y, mask, times)
         ood_metrics, ood_pred = evaluate(model, ood_f, ood_y, mask, times)
         results["variants"][variant] = {**info, "test": test_metrics}
@@ -209,7 +253,7 @@ def main() -> None:
         test_pred[variant], models[variant] = pred, (model, ood_pred)
     console.rule("speed")
     hybrid = models.get("hybrid", next(iter(models.values())))[0]
-    results["speed"] = speed(hybrid, test_f, problem.n_steps, test_cases[0].scenario, args.batch)
+    results["speed"] = speed(hybrid, test_f, problem.n_steps, test_cases[0].scenario, args.batch, args.device)
 
     table = Table(title="hall, 27 test cases: relative L2 (MSE) of the plane by time")
     table.add_column("variant")
@@ -227,7 +271,7 @@ def main() -> None:
         console.print("[yellow]quick run: results not written[/]")
         return
     if "hybrid" in test_pred and "physics_only" in test_pred:
-        figure(test_pred, test_y, models["hybrid"][1], ood_y, mask, [c.scenario.name for c in moving_cases], args.name)
+        figure(test_pred, test_y.cpu(), models["hybrid"][1], ood_y.cpu(), mask, [c.scenario.name for c in moving_cases], args.name)
     results.update({
         "data": {"train": len(train_cases), "fit": len(fit_cases), "validation": len(val_cases),
                  "test": len(test_cases), "ood_moving": len(moving_cases), "horizon_s": times[-1],

@@ -249,6 +249,10 @@ def test_band_physics_options_reach_the_model(tmp_path):
     assert spec.initial_sink > 0 and model.log_sink.shape == tuple(spec.shape)
     plain = initial_model(load_campaign_config(write(tmp_path, smoke_text())), [config.scenario])
     assert (plain.spec.learn_sink, plain.spec.vertical_outflow, plain.spec.closure_form) == (False, False, "additive")
+    assert not plain.spec.room_layers
+    layered = load_campaign_config(write(tmp_path, altered(text, "learn_sink = true", "learn_sink = true\nroom_layers = true")))
+    spec = initial_model(layered, [config.scenario]).spec
+    assert spec.room_layers and not spec.vertical_outflow and spec.layer_heights[1] > 0
 
 
 def test_hall_campaign_config_loads():

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
 import torch
 
 from closedloop.lab.forcing import plane_problem, spec_for
@@ -44,6 +45,20 @@ def test_multiplicative_closure_is_bounded_positive_and_creates_nothing_from_zer
     assert torch.all(pred[0, -1][~prob.mask] == 0)
     assert torch.all(stepped <= 2 * physics_only + 1e-15) and torch.all(stepped >= 0)
     assert not torch.allclose(stepped, physics_only)  # the randomised closure does act
+    # with a gain g the factor stays in [1 − g, 1 + g], and the bound is reached by a strong closure
+    gentle = HybridSurrogate(dataclasses.replace(spec, closure_gain=0.1), prob.mask).double()
+    gentle.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        for p in gentle.closure.head.parameters():
+            p.mul_(100.0)
+        h0 = gentle.initial_state(prob.forcing, c0.dtype, c0.device)[1]
+        soft, _ = gentle.step(c0, h0, prob.forcing, 20.0, gentle.substeps(prob.forcing))
+    inside = physics_only > 1e-12
+    ratio = soft[inside] / physics_only[inside]
+    assert ratio.min() >= 0.9 - 1e-12 and ratio.max() <= 1.1 + 1e-12
+    assert ratio.max() > 1.09 or ratio.min() < 0.91
+    with pytest.raises(ValueError, match="closure_gain"):
+        dataclasses.replace(spec, closure_gain=0.0)
 
 
 def test_physics_warmup_fits_the_physics_fields_while_the_closure_waits(room_scenario):

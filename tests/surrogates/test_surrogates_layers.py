@@ -144,8 +144,8 @@ def test_closure_sees_the_layers(layered, randomiser):
 
 
 def test_layer_errors_name_the_field(room_scenario, layered):
-    plain = plane_problem(room_scenario)
-    with pytest.raises(ValueError, match="room_layers: build the problem with layers=True"):
+    plain = plane_problem(room_scenario, layers=False)
+    with pytest.raises(ValueError, match="room_layers: the problem has no room layers"):
         spec_for(plain, room_layers=True)
     spec = spec_for(layered, use_closure=False, room_layers=True)
     with pytest.raises(ValueError, match="layer_heights"):
@@ -160,3 +160,7 @@ def test_layer_errors_name_the_field(room_scenario, layered):
         dataclasses.replace(lf, w=lf.w[:, :3])
     with pytest.raises(ValueError, match="layers: mix"):
         type(layered.forcing).stack([layered.forcing, plain.forcing])
+    floor_band = room_scenario.with_parameters({"plane.z_min": 0.0, "plane.z_max": 1.0})
+    assert plane_problem(floor_band).forcing.layers is None  # by default, layers where there is room
+    with pytest.raises(ValueError, match="plane: the band .* leaves no room"):
+        plane_problem(floor_band, layers=True)

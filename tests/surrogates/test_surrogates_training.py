@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from closedloop.lab.forcing import batch_problems, spec_for
 from closedloop.simulators import simulate
@@ -46,6 +47,26 @@ def test_training_lowers_rollout_loss(two_cases):
     # learned something beyond physics: the closure head is no longer zero
     assert model.closure.head.weight.abs().max() > 0
     assert report.seconds > 0
+
+
+def test_mini_batches_take_one_step_per_batch_and_are_reproducible(two_cases):
+    """batch_size = 1 on two cases: two optimiser steps per segment per epoch, in a seeded order."""
+    forcing, problem, target = two_cases
+    cfg = TrainConfig(epochs=3, learning_rate=1e-3, tbptt_steps=4, seed=3, batch_size=1)
+    steps = []
+    model = fresh_model(problem)
+    hook = register_optimizer_step_post_hook(lambda opt, args, kwargs: steps.append(1))
+    try:
+        a = train(model, forcing, target, cfg)
+    finally:
+        hook.remove()
+    assert len(steps) == 3 * 2  # 3 epochs × 2 mini-batches × 1 segment (4 intervals)
+    b = train(fresh_model(problem), forcing, target, cfg)
+    assert a.losses == b.losses  # the shuffle is seeded
+    whole = train(fresh_model(problem), forcing, target, TrainConfig(epochs=3, learning_rate=1e-3, tbptt_steps=4, seed=3))
+    assert whole.losses != a.losses
+    with pytest.raises(ValueError, match="batch_size: must be ≥ 1"):
+        train(fresh_model(problem), forcing, target, TrainConfig(epochs=1, batch_size=0))
 
 
 def test_zero_epochs_leaves_model_untouched(two_cases):

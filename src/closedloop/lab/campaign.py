@@ -266,7 +266,7 @@ def initial_model(config: CampaignConfig, scenarios: list[Scenario]) -> HybridSu
     sc = config.surrogate
     spec = dataclasses.replace(
         spec_for(problem, hidden_channels=sc.hidden_channels, use_closure=sc.use_closure,
-                 learn_sink=sc.learn_sink, vertical_exchange=sc.vertical_exchange),
+                 learn_sink=sc.learn_sink, vertical_exchange=sc.vertical_exchange, room_layers=sc.room_layers),
         variant=sc.variant, closure=sc.closure, closure_layers=sc.closure_layers, advection=sc.advection,
         learn_velocity_correction=sc.learn_velocity_correction, closure_form=sc.closure_form)
     return HybridSurrogate(spec, problem.mask).double()

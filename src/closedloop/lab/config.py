@@ -130,6 +130,8 @@ class SurrogateConfig(Strict):
     learn_velocity_correction: bool = False
     learn_sink: bool = Field(default=False, description="Learn the band's exchange rate λ(x, y) and emission retention")
     vertical_exchange: bool = Field(default=False, description="Sink where the 3D flow leaves the band vertically")
+    room_layers: bool = Field(default=False, description="Carry the room below and above the band: what the flow "
+                              "takes out of the band comes back elsewhere (replaces vertical_exchange)")
     closure_form: Literal["additive", "multiplicative"] = "additive"
     physics_learning_rate: Finite | None = Field(default=None, gt=0, le=1,
                                                  description="For D, δu, λ; default: learning_rate")

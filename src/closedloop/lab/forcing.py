@@ -147,11 +147,12 @@ def source_series(scenario: Scenario, geometry: RoomGeometry, red: PlaneReductio
 
 def plane_problem(scenario: Scenario, dtype: torch.dtype = torch.float64,
                   flows: dict[str, FlowField] | None = None, time_series: bool = False,
-                  layers: bool = False) -> PlaneProblem:
+                  layers: bool | None = None) -> PlaneProblem:
     """The plane forcing of one scenario; ``flows`` (by flow key) shares one flow solve across a batch.
 
     A moving source (or ``time_series=True``) gives the forcing a ``source_series`` of interval means;
-    ``layers`` adds the room below and above the band (``room_layers``).
+    ``layers`` adds the room below and above the band (``room_layers``); None (the default) adds it
+    whenever the band leaves room below and above it, so that any model can be evaluated on it.
     """
     geometry = room_geometry(scenario)
     key = flow_key(scenario)
@@ -172,6 +173,9 @@ def plane_problem(scenario: Scenario, dtype: torch.dtype = torch.float64,
         series = source_series(scenario, geometry, red)
         src, window = series.mean(dim=0), (0.0, float("inf"))  # the series carries the schedule
     outflow = vertical_outflow_rate(scenario, geometry, flow.velocity[2], red.mask)
+    if layers is None:
+        k0, k1 = band_faces(scenario, geometry)
+        layers = 0 < k0 and k1 < geometry.grid.shape[2]
     layer_forcing, heights = room_layers(scenario, geometry, field_) if layers else (None, None)
     forcing = Forcing(velocity=(ux[None].to(dtype), uy[None].to(dtype)), source=src[None].to(dtype),
                       window=torch.tensor([window], dtype=dtype),
@@ -186,7 +190,7 @@ def plane_problem(scenario: Scenario, dtype: torch.dtype = torch.float64,
                         air_exchange_rate=air_exchange_rate(scenario, geometry), layer_heights=heights)
 
 
-def batch_problems(scenarios: list[Scenario], dtype: torch.dtype = torch.float64, layers: bool = False
+def batch_problems(scenarios: list[Scenario], dtype: torch.dtype = torch.float64, layers: bool | None = None
                    ) -> tuple[Forcing, PlaneProblem]:
     """Stack several scenarios of one geometry; errors name the scenario that does not fit."""
     if not scenarios:
@@ -211,8 +215,11 @@ def spec_for(problem: PlaneProblem, hidden_channels: int = 8, use_closure: bool 
     with ``vertical_exchange`` the band loses what the flow carries out through its top and bottom,
     with ``room_layers`` (problem built with ``layers=True``) that air comes back from the layers."""
     if room_layers and problem.layer_heights is None:
-        raise ValueError("room_layers: build the problem with layers=True (plane_problem / batch_problems)")
-    return SurrogateSpec(learn_sink=learn_sink, initial_sink=problem.air_exchange_rate if learn_sink else 0.0,
+        raise ValueError("room_layers: the problem has no room layers: the plane band (plane.z_min, plane.z_max) "
+                         "leaves no room below or above it, or it was built with layers=False")
+    # with the layers nothing leaves the room but through its exhausts: λ starts (near) zero
+    initial_sink = problem.air_exchange_rate if learn_sink and not room_layers else 0.0
+    return SurrogateSpec(learn_sink=learn_sink, initial_sink=initial_sink,
                          vertical_outflow=vertical_exchange and not room_layers, room_layers=room_layers,
                          layer_heights=problem.layer_heights or (0.0, 0.0, 0.0),
                          shape=tuple(problem.mask.shape), spacing=problem.spacing,  # type: ignore[arg-type]

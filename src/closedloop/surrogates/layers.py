@@ -96,6 +96,34 @@ def vertical_exchange(lo: torch.Tensor, band: torch.Tensor, hi: torch.Tensor, la
     return (f_floor - f_bottom) / h_lo, (f_bottom - f_top) / h_b, (f_top - f_ceiling) / h_hi
 
 
+def exchange_matrix(layers: LayerForcing, heights: tuple[float, float, float], dt: float,
+                    dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+    """The entries of I − Δt A per column: diagonals a11, a22, a33 and the off-diagonals' magnitudes
+    a12, a21, a23, a32 (every off-diagonal entry of I − Δt A is ≤ 0)."""
+    w, g = layers.w.to(dtype), layers.conductance.to(dtype)
+    pos, neg = w.clamp_min(0), (-w).clamp_min(0)
+    h_lo, h_b, h_hi = heights
+    a11 = 1 + dt * (neg[:, 0] + pos[:, 1] + g[:, 0]) / h_lo
+    a12 = dt * (neg[:, 1] + g[:, 0]) / h_lo
+    a21 = dt * (pos[:, 1] + g[:, 0]) / h_b
+    a22 = 1 + dt * (neg[:, 1] + g[:, 0] + pos[:, 2] + g[:, 1]) / h_b
+    a23 = dt * (neg[:, 2] + g[:, 1]) / h_b
+    a32 = dt * (pos[:, 2] + g[:, 1]) / h_hi
+    a33 = 1 + dt * (neg[:, 2] + g[:, 1] + pos[:, 3]) / h_hi
+    # eliminated once: band = (c̄ + r_lo c_lo + r_hi c_hi) / pivot, then lo and hi back-substituted
+    r_lo, r_hi = a21 / a11, a23 / a33
+    pivot = a22 - r_lo * a12 - r_hi * a32
+    return r_lo, r_hi, pivot, a11, a12, a33, a32
+
+
+def solve_exchange(lo: torch.Tensor, band: torch.Tensor, hi: torch.Tensor, matrix: tuple[torch.Tensor, ...]
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Solve (I − Δt A) x = c per column with the factors of ``exchange_matrix``."""
+    r_lo, r_hi, pivot, a11, a12, a33, a32 = matrix
+    new_band = (band + r_lo * lo + r_hi * hi) / pivot
+    return (lo + a12 * new_band) / a11, new_band, (hi + a32 * new_band) / a33
+
+
 def implicit_exchange(lo: torch.Tensor, band: torch.Tensor, hi: torch.Tensor, layers: LayerForcing,
                       heights: tuple[float, float, float], dt: float
                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -105,15 +133,4 @@ def implicit_exchange(lo: torch.Tensor, band: torch.Tensor, hi: torch.Tensor, la
     substituting lo and hi); every off-diagonal entry is ≤ 0 and the diagonal dominates, so the
     solution is ≥ 0 for c ≥ 0.
     """
-    w, g = layers.w.to(band.dtype), layers.conductance.to(band.dtype)
-    pos, neg = w.clamp_min(0), (-w).clamp_min(0)
-    h_lo, h_b, h_hi = heights
-    a11 = 1 + dt * (neg[:, 0] + pos[:, 1] + g[:, 0]) / h_lo
-    a12 = dt * (neg[:, 1] + g[:, 0]) / h_lo  # minus the off-diagonal entry
-    a21 = dt * (pos[:, 1] + g[:, 0]) / h_b
-    a22 = 1 + dt * (neg[:, 1] + g[:, 0] + pos[:, 2] + g[:, 1]) / h_b
-    a23 = dt * (neg[:, 2] + g[:, 1]) / h_b
-    a32 = dt * (pos[:, 2] + g[:, 1]) / h_hi
-    a33 = 1 + dt * (neg[:, 2] + g[:, 1] + pos[:, 3]) / h_hi
-    new_band = (band + a21 * lo / a11 + a23 * hi / a33) / (a22 - a21 * a12 / a11 - a23 * a32 / a33)
-    return (lo + a12 * new_band) / a11, new_band, (hi + a32 * new_band) / a33
+    return solve_exchange(lo, band, hi, exchange_matrix(layers, heights, dt, band.dtype))

@@ -4,8 +4,10 @@ Over each output interval Δt the plane field is advanced by
 
     c̄ ← c̄ + ∫ [−∇·((ū + δu) c̄) + ∇·(D ∇c̄) − λ c̄ + S̄] dt   (k explicit FV substeps, physics/)
     c̄ ← max(0, c̄ + s · M_θ(c̄, S̄, ū, D, mask; h)),  h ← memory(·, h)   (non-Markovian closure)
-    or, with ``closure_form = "multiplicative"``, c̄ ← c̄ · (1 + tanh M_θ): bounded per step (a factor
-    in (0, 2)), positive, zero where c̄ is zero (solids, clean air), so it cannot create mass from nothing
+    or, with ``closure_form = "multiplicative"``, c̄ ← c̄ · (1 + g tanh M_θ): bounded per step (a factor
+    in (1 − g, 1 + g), g = ``closure_gain`` ≤ 1), positive, zero where c̄ is zero (solids, clean air),
+    so it cannot create mass from nothing. Applied every output interval, the factors compound over
+    a rollout: a small g keeps an untrained or partly trained closure from swamping the physics
 
 with learnable orthotropic face diffusivities D_x, D_y = softplus(θ) ⊙ open-face mask (≥ 0, zero
 at walls and pillars, so the geometry is carried by the mask), an optional learnable velocity
@@ -38,7 +40,7 @@ from closedloop.physics import Grid, advect_upwind, diffuse, open_faces, stable_
 from closedloop.physics import advect_tvd
 from closedloop.surrogates.closure import ConvGRUClosure, EncoderLSTMClosure
 from closedloop.surrogates.forcing import Forcing
-from closedloop.surrogates.layers import implicit_exchange, vertical_exchange
+from closedloop.surrogates.layers import exchange_matrix, solve_exchange
 
 N_CLOSURE_INPUTS = 7  # c/s, S/S_max, u_x, u_y (cell-centred), D_x, D_y (cell-centred, / D₀), mask
 # (+ 1 with vertical_outflow: the outflow rate × Δt; + 2 with room_layers: c_lo/s, c_hi/s)
@@ -65,7 +67,8 @@ class SurrogateSpec:
     learn_sink: bool = False  # the vertical-exchange term −λ c̄
     initial_sink: float = 0.0  # λ₀ (1/s), e.g. the air-exchange rate Q/V
     vertical_outflow: bool = False  # remove c̄ where the flow leaves the band vertically (Forcing.outflow)
-    closure_form: str = "additive"  # c̄ + s·M, or "multiplicative": c̄·(1 + tanh M)
+    closure_form: str = "additive"  # c̄ + s·M, or "multiplicative": c̄·(1 + g tanh M)
+    closure_gain: float = 1.0  # g: the multiplicative closure's largest change per output interval
     room_layers: bool = False  # carry the room below and above the band (Forcing.layers)
     layer_heights: tuple[float, float, float] = (0.0, 0.0, 0.0)  # h_lo, h_band, h_hi (m)
 
@@ -82,6 +85,8 @@ class SurrogateSpec:
             raise ValueError("variant: 'data_only' needs a closure (use_closure = true)")
         if not (self.initial_sink >= 0 and math.isfinite(self.initial_sink)):
             raise ValueError(f"initial_sink: must be a finite rate ≥ 0 (1/s), got {self.initial_sink}")
+        if not (0 < self.closure_gain <= 1):
+            raise ValueError(f"closure_gain: must be in (0, 1], got {self.closure_gain}")
         if self.room_layers:
             if len(self.layer_heights) != 3 or not all(h > 0 and math.isfinite(h) for h in self.layer_heights):
                 raise ValueError(f"layer_heights: room_layers needs three heights > 0 (m), got {self.layer_heights}")
@@ -203,26 +208,24 @@ class HybridSurrogate(nn.Module):
             adv = advect_upwind(c, velocity, self.grid)
         return adv + diffuse(c, diffusivities, self.grid)
 
-    def layer_rates(self, state: torch.Tensor, band_rate: torch.Tensor, forcing: Forcing,
-                    explicit_exchange: bool = False) -> torch.Tensor:
-        """Rates of the layered state (B, 3, nx, ny) = [c_lo, c̄, c_hi], given the band's own rate
-        (transport, sink and source): each layer's horizontal transport, plus the vertical exchange
-        when ``explicit_exchange`` (the stepper treats it implicitly, ``implicit_exchange``)."""
+    def layered_fields(self, forcing: Forcing, dtype: torch.dtype) -> tuple:
+        """Velocities, face diffusivities, open-face masks and cell masks of [c_lo, c̄, c_hi], stacked
+        as (B, 3, …) so that one transport call advances all three layers."""
         layers = self.require_layers(forcing)
-        lo, band, hi = state.unbind(1)
-        ex = vertical_exchange(lo, band, hi, layers, self.spec.layer_heights) if explicit_exchange else None
-        rates = []
-        for j, cj in enumerate((lo, hi)):
-            vel, (dx, dy), mask = layers.layer(j)
-            scale = self.layer_diffusivity_scale()[j].to(cj.dtype)
-            opens = ((dx > 0).to(cj.dtype), (dy > 0).to(cj.dtype))
-            rate = self.transport(cj, vel, (dx * scale, dy * scale), opens)
-            if ex is not None:
-                rate = rate + ex[2 * j]
-            rates.append(rate * mask.to(cj.dtype))
-        if ex is not None:
-            band_rate = band_rate + ex[1] * self.mask.to(band.dtype)
-        return torch.stack([rates[0], band_rate, rates[1]], dim=1)
+        b = forcing.batch_size
+        scale = self.layer_diffusivity_scale().to(dtype)
+
+        def stack(lo, band, hi):
+            return torch.stack([lo.to(dtype), band.to(dtype).expand_as(lo), hi.to(dtype)], dim=1)
+
+        vel = self.velocity(forcing)
+        d = self.diffusivities()
+        opens = (self.open_x, self.open_y)
+        velocity = tuple(stack(u[:, 0], ub, u[:, 1]) for u, ub in zip((layers.ux, layers.uy), vel))
+        diffusivity = tuple(stack(x[:, 0] * scale[0], db, x[:, 1] * scale[1]) for x, db in zip((layers.dx, layers.dy), d))
+        open_masks = tuple(stack((x[:, 0] > 0), ob, (x[:, 1] > 0)) for x, ob in zip((layers.dx, layers.dy), opens))
+        mask = stack(layers.mask[:, 0], self.mask.expand(b, -1, -1), layers.mask[:, 1])
+        return velocity, diffusivity, open_masks, mask
 
     def physics_interval(self, c: torch.Tensor, forcing: Forcing, t0: float, k: int) -> torch.Tensor:
         """Advance c over one output interval with k forward-Euler FV substeps.
@@ -245,6 +248,9 @@ class HybridSurrogate(nn.Module):
         if lam is not None:
             lam = lam.to(c.dtype)
         layers = self.require_layers(forcing) if self.spec.room_layers else None
+        if layers is not None:
+            vel, d, opens, mask = self.layered_fields(forcing, c.dtype)
+            matrix = exchange_matrix(layers, self.spec.layer_heights, dt, c.dtype)
         for j in range(k):
             if series is None:
                 t_mid = t0 + (j + 0.5) * dt
@@ -254,16 +260,17 @@ class HybridSurrogate(nn.Module):
                 src = series
             if retention is not None:
                 src = src * retention
-            band = self.observe(c)
-            rate = self.transport(band, vel, d, opens)
-            if lam is not None:
-                rate = rate - lam * band
-            rate = rate * mask + src
-            if self.spec.room_layers:
-                c = c + dt * self.layer_rates(c, rate, forcing)
-                c = torch.stack(implicit_exchange(*c.unbind(1), layers, self.spec.layer_heights, dt), dim=1)
-            else:
-                c = c + dt * rate
+            rate = self.transport(c, vel, d, opens)
+            if layers is None:
+                if lam is not None:
+                    rate = rate - lam * c
+                c = c + dt * (rate * mask + src)
+                continue
+            # all three layers are transported at once; the band has the sink and the source
+            rate = rate * mask
+            band = rate[:, 1] + src if lam is None else rate[:, 1] - lam * c[:, 1] * mask[:, 1] + src
+            c = c + dt * torch.stack([rate[:, 0], band, rate[:, 2]], dim=1)
+            c = torch.stack(solve_exchange(*c.unbind(1), matrix), dim=1)
         return c
 
     def observe(self, state: torch.Tensor) -> torch.Tensor:
@@ -325,7 +332,7 @@ class HybridSurrogate(nn.Module):
             n = round(t0 / self.spec.output_interval)
             correction, h = self.closure(self.closure_inputs(c, forcing, s, n, state), h)
             if self.spec.closure_form == "multiplicative":
-                c = c * (1 + torch.tanh(correction)) * self.mask.to(c.dtype)
+                c = c * (1 + self.spec.closure_gain * torch.tanh(correction)) * self.mask.to(c.dtype)
             else:
                 c = c + s * correction * self.mask.to(c.dtype)
                 # concentrations stay ≥ 0; straight-through, so an undershooting closure still learns

@@ -7,7 +7,9 @@ floor, ‖ĉ_t − c_t‖² / (‖c_t‖² + (φ max_t ‖c_t‖)²), so early, 
 plus an optional temporal-smoothness penalty λ_s mean‖ĉ_{t+1} − 2ĉ_t + ĉ_{t−1}‖²/(‖c‖² + floor).
 
 A curriculum trains on growing rollout lengths (e.g. 6 → 12 → 30 → 60 output steps), the epochs
-split evenly between stages; AdamW adds weight decay. With a validation set the kept weights are
+split evenly between stages; AdamW adds weight decay. With ``batch_size`` each epoch visits the
+cases in shuffled mini-batches (seeded), one optimiser step per segment per mini-batch, so a small
+data set still gets enough steps per epoch before early stopping judges it. With a validation set the kept weights are
 those of the best validation loss, and training stops after ``patience`` epochs without a gain.
 The physics fields (D, δu, λ, η: ``PHYSICS_PARAMETERS``) may have their own learning rate and a
 warm-up of ``physics_warmup_epochs`` in which they are fitted alone, so that the closure starts
@@ -41,6 +43,7 @@ class TrainConfig:
     warmup_steps: int = 5  # linear learning-rate warm-up: Adam's first steps on a zero head are large
     physics_learning_rate: float | None = None  # for D, δu, λ (model.PHYSICS_PARAMETERS); None = learning_rate
     physics_warmup_epochs: int = 0  # first fit the physics fields alone (the closure's learning rate is 0)
+    batch_size: int | None = None  # cases per optimiser step; None = all cases at once
 
 
 @dataclass
@@ -91,6 +94,8 @@ def train(model: HybridSurrogate, forcing: Forcing, target: torch.Tensor, config
         raise ValueError("patience: early stopping needs validation data")
     if any(s < 1 for s in config.curriculum):
         raise ValueError(f"curriculum: rollout lengths must be ≥ 1, got {config.curriculum}")
+    if config.batch_size is not None and config.batch_size < 1:
+        raise ValueError(f"batch_size: must be ≥ 1 cases, got {config.batch_size}")
     torch.manual_seed(config.seed)
     params = [p for p in model.parameters() if p.requires_grad]
     physics = [p for name, p in model.named_parameters() if p.requires_grad and name in PHYSICS_PARAMETERS]
@@ -130,34 +135,44 @@ def train(model: HybridSurrogate, forcing: Forcing, target: torch.Tensor, config
     best_judged = judge()
     report.best_loss = report.initial_loss if validation is None else best_judged
     since_best = 0
+    n_cases = forcing.batch_size
+    size = min(config.batch_size or n_cases, n_cases)
+    shuffle = torch.Generator().manual_seed(config.seed)
     for epoch in range(config.epochs):
         model.train()
         # physics warm-up: the closure waits (lr 0) until the physics fields are fitted
         phase["closure_on"] = epoch >= warmup_physics
         n_steps = curriculum_stage(config, epoch, n_total)
-        c, h = model.initial_state(forcing, target.dtype, target.device)
-        k = model.substeps(forcing)
-        prev: list[torch.Tensor] = []
-        for seg0 in range(0, n_steps, config.tbptt_steps):
-            preds = []
-            for n in range(seg0, min(seg0 + config.tbptt_steps, n_steps)):
-                c, h = model.step(c, h, forcing, n * dt_out, k)
-                preds.append(model.observe(c))
-            seg = torch.stack(preds, dim=1)
-            loss = rollout_loss_terms(seg, target[:, seg0 + 1: seg0 + 1 + seg.shape[1]], floor2)
-            if config.smoothness > 0:
-                series = torch.cat([p.detach()[:, None] for p in prev[-2:]] + [seg], dim=1)
-                if series.shape[1] >= 3:
-                    curv = series[:, 2:] - 2 * series[:, 1:-1] + series[:, :-2]
-                    loss = loss + config.smoothness * ((curv ** 2).sum(dim=(-2, -1)) / floor2[:, None]).mean()
-            prev = preds
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
-            opt.step()
-            schedule.step()
-            c = c.detach()
-            h = h.detach() if h is not None else None
+        order = torch.randperm(n_cases, generator=shuffle) if size < n_cases else torch.arange(n_cases)
+        for b0 in range(0, n_cases, size):
+            idx = order[b0:b0 + size]
+            whole = size == n_cases
+            f_b = forcing if whole else forcing.select(idx.to(target.device))
+            y_b = target if whole else target[idx.to(target.device)]
+            fl_b = floor2 if whole else floor2[idx.to(target.device)]
+            c, h = model.initial_state(f_b, target.dtype, target.device)
+            k = model.substeps(f_b)
+            prev: list[torch.Tensor] = []
+            for seg0 in range(0, n_steps, config.tbptt_steps):
+                preds = []
+                for n in range(seg0, min(seg0 + config.tbptt_steps, n_steps)):
+                    c, h = model.step(c, h, f_b, n * dt_out, k)
+                    preds.append(model.observe(c))
+                seg = torch.stack(preds, dim=1)
+                loss = rollout_loss_terms(seg, y_b[:, seg0 + 1: seg0 + 1 + seg.shape[1]], fl_b)
+                if config.smoothness > 0:
+                    series = torch.cat([p.detach()[:, None] for p in prev[-2:]] + [seg], dim=1)
+                    if series.shape[1] >= 3:
+                        curv = series[:, 2:] - 2 * series[:, 1:-1] + series[:, :-2]
+                        loss = loss + config.smoothness * ((curv ** 2).sum(dim=(-2, -1)) / fl_b[:, None]).mean()
+                prev = preds
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+                opt.step()
+                schedule.step()
+                c = c.detach()
+                h = h.detach() if h is not None else None
         model.eval()
         report.losses.append(rollout_loss(model, forcing, target, config.loss_floor))
         judged = report.losses[-1] if validation is None else judge()
