@@ -164,3 +164,31 @@ def test_layer_errors_name_the_field(room_scenario, layered):
     assert plane_problem(floor_band).forcing.layers is None  # by default, layers where there is room
     with pytest.raises(ValueError, match="plane: the band .* leaves no room"):
         plane_problem(floor_band, layers=True)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_layered_rollout_on_cuda_matches_cpu(layered, randomiser):
+    spec = dataclasses.replace(spec_for(layered, hidden_channels=4, room_layers=True), closure_form="multiplicative",
+                               advection="tvd")
+    model = randomiser(HybridSurrogate(spec, layered.mask).double(), scale=0.3).eval()
+    with torch.no_grad():
+        cpu = model.rollout(layered.forcing, 3)
+        gpu = model.to("cuda").rollout(layered.forcing.to("cuda"), 3)
+    assert gpu.device.type == "cuda"
+    assert torch.allclose(gpu.cpu(), cpu, rtol=1e-10, atol=1e-14)
+
+
+def test_fused_substep_matches_the_eager_one_and_training_stays_eager(layered, randomiser):
+    """compile_physics fuses the layered substep for inference (torch.compile; eager where it cannot
+    compile): the same numbers, and with autograd on the eager path runs so gradients still flow."""
+    model = randomiser(physics(layered), scale=0.2)
+    f = layered.forcing
+    with torch.no_grad():
+        eager = model.rollout(f, 2)
+        kernel = model.compile_physics(True)
+        fused = model.rollout(f, 2)
+    assert torch.allclose(fused, eager, rtol=1e-12, atol=1e-15)
+    assert kernel.compiled or kernel.fallback_reason
+    pred = model.rollout(f, 2)
+    pred.sum().backward()
+    assert model.raw_dx.grad is not None and model.raw_dx.grad.abs().sum() > 0

@@ -38,6 +38,7 @@ from torch import nn
 
 from closedloop.physics import Grid, advect_upwind, diffuse, open_faces, stable_time_step
 from closedloop.physics import advect_tvd
+from closedloop.physics.kernels import Kernel
 from closedloop.surrogates.closure import ConvGRUClosure, EncoderLSTMClosure
 from closedloop.surrogates.forcing import Forcing
 from closedloop.surrogates.layers import exchange_matrix, solve_exchange
@@ -110,6 +111,18 @@ class SurrogateSpec:
                                 "layer_heights": heights})
 
 
+def layered_substep(c: torch.Tensor, velocity: tuple, diffusivity: tuple, opens: tuple, mask: torch.Tensor,
+                    src: torch.Tensor, lam: torch.Tensor, matrix: tuple, dt: float, grid: Grid, tvd: bool
+                    ) -> torch.Tensor:
+    """One substep of the layered state (B, 3, nx, ny): explicit horizontal transport of the three
+    layers at once, the band's sink −λc̄ and source, then the implicit vertical exchange."""
+    adv = advect_tvd(c, velocity, grid, opens) if tvd else advect_upwind(c, velocity, grid)
+    rate = (adv + diffuse(c, diffusivity, grid)) * mask
+    band = rate[:, 1] - lam * c[:, 1] * mask[:, 1] + src
+    c = c + dt * torch.stack([rate[:, 0], band, rate[:, 2]], dim=1)
+    return torch.stack(solve_exchange(*c.unbind(1), matrix), dim=1)
+
+
 def inverse_softplus(y: float) -> float:
     return y + math.log(-math.expm1(-y))
 
@@ -135,6 +148,7 @@ class HybridSurrogate(nn.Module):
             self.register_parameter("log_retention", nn.Parameter(torch.zeros(())))
         if spec.room_layers:  # one factor per layer on its eddy diffusivity
             self.register_parameter("log_layer_diffusivity", nn.Parameter(torch.zeros(2)))
+        self._fused_substep: Kernel | None = None
         variant = spec.effective_variant
         n_inputs = N_CLOSURE_INPUTS + (1 if spec.vertical_outflow else 0) + (2 if spec.room_layers else 0)
         self.closure: nn.Module | None = None
@@ -251,6 +265,9 @@ class HybridSurrogate(nn.Module):
         if layers is not None:
             vel, d, opens, mask = self.layered_fields(forcing, c.dtype)
             matrix = exchange_matrix(layers, self.spec.layer_heights, dt, c.dtype)
+            lam_band = torch.zeros((), dtype=c.dtype, device=c.device) if lam is None else lam
+            fused = self._fused_substep is not None and not torch.is_grad_enabled()
+            substep = self._fused_substep if fused else layered_substep
         for j in range(k):
             if series is None:
                 t_mid = t0 + (j + 0.5) * dt
@@ -260,18 +277,20 @@ class HybridSurrogate(nn.Module):
                 src = series
             if retention is not None:
                 src = src * retention
-            rate = self.transport(c, vel, d, opens)
             if layers is None:
+                rate = self.transport(c, vel, d, opens)
                 if lam is not None:
                     rate = rate - lam * c
                 c = c + dt * (rate * mask + src)
                 continue
-            # all three layers are transported at once; the band has the sink and the source
-            rate = rate * mask
-            band = rate[:, 1] + src if lam is None else rate[:, 1] - lam * c[:, 1] * mask[:, 1] + src
-            c = c + dt * torch.stack([rate[:, 0], band, rate[:, 2]], dim=1)
-            c = torch.stack(solve_exchange(*c.unbind(1), matrix), dim=1)
+            c = substep(c, vel, d, opens, mask, src, lam_band, matrix, dt, self.grid, self.spec.advection == "tvd")
         return c
+
+    def compile_physics(self, enabled: bool | None = True) -> Kernel:
+        """Fuse the layered substep into one compiled kernel (physics.kernels) for inference; training
+        (autograd on) keeps the eager path. Returns the kernel, which says whether it compiled."""
+        self._fused_substep = Kernel(layered_substep, enabled=enabled)
+        return self._fused_substep
 
     def observe(self, state: torch.Tensor) -> torch.Tensor:
         """The band c̄ (B, nx, ny) of a model state (the state itself without room layers)."""
