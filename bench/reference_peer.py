@@ -29,7 +29,8 @@ runs cpu/wall ≈ 1 means the core was ours, well below 1 means contention.
 
 "Matched error" is read two ways: (1) same scheme, same grid and Δt → identical error, so the time
 ratio is read off directly; (2) py-pde's error-vs-time curve interpolated in log-log to the errors
-of each of our points; the peer alone also runs PEER_BENCH_PEER_ONLY (m = 40) to extend that curve. Timings: best of REPEATS warm runs, the variants interleaved
+of each of our points; the peer alone also runs PEER_BENCH_PEER_ONLY (m = 40) to extend that curve.
+Timings: best of REPEATS warm runs, the variants interleaved
 run by run so that load from other processes hits them alike. A profile of our rate
 function (and a hand-fused in-place torch stencil as a yardstick) explains the gap.
 """

@@ -18,10 +18,11 @@ Python floats are baked into the compiled graph and each new value would recompi
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -94,3 +95,23 @@ class Kernel:
             out = self.fn(*args, **kwargs)
         self.first_call_seconds = time.perf_counter() - t0
         return out
+
+
+@contextlib.contextmanager
+def single_thread(enabled: bool = True) -> Iterator[None]:
+    """Run the block on one intra-op thread (``torch.set_num_threads(1)``), restoring the count after.
+
+    For compiled CPU kernels: inductor fixes the OpenMP team size when it compiles, and on a shared
+    machine one stalled thread holds every barrier of a fused step (observed: the hall transport at
+    91 s on 2 threads under contention vs 1.5 s alone). Compile inside the block so the kernels are
+    built for one thread.
+    """
+    if not enabled:
+        yield
+        return
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from closedloop.physics.kernels import Kernel
+from closedloop.physics.kernels import Kernel, single_thread
 from closedloop.physics import (boundary_net_flux, diffusive_flux, divergence, face_diffusivity, muscl_flux,
                                 open_faces, stable_time_step, upwind_flux)
 from closedloop.simulators.devices import resolve_device
@@ -157,42 +157,45 @@ def simulate(scenario: Scenario, device: str | torch.device = "auto",
     dts: dict[float, torch.Tensor] = {}  # Δt as 0-d tensors: a compiled step is not rebuilt per value
 
     t, steps = 0.0, 0
-    wall0 = time.perf_counter()
-    record(0.0)
-    for target in events[1:]:
-        while target - t > 1e-9 * max(1.0, target):
-            dt = min(dt_max, target - t)
-            on = src.start <= t + 0.5 * dt < stop
-            if kernel.compiled:
-                s0 = (static_rate if static_rate is not None else src.rate * source_at(t)) if on else no_source
-                s1 = (src.rate * source_at(t + dt) if src.is_moving else s0) if on and rk2 else no_source
-                dt_t = dts.get(dt)
-                if dt_t is None:
-                    dt_t = dts.setdefault(dt, torch.tensor(dt, dtype=dtype, device=dev)) if len(dts) < 64 \
-                        else torch.tensor(dt, dtype=dtype, device=dev)
-                c, out = kernel(c, dt_t, s0, s1)
-                exhausted = exhausted + out
-            else:
-                r0, out0 = stage(c, t, on)
-                if rk2:
-                    c1 = c + dt * r0
-                    r1, out1 = stage(c1, t + dt, on)
-                    c = 0.5 * c + 0.5 * (c1 + dt * r1)
-                    exhausted = exhausted + 0.5 * dt * (out0 + out1)
+    # a compiled step runs on one thread: inductor bakes the OpenMP team size in at compile time, and on a
+    # shared CPU a stalled barrier cost 60x (physics.kernels.single_thread)
+    with single_thread(kernel.compiled and dev.type == "cpu"):
+        wall0 = time.perf_counter()
+        record(0.0)
+        for target in events[1:]:
+            while target - t > 1e-9 * max(1.0, target):
+                dt = min(dt_max, target - t)
+                on = src.start <= t + 0.5 * dt < stop
+                if kernel.compiled:
+                    s0 = (static_rate if static_rate is not None else src.rate * source_at(t)) if on else no_source
+                    s1 = (src.rate * source_at(t + dt) if src.is_moving else s0) if on and rk2 else no_source
+                    dt_t = dts.get(dt)
+                    if dt_t is None:
+                        dt_t = dts.setdefault(dt, torch.tensor(dt, dtype=dtype, device=dev)) if len(dts) < 64 \
+                            else torch.tensor(dt, dtype=dtype, device=dev)
+                    c, out = kernel(c, dt_t, s0, s1)
+                    exhausted = exhausted + out
                 else:
-                    c = c + dt * r0
-                    exhausted = exhausted + dt * out0
-            if on:
-                emitted += src.rate * dt
-            t += dt
-            steps += 1
-        t = target
-        if any(abs(target - o) < 1e-9 * max(1.0, o) for o in outputs):
-            record(t)
-            if progress is not None:
-                progress(t, outputs[-1])
-        if not torch.isfinite(c).all():
-            raise FloatingPointError(f"reference solution became non-finite at t = {t:.3f} s")
+                    r0, out0 = stage(c, t, on)
+                    if rk2:
+                        c1 = c + dt * r0
+                        r1, out1 = stage(c1, t + dt, on)
+                        c = 0.5 * c + 0.5 * (c1 + dt * r1)
+                        exhausted = exhausted + 0.5 * dt * (out0 + out1)
+                    else:
+                        c = c + dt * r0
+                        exhausted = exhausted + dt * out0
+                if on:
+                    emitted += src.rate * dt
+                t += dt
+                steps += 1
+            t = target
+            if any(abs(target - o) < 1e-9 * max(1.0, o) for o in outputs):
+                record(t)
+                if progress is not None:
+                    progress(t, outputs[-1])
+            if not torch.isfinite(c).all():
+                raise FloatingPointError(f"reference solution became non-finite at t = {t:.3f} s")
 
     wall = time.perf_counter() - wall0
     compile_seconds = 0.0
