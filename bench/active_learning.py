@@ -25,6 +25,21 @@ Headline: for each strategy, the simulations its seed-mean curve needs to reach 
 seed-mean test error. Also measured: the latency of one proposal (q = 4, 200 observed points,
 4 and 6 dimensions). ``--quick``: one seed, budget 16, for a smoke run. ``--stable``: warm start with
 10 epochs at lr 3e-4 (results to active_learning_stable.json).
+
+``--learner`` (results to active_learning_learner.json; the default learner above is unchanged, so the
+old JSONs stay reproducible): a learner that changes with each batch. The room layers below and above
+the band (``spec_for(..., room_layers=True)``), TVD advection, a learned sink, and the multiplicative
+closure c·(1 + g·tanh M) with g = 0.05 (a small per-step factor, so early closure steps cannot compound
+into a large rollout error). Initial design: a physics stage (closure frozen, D/λ/layer fields at lr
+1e-2, 10 epochs) then the closure stage (lr 1e-3, physics fields 1e-3, mini-batches of 2 cases,
+full 120 s horizon, 20 epochs; trained once per seed, cached in bench/data/active_learning/initial/,
+shared by all strategies). Each warm start: 4 epochs of the closure stage on all cases, i.e.
+(cases / 2) × 3 TBPTT segments = 18–48 optimiser steps per epoch instead of 3 (72–192 per round).
+Weights are kept at the best full-horizon training loss (no validation cases to spare). Each round
+records its warm start's best epoch (-1: the starting weights were kept, the model did not change).
+``--strategies a,b``, ``--seeds 0,1`` and ``--budget N`` select a subset (``--budget`` writes ``_partial`` into the name);
+the proposal latency is not re-measured with ``--learner`` (it does not depend on the learner).
+``--learner --control`` adds the control: the same warm starts on the initial 8 cases only.
 """
 from __future__ import annotations
 
@@ -52,25 +67,43 @@ from closedloop.planners.ensemble import disagreement  # noqa: E402
 from closedloop.planners.strategies import STRATEGIES, Evidence, PlannerSettings, propose  # noqa: E402
 from closedloop.simulators import load_scenario, simulate  # noqa: E402
 from closedloop.simulators.scenario import Scenario  # noqa: E402
-from closedloop.surrogates import Forcing, HybridSurrogate, TrainConfig, relative_l2, train  # noqa: E402
+from closedloop.surrogates import (Forcing, HybridSurrogate, SurrogateSpec, TrainConfig,  # noqa: E402
+                                   relative_l2, train)
+from closedloop.surrogates.training import TrainReport  # noqa: E402
 
 from common import RESULTS, machine, write_result  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(__file__).resolve().parent / "data" / "active_learning"
 QUICK = "--quick" in sys.argv
+LEARNER = "--learner" in sys.argv  # the improved learner (module docstring)
+
+
+def _option(name: str, default: str | None) -> str | None:
+    """``--name value`` from the command line (the old flags stay bare switches)."""
+    return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
+
+
 PARAMS = {"source_x": ("source.x", 1.0, 9.0), "source_y": ("source.y", 0.75, 5.25),
           "inlet_speed": ("inlets.0.speed", 0.2, 1.5), "release_time": ("source.start", 0.0, 60.0)}
 SPACE = DesignSpace(names=tuple(PARAMS), lower=tuple(v[1] for v in PARAMS.values()),
                     upper=tuple(v[2] for v in PARAMS.values()))
 N_TEST, TEST_SEED = 24, 2026
 INITIAL, BATCH = 8, 4
-BUDGET = 16 if QUICK else 32
-SEEDS = (0,) if QUICK else (0, 1, 2)
+BUDGET = int(_option("--budget", "16" if QUICK else "32"))
+SEEDS = tuple(int(v) for v in _option("--seeds", "0" if QUICK else "0,1,2").split(","))
+ONLY = _option("--strategies", None)
+PARTIAL = "--budget" in sys.argv  # a shorter campaign than the protocol's (strategy/seed subsets are recorded)
 HIDDEN, EPOCHS, WARM_EPOCHS, LR, WARM_LR = 4, 20, 8, 3e-3, 1e-3
 STABLE = "--stable" in sys.argv  # a gentler warm start (fewer rounds where retraining changes nothing)
 if STABLE:
     WARM_EPOCHS, WARM_LR = 10, 3e-4
+# --learner: physics stage, closure stage, warm start (module docstring)
+PHYS_EPOCHS, PHYS_LR, CLOSURE_LR, GAIN, MINI_BATCH, TBPTT = 10, 1e-2, 1e-3, 0.05, 2, 4
+if LEARNER:
+    EPOCHS, WARM_EPOCHS, LR, WARM_LR = 20, 4, CLOSURE_LR, CLOSURE_LR
+NAME = ("active_learning" + ("_quick" if QUICK else "") + ("_stable" if STABLE else "")
+        + ("_learner" if LEARNER else "") + ("_partial" if PARTIAL and not QUICK else ""))
 ENSEMBLE_MEMBERS, CANDIDATES = 3, 128
 SETTINGS = PlannerSettings(acquisition="qucb", beta=4.0, num_restarts=4, raw_samples=128, mc_samples=64,
                            maxiter=50, candidates=CANDIDATES)
@@ -85,6 +118,8 @@ def run_key(label: str, seed: int) -> str:
     strategy, settings = VARIANTS[label]
     protocol = [label, strategy, dataclasses.asdict(settings), seed, INITIAL, BATCH, BUDGET, HIDDEN, EPOCHS,
                 WARM_EPOCHS, LR, WARM_LR, N_TEST, TEST_SEED, ENSEMBLE_MEMBERS, PARAMS, BASE.case_id()]
+    if LEARNER:  # old keys unchanged, so the old runs stay cached
+        protocol.append(["learner", PHYS_EPOCHS, PHYS_LR, CLOSURE_LR, GAIN, MINI_BATCH, TBPTT])
     return hashlib.sha256(json.dumps(protocol, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -158,6 +193,22 @@ def test_errors(model: HybridSurrogate, forcing: Forcing, target: torch.Tensor, 
     return relative_l2(pred[:, 1:], target[:, 1:])
 
 
+def learner_spec(problem) -> SurrogateSpec:
+    """The default learner: the plane band alone, additive closure. ``--learner``: room layers, TVD,
+    learned sink, multiplicative closure with a small gain."""
+    if not LEARNER:
+        return spec_for(problem, hidden_channels=HIDDEN)
+    spec = spec_for(problem, hidden_channels=HIDDEN, learn_sink=True, vertical_exchange=True, room_layers=True)
+    return dataclasses.replace(spec, advection="tvd", closure_form="multiplicative", closure_gain=GAIN)
+
+
+def closure_config(epochs: int, seed: int) -> TrainConfig:
+    """``--learner``'s closure stage (initial fit and every warm start): mini-batches over the full
+    horizon, the physics fields at the closure's rate, weights kept at the best training loss."""
+    return TrainConfig(epochs=epochs, learning_rate=CLOSURE_LR, physics_learning_rate=CLOSURE_LR,
+                       batch_size=MINI_BATCH, tbptt_steps=TBPTT, seed=seed)
+
+
 def first_feasible(points: torch.Tensor, n: int) -> torch.Tensor:
     return points[feasible(points)][:n]
 
@@ -168,11 +219,27 @@ def run(label: str, seed: int, refs: References, test: tuple[Forcing, torch.Tens
     x = first_feasible(sobol_design(SPACE, 4 * INITIAL, seed=seed), INITIAL)
     forcing, target = refs.batch(x)
     torch.manual_seed(seed)
-    model = HybridSurrogate(spec_for(refs.problem, hidden_channels=HIDDEN), refs.problem.mask).double()
+    model = HybridSurrogate(learner_spec(refs.problem), refs.problem.mask).double()
     log_err = test_errors(model, forcing, target, refs.n_steps).log()
-    train(model, forcing, target, TrainConfig(epochs=EPOCHS, learning_rate=LR, seed=seed))
+    t0 = time.perf_counter()
+    if LEARNER:  # every strategy starts from the same fit per seed: trained once, cached
+        start = CACHE / "initial" / f"{seed}_{run_key('sobol', seed)}.pt"
+        if start.exists():
+            saved = torch.load(start, weights_only=True)
+            model.load_state_dict(saved["state"])
+            report = TrainReport(best_epoch=int(saved["best_epoch"]))
+        else:
+            train(model, forcing, target, TrainConfig(epochs=PHYS_EPOCHS, physics_warmup_epochs=PHYS_EPOCHS,
+                                                      physics_learning_rate=PHYS_LR, learning_rate=CLOSURE_LR,
+                                                      tbptt_steps=TBPTT, seed=seed))
+            report = train(model, forcing, target, closure_config(EPOCHS, seed))
+            start.parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"state": model.state_dict(), "best_epoch": report.best_epoch}, start)
+    else:
+        report = train(model, forcing, target, TrainConfig(epochs=EPOCHS, learning_rate=LR, seed=seed))
     snapshots = [copy.deepcopy(model)]
-    curve = {"n": [len(x)], "test_mean": [], "test_worst": [], "rounds": [x.tolist()], "propose_s": []}
+    curve = {"n": [len(x)], "test_mean": [], "test_worst": [], "rounds": [x.tolist()], "propose_s": [],
+             "best_epoch": [report.best_epoch], "train_s": [time.perf_counter() - t0]}
     err = test_errors(model, *test, refs.n_steps)
     curve["test_mean"].append(float(err.mean()))
     curve["test_worst"].append(float(err.max()))
@@ -200,8 +267,14 @@ def run(label: str, seed: int, refs: References, test: tuple[Forcing, torch.Tens
         forcing, target = refs.batch(x)
         # warm start: lower rate, no warm-up (Adam restarts; at 3e-3 the closure's loss spikes and no
         # epoch beats the starting weights, so the model would never change)
-        train(model, forcing, target, TrainConfig(epochs=WARM_EPOCHS, learning_rate=WARM_LR, seed=seed + r,
-                                                  warmup_steps=0))
+        t0 = time.perf_counter()
+        if LEARNER:
+            report = train(model, forcing, target, closure_config(WARM_EPOCHS, seed + r))
+        else:
+            report = train(model, forcing, target, TrainConfig(epochs=WARM_EPOCHS, learning_rate=WARM_LR,
+                                                               seed=seed + r, warmup_steps=0))
+        curve["best_epoch"].append(report.best_epoch)
+        curve["train_s"].append(time.perf_counter() - t0)
         snapshots.append(copy.deepcopy(model))
         err = test_errors(model, *test, refs.n_steps)
         curve["n"].append(len(x))
@@ -209,6 +282,22 @@ def run(label: str, seed: int, refs: References, test: tuple[Forcing, torch.Tens
         curve["test_worst"].append(float(err.max()))
         curve["rounds"].append(new.tolist())
     return curve
+
+
+def no_new_data(seed: int, refs: References, test: tuple[Forcing, torch.Tensor]) -> dict:
+    """Control for ``--learner``: the same warm starts (same configs and seeds per round) on the initial
+    8 cases only. What the Sobol curve gains beyond this is the new data; the rest is more training."""
+    x = first_feasible(sobol_design(SPACE, 4 * INITIAL, seed=seed), INITIAL)
+    forcing, target = refs.batch(x)
+    model = HybridSurrogate(learner_spec(refs.problem), refs.problem.mask).double()
+    start = CACHE / "initial" / f"{seed}_{run_key('sobol', seed)}.pt"
+    model.load_state_dict(torch.load(start, weights_only=True)["state"])  # cached by the sobol run
+    out = {"test_mean": [float(test_errors(model, *test, refs.n_steps).mean())], "best_epoch": []}
+    for r in range(1, (BUDGET - INITIAL) // BATCH + 1):
+        report = train(model, forcing, target, closure_config(WARM_EPOCHS, seed + r))
+        out["best_epoch"].append(report.best_epoch)
+        out["test_mean"].append(float(test_errors(model, *test, refs.n_steps).mean()))
+    return out
 
 
 def latency(dim: int, repeats: int = 2) -> dict:
@@ -254,6 +343,11 @@ def diagnose(results: dict) -> dict:
             "final_minus_sobol_by_seed": paired, "mean_final_minus_sobol": statistics.mean(paired),
             "rounds_model_unchanged_fraction": sum(a == b for a, b in steps) / len(steps),
             "rounds_test_error_rose_fraction": sum(b > a for a, b in steps) / len(steps)}
+        kept = [e for r in runs for e in r.get("best_epoch", [])[1:]]  # warm starts only
+        if kept:
+            row = out["strategies"][s]
+            row["warm_starts_kept_starting_weights_fraction"] = sum(e < 0 for e in kept) / len(kept)
+            row["mean_train_s_per_round"] = statistics.mean(t for r in runs for t in r["train_s"][1:])
     return out
 
 
@@ -274,12 +368,13 @@ def figures(results: dict) -> list[str]:
     axes[0].legend()
     fig.suptitle(f"Active learning on the room space (seed mean; band: min-max over {len(SEEDS)} seeds)")
     fig.tight_layout()
-    path = RESULTS / f"active_learning{'_stable' if STABLE else ''}_curves.png"
+    path = RESULTS / f"{NAME}_curves.png"
     fig.savefig(path, dpi=110)
     names.append(path.name)
     plt.close(fig)
 
-    fig, axes = plt.subplots(1, len(results), figsize=(3.6 * len(results), 3.2), sharey=True)
+    fig, axes = plt.subplots(1, len(results), figsize=(3.6 * len(results), 3.2), sharey=True, squeeze=False)
+    axes = axes[0]
     for ax, (strategy, runs) in zip(axes, results.items()):
         rounds = runs[0]["rounds"]
         cmap = plt.get_cmap("viridis", len(rounds))
@@ -296,7 +391,7 @@ def figures(results: dict) -> list[str]:
     axes[0].legend(fontsize=6, loc="lower left")
     fig.suptitle("Chosen points by round (seed 0; colour: round, size: inlet speed; grey: pillar)")
     fig.tight_layout()
-    path = RESULTS / f"active_learning{'_stable' if STABLE else ''}_points.png"
+    path = RESULTS / f"{NAME}_points.png"
     fig.savefig(path, dpi=110)
     names.append(path.name)
     plt.close(fig)
@@ -315,6 +410,8 @@ def main() -> None:
     assert {VARIANTS[s][0] for s in strategies} <= set(STRATEGIES)
     if QUICK:
         strategies = ["sobol", "error"]
+    if ONLY:
+        strategies = ONLY.split(",")
     results: dict[str, list[dict]] = {}
     for strategy in strategies:
         results[strategy] = []
@@ -340,14 +437,21 @@ def main() -> None:
                                              max(r["test_mean"][-1] for r in results[s])],
                        "mean_propose_s": statistics.mean(t for r in results[s] for t in r["propose_s"])}
     diagnostics = diagnose(results)
-    lat = {f"{d}d": latency(d) for d in (4, 6)}
+    if LEARNER and "--control" in sys.argv:
+        diagnostics["control_no_new_data"] = {str(seed): no_new_data(seed, refs, test) for seed in SEEDS}
+    lat = {f"{d}d": latency(d) for d in (4, 6)} if not (PARTIAL or LEARNER) else {}  # learner-independent
     names = figures(results)
     payload = {
         "description": __doc__.split("\n\n")[0],
         "reductions": {"scenario": "configs/scenarios/room.toml (20x12x6 cells, 0.5 m), potential flow, "
                                    "TVD + SSP-RK2, horizon 120 s, outputs every 10 s (instead of the hall)",
-                       "surrogate": f"hybrid, hidden_channels={HIDDEN}, {EPOCHS} epochs initial (lr {LR}) + "
-                                    f"{WARM_EPOCHS} warm-start epochs per round (lr {WARM_LR}, no warm-up)",
+                       "surrogate": (f"hybrid, hidden_channels={HIDDEN}, room layers, TVD, learned sink, "
+                                     f"multiplicative closure (gain {GAIN}); physics stage {PHYS_EPOCHS} epochs "
+                                     f"(physics lr {PHYS_LR}, closure frozen), closure stage {EPOCHS} epochs, "
+                                     f"{WARM_EPOCHS} warm-start epochs per round (lr {CLOSURE_LR}, mini-batches "
+                                     f"of {MINI_BATCH} cases, full horizon, TBPTT {TBPTT})") if LEARNER else
+                                    (f"hybrid, hidden_channels={HIDDEN}, {EPOCHS} epochs initial (lr {LR}) + "
+                                     f"{WARM_EPOCHS} warm-start epochs per round (lr {WARM_LR}, no warm-up)"),
                        "budget": f"{INITIAL} initial Sobol + rounds of {BATCH} up to {BUDGET} simulations",
                        "seeds": list(SEEDS)},
         "design": {k: {"path": v[0], "low": v[1], "high": v[2]} for k, v in PARAMS.items()},
@@ -358,9 +462,9 @@ def main() -> None:
         "latency_q4_n200": lat, "load_average_at_end": os.getloadavg(),
         "reference_simulations_run": refs.simulated, "reference_seconds": refs.sim_seconds,
         "wall_seconds": time.perf_counter() - t_start, "figures": names, "machine": machine(), "quick": QUICK,
+        "learner": LEARNER, "command": " ".join(["python", "bench/active_learning.py", *sys.argv[1:]]),
     }
-    name = "active_learning" + ("_quick" if QUICK else "") + ("_stable" if STABLE else "")
-    path = write_result(name, payload)
+    path = write_result(NAME, payload)
 
     table = Table(title=f"Simulations to reach Sobol's final mean test error ({target:.4f} at {n[-1]} sims)")
     for col in ("strategy", "sims needed", "fraction", f"mean @ {n[-1]}", f"worst @ {n[-1]}", "propose s"):
@@ -370,6 +474,9 @@ def main() -> None:
                       "-" if h["fraction_of_sobol_budget"] is None else f"{h['fraction_of_sobol_budget']:.0%}",
                       f"{h['final_mean']:.4f}", f"{h['final_worst']:.4f}", f"{h['mean_propose_s']:.2f}")
     Console().print(table)
+    if not lat:
+        print(f"wrote {path} in {time.perf_counter() - t_start:.0f} s")
+        return
     lt = Table(title="Latency of one proposal (q = 4, 200 observed points), median seconds")
     lt.add_column("dims")
     for label in lat["4d"]:
