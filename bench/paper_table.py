@@ -59,7 +59,7 @@ def model_spec(problem, variant: str, args):
     return dataclasses.replace(spec, variant=variant, closure=args.closure, closure_layers=2, advection="tvd",
                                learn_velocity_correction=args.velocity_correction,
                                closure_form="additive" if variant == "data_only" else "multiplicative",
-                               closure_gain=args.closure_gain)
+                               closure_gain=args.closure_gain, closure_context=args.global_context)
 
 
 def fit_variant(variant: str, train_f: Forcing, train_y: torch.Tensor, val_f: Forcing, val_y: torch.Tensor,
@@ -219,6 +219,8 @@ def main() -> None:
     ap.add_argument("--models-from", default=None, help="the earlier run's --name (default: this run's)")
     ap.add_argument("--closure-gain", type=float, default=0.05,
                     help="largest relative change the multiplicative closure makes per output interval")
+    ap.add_argument("--global-context", action="store_true",
+                    help="the ConvGRU closure's gates also see the plane mean of its inputs and memory")
     ap.add_argument("--closure-batch", type=int, default=11, help="cases per optimiser step in the closure stage")
     ap.add_argument("--closure-curriculum", default="60",
                     help="rollout lengths (output steps) of the closure stage's curriculum")

@@ -141,6 +141,24 @@ def test_closure_correction_depends_on_earlier_inputs():
     assert (base[-1] - fresh).abs().max() > 1e-6
 
 
+def test_global_context_lets_a_far_change_reach_the_memory_in_one_step():
+    """A 3 × 3 ConvGRU cannot see a change 10 cells away within one step; with the global context
+    (the plane mean of its inputs and memory) it can."""
+    torch.manual_seed(2)
+    x = torch.randn(1, 5, 12, 6, dtype=torch.float64)
+    far = x.clone()
+    far[0, :, 11, 5] += 3.0  # a change at the far corner
+    for context, reaches in ((False, False), (True, True)):
+        cl = ConvGRUClosure(5, 4, global_context=context).double()
+        with torch.no_grad():
+            cl.head.weight.normal_(0, 0.3)
+            h0 = cl.initial_state(x)
+            a, ha = cl(x, h0)
+            b, hb = cl(far, h0)
+        moved = (ha[0, :, 0, 0] - hb[0, :, 0, 0]).abs().max() > 1e-9
+        assert bool(moved) == reaches
+
+
 def test_zero_head_closure_adds_nothing_whatever_the_input():
     cl = ConvGRUClosure(5, 3).double()
     x = torch.randn(2, 5, 4, 4, dtype=torch.float64)

@@ -5,6 +5,10 @@
 
 The head W_o starts at zero, so an untrained closure adds nothing and the surrogate begins as
 pure physics; memory h is what lets the correction depend on the history c̄₀ … c̄_t.
+
+A 3 × 3 cell reaches one cell per step, so its memory is local. With ``global_context`` the gates
+and the candidate also see g = mean over the plane of [x, h], broadcast to every cell: what happens
+anywhere in the hall, now and (through h) before, can change the memory everywhere.
 """
 from __future__ import annotations
 
@@ -13,12 +17,15 @@ from torch import nn
 
 
 class ConvGRUClosure(nn.Module):
-    def __init__(self, in_channels: int, hidden_channels: int = 8, kernel_size: int = 3):
+    def __init__(self, in_channels: int, hidden_channels: int = 8, kernel_size: int = 3,
+                 global_context: bool = False):
         super().__init__()
         pad = kernel_size // 2
         self.hidden_channels = hidden_channels
-        self.gates = nn.Conv2d(in_channels + hidden_channels, 2 * hidden_channels, kernel_size, padding=pad)
-        self.candidate = nn.Conv2d(in_channels + hidden_channels, hidden_channels, kernel_size, padding=pad)
+        self.global_context = global_context
+        extra = in_channels + hidden_channels if global_context else 0
+        self.gates = nn.Conv2d(in_channels + hidden_channels + extra, 2 * hidden_channels, kernel_size, padding=pad)
+        self.candidate = nn.Conv2d(in_channels + hidden_channels + extra, hidden_channels, kernel_size, padding=pad)
         self.head = nn.Conv2d(in_channels + hidden_channels, 1, kernel_size, padding=pad)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
@@ -29,8 +36,11 @@ class ConvGRUClosure(nn.Module):
 
     def forward(self, x: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x (B, C_in, nx, ny), h (B, C_h, nx, ny) → (correction (B, nx, ny), new h)."""
-        z, r = torch.sigmoid(self.gates(torch.cat([x, h], 1))).chunk(2, dim=1)
-        cand = torch.tanh(self.candidate(torch.cat([x, r * h], 1)))
+        context = []
+        if self.global_context:
+            context = [torch.cat([x, h], 1).mean(dim=(-2, -1), keepdim=True).expand(-1, -1, *x.shape[-2:])]
+        z, r = torch.sigmoid(self.gates(torch.cat([x, h, *context], 1))).chunk(2, dim=1)
+        cand = torch.tanh(self.candidate(torch.cat([x, r * h, *context], 1)))
         h_new = (1 - z) * h + z * cand
         return self.head(torch.cat([h_new, x], 1)).squeeze(1), h_new
 

@@ -70,6 +70,7 @@ class SurrogateSpec:
     vertical_outflow: bool = False  # remove c̄ where the flow leaves the band vertically (Forcing.outflow)
     closure_form: str = "additive"  # c̄ + s·M, or "multiplicative": c̄·(1 + g tanh M)
     closure_gain: float = 1.0  # g: the multiplicative closure's largest change per output interval
+    closure_context: bool = False  # ConvGRU gates also see the plane mean of [inputs, memory]
     room_layers: bool = False  # carry the room below and above the band (Forcing.layers)
     layer_heights: tuple[float, float, float] = (0.0, 0.0, 0.0)  # h_lo, h_band, h_hi (m)
 
@@ -154,7 +155,7 @@ class HybridSurrogate(nn.Module):
         self.closure: nn.Module | None = None
         if variant != "physics_only":
             if spec.closure == "convgru":
-                self.closure = ConvGRUClosure(n_inputs, spec.hidden_channels)
+                self.closure = ConvGRUClosure(n_inputs, spec.hidden_channels, global_context=spec.closure_context)
             else:
                 self.closure = EncoderLSTMClosure(n_inputs, spec.hidden_channels, spec.closure_layers,
                                                   memory=variant != "markovian")
