@@ -27,6 +27,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
+from scipy.stats import wilcoxon  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
@@ -53,24 +54,32 @@ def model_spec(problem, variant: str, args):
     a learned emission retention, and the room layers below and above the band that take what the
     flow carries out of the band and bring it back elsewhere (``--no-layers``: the band alone,
     with the vertical outflow sink and a learned exchange rate λ instead). The closure corrects
-    multiplicatively (bounded, positive); data_only has no physics to correct, so its closure adds."""
+    multiplicatively (bounded, positive; ``--closure-form additive``: c̄ + s·M, which can also put scalar
+    where the physics left none); data_only has no physics to correct, so its closure adds."""
     spec = spec_for(problem, hidden_channels=args.hidden, use_closure=variant != "physics_only",
                     learn_sink=True, vertical_exchange=True, room_layers=args.layers)
     return dataclasses.replace(spec, variant=variant, closure=args.closure, closure_layers=2, advection="tvd",
                                learn_velocity_correction=args.velocity_correction,
-                               closure_form="additive" if variant == "data_only" else "multiplicative",
-                               closure_gain=args.closure_gain, closure_context=args.global_context)
+                               closure_form="additive" if variant == "data_only" else args.closure_form,
+                               closure_gain=args.closure_gain, closure_context=args.global_context,
+                               closure_scale="peak" if variant == "data_only" else args.closure_scale,
+                               memory_gate=args.memory_gate and variant == "hybrid")
 
 
 def fit_variant(variant: str, train_f: Forcing, train_y: torch.Tensor, val_f: Forcing, val_y: torch.Tensor,
-                problem, args, physics: HybridSurrogate | None = None) -> tuple[HybridSurrogate, dict]:
+                problem, args, physics: HybridSurrogate | None = None,
+                markovian: HybridSurrogate | None = None) -> tuple[HybridSurrogate, dict]:
     """Train one variant. With ``physics`` (the trained physics_only model) the closure variants
     start from its fitted physics fields (stage 1, its time counted in theirs), then train jointly
-    with the physics fields at a tenth of their stage-1 learning rate (stage 2)."""
+    with the physics fields at a tenth of their stage-1 learning rate (stage 2). With ``markovian``
+    (``--memory-gate``) the hybrid starts from the trained Markovian model, all of it, with its memory
+    gate shut, and training opens the gate as far as it helps (its time counted in the hybrid's)."""
     torch.manual_seed(args.seed)
     model = HybridSurrogate(model_spec(problem, variant, args), problem.mask).float().to(args.device)
     staged = physics is not None and variant != "data_only"
-    if staged:
+    if markovian is not None:
+        model.load_state_dict(markovian.state_dict(), strict=False)  # all but θ_γ = 0
+    elif staged:
         fitted = {k: v for k, v in physics.state_dict().items() if k in PHYSICS_PARAMETERS}
         model.load_state_dict(fitted, strict=False)
     cfg = TrainConfig(epochs=args.epochs, learning_rate=args.lr, tbptt_steps=args.tbptt, loss_floor=0.05,
@@ -86,15 +95,53 @@ def fit_variant(variant: str, train_f: Forcing, train_y: torch.Tensor, val_f: Fo
 
     report = train(model, train_f, train_y, cfg, progress=progress, validation=(val_f, val_y))
     stage1 = physics_seconds.get("physics_only", 0.0) if staged else 0.0
-    if variant == "physics_only":
-        physics_seconds["physics_only"] = report.seconds
-    return model.eval(), {"train_seconds": report.seconds + stage1, "stage1_seconds": stage1, "epochs_run": len(report.losses),
+    if markovian is not None:
+        stage1 = physics_seconds.get("markovian", stage1)
+    if variant in ("physics_only", "markovian"):
+        physics_seconds[variant] = report.seconds + stage1
+    extra = {"memory_fraction": model.memory_fraction().item(), "started_from": "markovian"} \
+        if markovian is not None else {}
+    return model.eval(), {**extra, "train_seconds": report.seconds + stage1, "stage1_seconds": stage1, "epochs_run": len(report.losses),
                           "best_epoch": report.best_epoch, "best_validation_loss": report.best_loss,
                           "stopped_early": report.stopped_early, "parameters":
                           sum(p.numel() for p in model.parameters() if p.requires_grad)}
 
 
 physics_seconds: dict[str, float] = {}
+
+
+def paired_difference(mine: list[float], other: list[float]) -> dict:
+    """Paired comparison of per-case errors on the same cases: the mean of mine − other (negative:
+    mine is better), on how many cases mine is better, and the two-sided Wilcoxon signed-rank p."""
+    diff = torch.tensor(mine, dtype=torch.float64) - torch.tensor(other, dtype=torch.float64)
+    p = float(wilcoxon(diff.numpy()).pvalue) if diff.abs().max() > 0 and diff.numel() >= 5 else 1.0
+    return {"mean_difference": diff.mean().item(), "cases": diff.numel(), "better_on": int((diff < 0).sum()),
+            "wilcoxon_p": p}
+
+
+def paired_comparison(results: dict, against: str = "hybrid") -> dict:
+    """``against`` vs each other variant at the final time, per case, on the test set and on the moving
+    sources (``paired_difference``). A difference below the seed-to-seed spread or with p > 0.05 is a
+    tie, not a win."""
+    out: dict = {}
+    if against not in results["variants"]:
+        return out
+    for split, rows in (("test", {v: r["test"] for v, r in results["variants"].items()}), ("ood", results["ood"])):
+        for other, r in rows.items():
+            if other != against:
+                out.setdefault(split, {})[other] = paired_difference(rows[against]["rel_l2_final_per_case"],
+                                                                     r["rel_l2_final_per_case"])
+    return out
+    for split, rows in (("test", {v: r["test"] for v, r in results["variants"].items()}), ("ood", results["ood"])):
+        mine = torch.tensor(rows[against]["rel_l2_final_per_case"], dtype=torch.float64)
+        for other, r in rows.items():
+            if other == against:
+                continue
+            diff = mine - torch.tensor(r["rel_l2_final_per_case"], dtype=torch.float64)
+            p = float(wilcoxon(diff.numpy()).pvalue) if diff.abs().max() > 0 and diff.numel() >= 5 else 1.0
+            out.setdefault(split, {})[other] = {"mean_difference": diff.mean().item(), "cases": diff.numel(),
+                                                "better_on": int((diff < 0).sum()), "wilcoxon_p": p}
+    return out
 
 
 def evaluate(model: HybridSurrogate, forcing: Forcing, ref: torch.Tensor, mask: torch.Tensor,
@@ -219,6 +266,13 @@ def main() -> None:
     ap.add_argument("--models-from", default=None, help="the earlier run's --name (default: this run's)")
     ap.add_argument("--closure-gain", type=float, default=0.05,
                     help="largest relative change the multiplicative closure makes per output interval")
+    ap.add_argument("--closure-form", default="multiplicative", choices=("multiplicative", "additive"),
+                    help="how the hybrid and markovian closures correct the physics: c̄·(1 + g tanh M) or c̄ + s·M")
+    ap.add_argument("--closure-scale", default="peak", choices=("peak", "mixed"),
+                    help="the additive closure's scale: S̄_max Δt, or the well-mixed band's ⟨S̄⟩ Δt")
+    ap.add_argument("--memory-gate", action="store_true",
+                    help="the hybrid starts from the trained markovian with a learned memory gate γ = 0 "
+                         "(list markovian before hybrid in --variants)")
     ap.add_argument("--global-context", action="store_true",
                     help="the ConvGRU closure's gates also see the plane mean of its inputs and memory")
     ap.add_argument("--closure-batch", type=int, default=11, help="cases per optimiser step in the closure stage")
@@ -260,10 +314,17 @@ def main() -> None:
             model = HybridSurrogate(SurrogateSpec.from_dict(payload["spec"]), problem.mask).float().to(args.device)
             model.load_state_dict(payload["state_dict"])
             info = payload["info"]
-            physics_seconds.setdefault("physics_only", info.get("train_seconds", 0.0))
+            if variant in ("physics_only", "markovian"):  # stage times of the variants that start from it
+                physics_seconds[variant] = info.get("train_seconds", 0.0)
             model.eval()
         else:
-            model, info = fit_variant(variant, fit_f, fit_y, val_f, val_y, problem, args, physics)
+            start = None
+            if args.memory_gate and variant == "hybrid":
+                if "markovian" not in models:
+                    raise SystemExit("--memory-gate: the hybrid starts from the trained markovian; "
+                                     "list markovian before hybrid in --variants")
+                start = models["markovian"][0]
+            model, info = fit_variant(variant, fit_f, fit_y, val_f, val_y, problem, args, physics, start)
             if args.epochs >= 10:
                 saved.parent.mkdir(parents=True, exist_ok=True)
                 state = {k: v.cpu() for k, v in model.state_dict().items()}
@@ -273,6 +334,7 @@ def main() -> None:
         results["variants"][variant] = {**info, "test": test_metrics}
         results["ood"][variant] = ood_metrics
         test_pred[variant], models[variant] = pred, (model, ood_pred)
+    results["paired_vs_hybrid"] = paired_comparison(results)
     if args.speed:
         console.rule("speed")
         hybrid = models.get("hybrid", next(iter(models.values())))[0]
@@ -289,6 +351,10 @@ def main() -> None:
                       f"{r['test']['spearman_final_mean']:.4f}", f"{results['ood'][v]['spearman_final_mean']:.4f}",
                       f"{r['train_seconds']:.0f}")
     console.print(table)
+    for split, rows in results["paired_vs_hybrid"].items():
+        for other, r in rows.items():
+            console.print(f"hybrid − {other} ({split}, 600 s): {r['mean_difference']:+.4f}, better on "
+                          f"{r['better_on']}/{r['cases']}, Wilcoxon p = {r['wilcoxon_p']:.3g}", highlight=False)
     console.print(results.get("speed", "speed test skipped"))
     if args.epochs < 10:
         console.print("[yellow]quick run: results not written[/]")

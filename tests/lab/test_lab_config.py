@@ -150,6 +150,15 @@ BAD_CONFIGS = {
     "bad_training_device": (
         lambda: altered(smoke_text(), "tbptt_steps = 4", 'tbptt_steps = 4\ndevice = "tpu"'),
         ["surrogate.device"]),
+    "closure_gain_above_one": (
+        lambda: altered(smoke_text(), "tbptt_steps = 4", "tbptt_steps = 4\nclosure_gain = 1.5"),
+        ["surrogate.closure_gain", "less than or equal to 1"]),
+    "unknown_closure_scale": (
+        lambda: altered(smoke_text(), "tbptt_steps = 4", 'tbptt_steps = 4\nclosure_scale = "max"'),
+        ["surrogate.closure_scale", "'mixed'"]),
+    "zero_training_batch": (
+        lambda: altered(smoke_text(), "tbptt_steps = 4", "tbptt_steps = 4\nbatch_size = 0"),
+        ["surrogate.batch_size"]),
     "zero_physics_learning_rate": (
         lambda: altered(smoke_text(), "tbptt_steps = 4", "tbptt_steps = 4\nphysics_learning_rate = 0"),
         ["surrogate.physics_learning_rate"]),
@@ -253,6 +262,12 @@ def test_band_physics_options_reach_the_model(tmp_path):
     layered = load_campaign_config(write(tmp_path, altered(text, "learn_sink = true", "learn_sink = true\nroom_layers = true")))
     spec = initial_model(layered, [config.scenario]).spec
     assert spec.room_layers and not spec.vertical_outflow and spec.layer_heights[1] > 0
+    closure = load_campaign_config(write(tmp_path, altered(text, "learn_sink = true", "learn_sink = true\n"
+                                                           "closure_gain = 0.05\nclosure_context = true\n"
+                                                           'closure_scale = "mixed"')))
+    spec = initial_model(closure, [config.scenario]).spec
+    assert (spec.closure_gain, spec.closure_context, spec.closure_scale) == (0.05, True, "mixed")
+    assert plain.spec.closure_gain == 1.0 and not plain.spec.closure_context and plain.spec.closure_scale == "peak"
 
 
 def test_hall_campaign_config_loads():

@@ -93,3 +93,35 @@ def test_additive_closure_clamps_to_zero_but_still_learns_from_undershoot(room_s
     assert torch.all(pred == 0)
     (pred - 1.0).pow(2).sum().backward()
     assert model.closure.head.bias.grad is not None and model.closure.head.bias.grad.abs().item() > 0
+
+
+def test_mixed_scale_sizes_the_additive_closure_by_the_well_mixed_increment(room_scenario):
+    """With ``closure_scale = "mixed"`` an additive correction M adds M·⟨S̄⟩Δt (⟨·⟩ over fluid cells),
+    not M·S̄_max·Δt: the same closure output then means the far-field concentration a well-mixed band
+    would gain in one interval. Solids get nothing either way."""
+    prob = plane_problem(room_scenario)
+    peak = HybridSurrogate(dataclasses.replace(spec_for(prob, hidden_channels=4), closure_form="additive"),
+                           prob.mask).double()
+    mixed = HybridSurrogate(dataclasses.replace(peak.spec, closure_scale="mixed"), prob.mask).double()
+    mixed.load_state_dict(peak.state_dict())
+    bias = 0.3
+    for model in (peak, mixed):
+        with torch.no_grad():
+            model.closure.head.bias.fill_(bias)  # head weights are zero: M = bias everywhere
+    f = prob.forcing
+    c0 = torch.zeros(1, *prob.mask.shape, dtype=torch.float64)
+    k = peak.substeps(f)
+    with torch.no_grad():
+        physics = peak.physics_interval(c0, f, 0.0, k)
+        stepped = {name: m.step(c0, m.initial_state(f, c0.dtype, c0.device)[1], f, 0.0, k)[0] - physics
+                   for name, m in (("peak", peak), ("mixed", mixed))}
+    fluid = prob.mask
+    dt = peak.spec.output_interval
+    s_peak = f.source.amax() * dt
+    s_mixed = f.source[0][fluid].mean() * dt
+    assert torch.allclose(stepped["peak"][0][fluid], bias * s_peak * torch.ones(()), rtol=1e-12)
+    assert torch.allclose(stepped["mixed"][0][fluid], bias * s_mixed * torch.ones(()), rtol=1e-12)
+    assert torch.count_nonzero(stepped["mixed"][0][~fluid]) == 0
+    assert s_peak > 20 * s_mixed  # the point of the option: a concentrated source's peak dwarfs the mean
+    with pytest.raises(ValueError, match="closure_scale"):
+        dataclasses.replace(peak.spec, closure_scale="median")

@@ -138,3 +138,29 @@ def test_spearman_matches_scipy_and_metrics_behave():
     r = torch.zeros(1, 6, 5, dtype=torch.float64)
     p[0, 1, 1], r[0, 4, 5 - 1] = 1.0, 1.0
     assert peak_location_error(p, r, (0.5, 0.5)).item() == pytest.approx(0.5 * (3 ** 2 + 3 ** 2) ** 0.5)
+
+
+def test_memory_gate_starts_markovian_opens_by_gradient_and_ends_hybrid(data):
+    """γ = clamp(k θ_γ, 0, 1): at θ_γ = 0 the gated hybrid is exactly the Markovian model with the same
+    weights, its loss still has a gradient in θ_γ (so training can open the gate), and at γ = 1 it is
+    exactly the plain hybrid."""
+    forcing, problem, target = data
+    markov = noisy(build(problem, variant="markovian"), 3)
+    gated = build(problem, memory_gate=True)
+    plain = build(problem)
+    missing = gated.load_state_dict(markov.state_dict(), strict=False)
+    assert missing.missing_keys == ["memory_logit"] and not missing.unexpected_keys
+    plain.load_state_dict(markov.state_dict())
+    with torch.no_grad():
+        assert torch.equal(gated.rollout(forcing, 4), markov.rollout(forcing, 4))
+    loss = ((gated.rollout(forcing, 4) - target[:, :5]) ** 2).sum()
+    loss.backward()
+    assert gated.memory_logit.grad is not None and gated.memory_logit.grad.abs() > 0
+    with torch.no_grad():
+        gated.memory_logit.fill_(1.0)  # k θ_γ = 20: γ clamps at 1
+        assert gated.memory_fraction().item() == 1.0
+        assert torch.equal(gated.rollout(forcing, 4), plain.rollout(forcing, 4))
+        assert not torch.equal(plain.rollout(forcing, 4), markov.rollout(forcing, 4))
+    for bad in ({"variant": "markovian"}, {"closure": "encoder_lstm"}):
+        with pytest.raises(ValueError, match="memory_gate"):
+            build(problem, memory_gate=True, **bad)

@@ -268,7 +268,8 @@ def initial_model(config: CampaignConfig, scenarios: list[Scenario]) -> HybridSu
         spec_for(problem, hidden_channels=sc.hidden_channels, use_closure=sc.use_closure,
                  learn_sink=sc.learn_sink, vertical_exchange=sc.vertical_exchange, room_layers=sc.room_layers),
         variant=sc.variant, closure=sc.closure, closure_layers=sc.closure_layers, advection=sc.advection,
-        learn_velocity_correction=sc.learn_velocity_correction, closure_form=sc.closure_form)
+        learn_velocity_correction=sc.learn_velocity_correction, closure_form=sc.closure_form,
+        closure_gain=sc.closure_gain, closure_scale=sc.closure_scale, closure_context=sc.closure_context)
     return HybridSurrogate(spec, problem.mask).double()
 
 
@@ -365,7 +366,8 @@ def retrain_round(config: CampaignConfig, store: CampaignStore, round_index: int
                                loss_floor=sc.loss_floor, seed=config.seed + round_index,
                                curriculum=tuple(sc.curriculum), weight_decay=sc.weight_decay,
                                smoothness=sc.smoothness, physics_learning_rate=sc.physics_learning_rate,
-                               physics_warmup_epochs=0 if warm else sc.physics_warmup_epochs),
+                               physics_warmup_epochs=0 if warm else sc.physics_warmup_epochs,
+                               batch_size=sc.batch_size),
                    progress=lambda epoch, loss: faults.point("train:epoch", f"{round_index}:{epoch}"))
     model = model.cpu()  # checkpoints hold CPU tensors, loadable anywhere
     store.save_checkpoint(model_name(round_index), {

@@ -133,6 +133,11 @@ class SurrogateConfig(Strict):
     room_layers: bool = Field(default=False, description="Carry the room below and above the band: what the flow "
                               "takes out of the band comes back elsewhere (replaces vertical_exchange)")
     closure_form: Literal["additive", "multiplicative"] = "additive"
+    closure_gain: Finite = Field(default=1.0, gt=0, le=1,
+                                 description="Largest relative change of the multiplicative closure per output interval")
+    closure_scale: Literal["peak", "mixed"] = Field(default="peak", description="Scale of the additive correction: "
+                                                    "S̄_max Δt, or the well-mixed band's ⟨S̄⟩ Δt")
+    closure_context: bool = Field(default=False, description="ConvGRU gates also see the plane mean of inputs and memory")
     physics_learning_rate: Finite | None = Field(default=None, gt=0, le=1,
                                                  description="For D, δu, λ; default: learning_rate")
     physics_warmup_epochs: int = Field(default=0, ge=0, description="First epochs fit the physics fields alone")
@@ -147,6 +152,8 @@ class SurrogateConfig(Strict):
                                                           description="Rollout lengths in output steps")
     weight_decay: Finite = Field(default=0.0, ge=0)
     smoothness: Finite = Field(default=0.0, ge=0)
+    batch_size: int | None = Field(default=None, ge=1, description="Cases per optimiser step (seeded "
+                                   "mini-batches); default: all cases at once")
 
     @model_validator(mode="after")
     def _variant(self) -> SurrogateConfig:

@@ -17,11 +17,20 @@ first-order relaxation −λ c̄; initialised at the room's air-exchange rate Q/
 retention η = exp(θ_η) of the emission in the band (η S̄ in place of S̄: the share that is not
 carried out of the band at once; one scalar, so it transfers to unseen source positions), and s the per-case
 scale S̄_max Δt, which makes the closure equivariant to the emission rate like the equation itself.
+With ``closure_scale = "mixed"`` the additive correction is scaled by s_m = ⟨S̄⟩ Δt instead (⟨·⟩ the
+mean over fluid cells: the increment per interval of a well-mixed band), 10³–10⁴ times smaller than
+S̄_max Δt in a hall: the size of what comes back far from the source, where a correction scaled by
+the peak would need outputs of 10⁻⁴ (the inputs keep the peak scale).
 
 With ``room_layers`` the state also holds the layer means below and above the band, advanced by
 their own layer-mean flow and exchanging with the band through its bottom and top
 (surrogates/layers.py): what leaves the band comes back elsewhere, as in the room. The band, c̄,
 is what the model predicts; the closure sees the layers as two more input channels.
+
+With ``memory_gate`` the hybrid's ConvGRU carries γ·h between intervals instead of h, γ = clamp(k θ_γ, 0, 1)
+a learned scalar that starts at 0 (k = 20, so that Adam's steps of about the learning rate in θ_γ can
+open the gate within a few epochs): the model starts as the Markovian closure exactly (warm-started
+from a trained one) and takes in as much memory as training on the data finds useful.
 
 Variants (``SurrogateSpec.variant``): ``hybrid`` (physics + memory closure), ``markovian``
 (closure without memory: its state is reset every step), ``data_only`` (no physics step: the
@@ -46,6 +55,7 @@ from closedloop.surrogates.layers import exchange_matrix, solve_exchange
 N_CLOSURE_INPUTS = 7  # c/s, S/S_max, u_x, u_y (cell-centred), D_x, D_y (cell-centred, / D₀), mask
 # (+ 1 with vertical_outflow: the outflow rate × Δt; + 2 with room_layers: c_lo/s, c_hi/s)
 VARIANTS = ("hybrid", "markovian", "data_only", "physics_only")
+MEMORY_GATE_SCALE = 20.0  # k in γ = clamp(k θ_γ, 0, 1)
 PHYSICS_PARAMETERS = ("raw_dx", "raw_dy", "dux", "duy", "log_sink", "log_retention", "log_layer_diffusivity")  # fields of the physics step
 
 
@@ -70,7 +80,9 @@ class SurrogateSpec:
     vertical_outflow: bool = False  # remove c̄ where the flow leaves the band vertically (Forcing.outflow)
     closure_form: str = "additive"  # c̄ + s·M, or "multiplicative": c̄·(1 + g tanh M)
     closure_gain: float = 1.0  # g: the multiplicative closure's largest change per output interval
+    closure_scale: str = "peak"  # the additive correction's scale: S̄_max Δt, or "mixed": ⟨S̄⟩ Δt
     closure_context: bool = False  # ConvGRU gates also see the plane mean of [inputs, memory]
+    memory_gate: bool = False  # hybrid ConvGRU carries γ·h, γ = clamp(k θ_γ, 0, 1) learned, starting at 0
     room_layers: bool = False  # carry the room below and above the band (Forcing.layers)
     layer_heights: tuple[float, float, float] = (0.0, 0.0, 0.0)  # h_lo, h_band, h_hi (m)
 
@@ -81,6 +93,8 @@ class SurrogateSpec:
             raise ValueError(f"closure: {self.closure!r} is not 'convgru' or 'encoder_lstm'")
         if self.closure_form not in ("additive", "multiplicative"):
             raise ValueError(f"closure_form: {self.closure_form!r} is not 'additive' or 'multiplicative'")
+        if self.closure_scale not in ("peak", "mixed"):
+            raise ValueError(f"closure_scale: {self.closure_scale!r} is not 'peak' or 'mixed'")
         if self.advection not in ("upwind", "tvd"):
             raise ValueError(f"advection: {self.advection!r} is not 'upwind' or 'tvd'")
         if self.variant == "data_only" and not self.use_closure:
@@ -89,6 +103,8 @@ class SurrogateSpec:
             raise ValueError(f"initial_sink: must be a finite rate ≥ 0 (1/s), got {self.initial_sink}")
         if not (0 < self.closure_gain <= 1):
             raise ValueError(f"closure_gain: must be in (0, 1], got {self.closure_gain}")
+        if self.memory_gate and (self.variant != "hybrid" or self.closure != "convgru" or not self.use_closure):
+            raise ValueError("memory_gate: only the hybrid variant's ConvGRU closure carries memory to gate")
         if self.room_layers:
             if len(self.layer_heights) != 3 or not all(h > 0 and math.isfinite(h) for h in self.layer_heights):
                 raise ValueError(f"layer_heights: room_layers needs three heights > 0 (m), got {self.layer_heights}")
@@ -156,6 +172,8 @@ class HybridSurrogate(nn.Module):
         if variant != "physics_only":
             if spec.closure == "convgru":
                 self.closure = ConvGRUClosure(n_inputs, spec.hidden_channels, global_context=spec.closure_context)
+                if spec.memory_gate:  # θ_γ = 0: no memory until training finds it useful
+                    self.register_parameter("memory_logit", nn.Parameter(torch.zeros(())))
             else:
                 self.closure = EncoderLSTMClosure(n_inputs, spec.hidden_channels, spec.closure_layers,
                                                   memory=variant != "markovian")
@@ -322,6 +340,19 @@ class HybridSurrogate(nn.Module):
         """Per-case concentration scale s = max S̄ · Δt, shape (B, 1, 1)."""
         return (forcing.source_peak() * self.spec.output_interval).clamp_min(1e-30)[:, None, None]
 
+    def memory_fraction(self) -> torch.Tensor:
+        """γ = clamp(k θ_γ, 0, 1): the share of the memory h carried to the next interval (memory_gate)."""
+        return (MEMORY_GATE_SCALE * self.memory_logit).clamp(0.0, 1.0)
+
+    def correction_scale(self, forcing: Forcing) -> torch.Tensor:
+        """The additive closure's scale (B, 1, 1): s = S̄_max Δt, or with ``closure_scale = "mixed"``
+        s_m = ⟨S̄⟩ Δt, the mean over fluid cells of the (time-mean) source density times Δt."""
+        if self.spec.closure_scale == "peak":
+            return self.scale(forcing)
+        mask = self.mask.to(forcing.source.dtype)
+        mean = (forcing.source * mask).sum(dim=(-2, -1)) / mask.sum().clamp_min(1.0)
+        return (mean * self.spec.output_interval).clamp_min(1e-30)[:, None, None]
+
     # --------------------------------------------------------------------------- rollout
     def initial_state(self, forcing: Forcing, dtype: torch.dtype, device: torch.device
                       ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -349,12 +380,14 @@ class HybridSurrogate(nn.Module):
             s = self.scale(forcing)
             if self.spec.effective_variant == "markovian" and isinstance(self.closure, ConvGRUClosure):
                 h = torch.zeros_like(h)  # no memory: the closure sees the present only
+            elif self.spec.memory_gate:
+                h = self.memory_fraction().to(h.dtype) * h
             n = round(t0 / self.spec.output_interval)
             correction, h = self.closure(self.closure_inputs(c, forcing, s, n, state), h)
             if self.spec.closure_form == "multiplicative":
                 c = c * (1 + self.spec.closure_gain * torch.tanh(correction)) * self.mask.to(c.dtype)
             else:
-                c = c + s * correction * self.mask.to(c.dtype)
+                c = c + self.correction_scale(forcing).to(c.dtype) * correction * self.mask.to(c.dtype)
                 # concentrations stay ≥ 0; straight-through, so an undershooting closure still learns
                 c = c + (c.clamp_min(0) - c).detach()
             if state is not None:
