@@ -270,6 +270,22 @@ def test_band_physics_options_reach_the_model(tmp_path):
     assert plain.spec.closure_gain == 1.0 and not plain.spec.closure_context and plain.spec.closure_scale == "peak"
 
 
+def test_training_options_reach_each_round(tmp_path):
+    """Round 0 trains the full schedule with the physics warm-up, later rounds warm-start; the
+    mini-batch size and the seed (campaign seed + round) reach the trainer."""
+    from closedloop.lab.campaign import round_train_config
+
+    text = altered(smoke_text(), "tbptt_steps = 4", "tbptt_steps = 4\nbatch_size = 3\nphysics_warmup_epochs = 5")
+    config = load_campaign_config(write(tmp_path, text))
+    first, later = round_train_config(config, 0), round_train_config(config, 2)
+    sc = config.surrogate
+    assert (first.epochs, first.physics_warmup_epochs, first.batch_size) == (sc.epochs, 5, 3)
+    assert (later.epochs, later.physics_warmup_epochs, later.batch_size) == (sc.warm_start_epochs, 0, 3)
+    assert later.seed == config.seed + 2
+    plain = load_campaign_config(write(tmp_path, smoke_text()))
+    assert round_train_config(plain, 0).batch_size is None
+
+
 def test_hall_campaign_config_loads():
     config = load_campaign_config(REPO / "configs" / "hall.toml")
     assert config.scenario.name == "hall" and config.surrogate.closure_form == "multiplicative"

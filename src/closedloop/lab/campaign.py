@@ -340,6 +340,20 @@ def validate_new_cases(config: CampaignConfig, store: CampaignStore, round_index
     return rows
 
 
+def round_train_config(config: CampaignConfig, round_index: int) -> TrainConfig:
+    """How round ``round_index`` trains: the full schedule (physics warm-up included) in round 0, a
+    warm start of ``warm_start_epochs`` after; seeded by the campaign seed and the round."""
+    sc = config.surrogate
+    warm = round_index > 0
+    return TrainConfig(epochs=sc.warm_start_epochs if warm else sc.epochs,
+                       learning_rate=sc.learning_rate, tbptt_steps=sc.tbptt_steps,
+                       loss_floor=sc.loss_floor, seed=config.seed + round_index,
+                       curriculum=tuple(sc.curriculum), weight_decay=sc.weight_decay,
+                       smoothness=sc.smoothness, physics_learning_rate=sc.physics_learning_rate,
+                       physics_warmup_epochs=0 if warm else sc.physics_warmup_epochs,
+                       batch_size=sc.batch_size)
+
+
 def retrain_round(config: CampaignConfig, store: CampaignStore, round_index: int,
                   case_ids: list[str]) -> TrainReport:
     """Train on every done case, warm-starting from the previous round's checkpoint.
@@ -353,21 +367,12 @@ def retrain_round(config: CampaignConfig, store: CampaignStore, round_index: int
                          "the ledger's error column says why)")
     cases = load_cases(store, case_ids)
     scenarios = [c.scenario for c in cases]
-    warm = round_index > 0
     device = resolve_device(config.surrogate.device)  # simulations stay on CPU workers
     model = model_for_round(config, store, round_index - 1, scenarios).to(device)
     forcing, _ = batch_problems(scenarios)
     forcing = forcing.to(device=device)
     target = torch.stack([c.plane for c in cases]).to(device=device, dtype=torch.float64)
-    sc = config.surrogate
-    report = train(model, forcing, target,
-                   TrainConfig(epochs=sc.warm_start_epochs if warm else sc.epochs,
-                               learning_rate=sc.learning_rate, tbptt_steps=sc.tbptt_steps,
-                               loss_floor=sc.loss_floor, seed=config.seed + round_index,
-                               curriculum=tuple(sc.curriculum), weight_decay=sc.weight_decay,
-                               smoothness=sc.smoothness, physics_learning_rate=sc.physics_learning_rate,
-                               physics_warmup_epochs=0 if warm else sc.physics_warmup_epochs,
-                               batch_size=sc.batch_size),
+    report = train(model, forcing, target, round_train_config(config, round_index),
                    progress=lambda epoch, loss: faults.point("train:epoch", f"{round_index}:{epoch}"))
     model = model.cpu()  # checkpoints hold CPU tensors, loadable anywhere
     store.save_checkpoint(model_name(round_index), {
