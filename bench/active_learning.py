@@ -40,6 +40,10 @@ records its warm start's best epoch (-1: the starting weights were kept, the mod
 ``--strategies a,b``, ``--seeds 0,1`` and ``--budget N`` select a subset (``--budget`` writes ``_partial`` into the name);
 the proposal latency is not re-measured with ``--learner`` (it does not depend on the learner).
 ``--learner --control`` adds the control: the same warm starts on the initial 8 cases only.
+``information`` (D-optimal on the surrogate's own parameters): each round, the current model's Fisher
+information sketched in 16 random parameter directions (``surrogates.sensitivity.fisher_sketch``) for
+the cases run and 128 Sobol candidates, then the greedy log-det batch (``planners.information``).
+``--name NAME`` writes bench/results/NAME.json (and figures) instead of the default name.
 """
 from __future__ import annotations
 
@@ -69,6 +73,7 @@ from closedloop.simulators import load_scenario, simulate  # noqa: E402
 from closedloop.simulators.scenario import Scenario  # noqa: E402
 from closedloop.surrogates import (Forcing, HybridSurrogate, SurrogateSpec, TrainConfig,  # noqa: E402
                                    relative_l2, train)
+from closedloop.surrogates.sensitivity import fisher_sketch  # noqa: E402
 from closedloop.surrogates.training import TrainReport  # noqa: E402
 
 from common import RESULTS, machine, write_result  # noqa: E402
@@ -102,8 +107,8 @@ if STABLE:
 PHYS_EPOCHS, PHYS_LR, CLOSURE_LR, GAIN, MINI_BATCH, TBPTT = 10, 1e-2, 1e-3, 0.05, 2, 4
 if LEARNER:
     EPOCHS, WARM_EPOCHS, LR, WARM_LR = 20, 4, CLOSURE_LR, CLOSURE_LR
-NAME = ("active_learning" + ("_quick" if QUICK else "") + ("_stable" if STABLE else "")
-        + ("_learner" if LEARNER else "") + ("_partial" if PARTIAL and not QUICK else ""))
+NAME = _option("--name", None) or ("active_learning" + ("_quick" if QUICK else "") + ("_stable" if STABLE else "")
+                                   + ("_learner" if LEARNER else "") + ("_partial" if PARTIAL and not QUICK else ""))
 ENSEMBLE_MEMBERS, CANDIDATES = 3, 128
 SETTINGS = PlannerSettings(acquisition="qucb", beta=4.0, num_restarts=4, raw_samples=128, mc_samples=64,
                            maxiter=50, candidates=CANDIDATES)
@@ -111,7 +116,9 @@ BASE = load_scenario(ROOT / "configs" / "scenarios" / "room.toml")
 # label -> (strategy, settings)
 VARIANTS = {"sobol": ("sobol", SETTINGS), "random": ("random", SETTINGS), "error": ("error", SETTINGS),
             "error_ivr": ("error", dataclasses.replace(SETTINGS, acquisition="error_ivr")),
-            "variance": ("variance", SETTINGS), "ensemble": ("ensemble", SETTINGS)}
+            "variance": ("variance", SETTINGS), "ensemble": ("ensemble", SETTINGS),
+            "information": ("information", SETTINGS)}
+FISHER_DIRECTIONS = 16  # K of the sketched Fisher information (strategy "information")
 
 
 def run_key(label: str, seed: int) -> str:
@@ -120,6 +127,8 @@ def run_key(label: str, seed: int) -> str:
                 WARM_EPOCHS, LR, WARM_LR, N_TEST, TEST_SEED, ENSEMBLE_MEMBERS, PARAMS, BASE.case_id()]
     if LEARNER:  # old keys unchanged, so the old runs stay cached
         protocol.append(["learner", PHYS_EPOCHS, PHYS_LR, CLOSURE_LR, GAIN, MINI_BATCH, TBPTT])
+    if strategy == "information":
+        protocol.append(["fisher", FISHER_DIRECTIONS])
     return hashlib.sha256(json.dumps(protocol, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -255,11 +264,15 @@ def run(label: str, seed: int, refs: References, test: tuple[Forcing, torch.Tens
                 preds = torch.stack([m.rollout(f, refs.n_steps)[:, 1:] for m in snapshots[-ENSEMBLE_MEMBERS:]])
             return disagreement(preds)
 
+        def information(points: torch.Tensor) -> torch.Tensor:
+            f = Forcing.stack([refs.forcing(scenario(c)) for c in points])
+            return fisher_sketch(model, f, refs.n_steps, k=FISHER_DIRECTIONS, seed=1000 * seed + r)
+
         if strategy == "ensemble" and len(snapshots) < 2:
             snapshots.insert(0, HybridSurrogate(model.spec, refs.problem.mask).double())  # the untrained model
         # sobol: the initial design's sequence (same seed) continued; points already run are skipped
         new = propose(strategy, SPACE, BATCH, evidence, seed=seed if strategy == "sobol" else 1000 * seed + r,
-                      settings=settings, feasible=feasible, ensemble_score=score)
+                      settings=settings, feasible=feasible, ensemble_score=score, information=information)
         curve["propose_s"].append(time.perf_counter() - t0)
         f_new, t_new = refs.batch(new)
         log_err = torch.cat([log_err, test_errors(model, f_new, t_new, refs.n_steps).log()])

@@ -88,7 +88,9 @@ def test_unknown_strategy_and_missing_ensemble_are_refused(evidence):
         propose("bayes", SPACE, 2, evidence, seed=0)
     with pytest.raises(ValueError, match="ensemble_score"):
         propose("ensemble", SPACE, 2, evidence, seed=0)
-    assert set(STRATEGIES) == {"error", "variance", "ensemble", "sobol", "random"}
+    with pytest.raises(ValueError, match="strategy 'information': needs an information function"):
+        propose("information", SPACE, 2, evidence, seed=0)
+    assert set(STRATEGIES) == {"error", "variance", "ensemble", "information", "sobol", "random"}
 
 
 def test_ensemble_scores_spread_and_picks_diverse_batch(evidence):

@@ -4,6 +4,9 @@
   ``error_ivr`` (error-weighted integrated variance reduction) on it;
 - ``variance``: the same GP, integrated posterior variance reduction (``qnipv``);
 - ``ensemble``: disagreement of an ensemble of surrogates on a Sobol candidate pool, greedy batch;
+- ``information``: the surrogate's own parameter information (sketched Fisher) of each candidate of
+  a Sobol pool, greedy D-optimal batch given the cases run and pending
+  (:mod:`closedloop.planners.information`);
 - ``sobol``: the continuation of a scrambled Sobol sequence; ``random``: uniform points.
 
 Every strategy proposes only feasible points (the caller's rule, e.g. no source inside a solid),
@@ -23,9 +26,11 @@ from closedloop.planners.design import DesignSpace, random_design, sobol_design
 from closedloop.planners.ensemble import greedy_batch
 from closedloop.planners.failures import both, clear_of_failures
 from closedloop.planners.gp import fit_error_model
+from closedloop.planners.information import greedy_information_batch
 
-STRATEGIES = ("error", "variance", "ensemble", "sobol", "random")
+STRATEGIES = ("error", "variance", "ensemble", "information", "sobol", "random")
 EnsembleScore = Callable[[torch.Tensor], torch.Tensor]  # (n x d) candidates -> (n,) disagreement
+Information = Callable[[torch.Tensor], torch.Tensor]  # (n x d) scenarios -> (n, K, K) information
 
 
 @dataclass(frozen=True)
@@ -92,7 +97,8 @@ def first_acceptable(space: DesignSpace, points: torch.Tensor, q: int, taken: to
 
 def propose(strategy: str, space: DesignSpace, q: int, evidence: Evidence, *, seed: int,
             settings: PlannerSettings = PlannerSettings(), feasible: Feasible | None = None,
-            ensemble_score: EnsembleScore | None = None, sobol_skip: int = 0) -> torch.Tensor:
+            ensemble_score: EnsembleScore | None = None, information: Information | None = None,
+            sobol_skip: int = 0) -> torch.Tensor:
     """``q x d`` new points by ``strategy`` (see module docstring)."""
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy: unknown {strategy!r}; choose one of {', '.join(STRATEGIES)}")
@@ -116,6 +122,19 @@ def propose(strategy: str, space: DesignSpace, q: int, evidence: Evidence, *, se
             raise ValueError(f"strategy 'ensemble': only {len(pool)} feasible candidates of {settings.candidates}")
         return greedy_batch(space, pool, ensemble_score(pool), q, taken=taken, length=settings.ensemble_length,
                             min_distance=settings.min_distance)
+    if strategy == "information":
+        if information is None:
+            raise ValueError("strategy 'information': needs an information function (the surrogate's sketched Fisher)")
+        pool = sobol_design(space, settings.candidates, seed=seed + 4242)
+        pool = pool[rule(pool)] if rule is not None else pool
+        if len(pool) < q:
+            raise ValueError(f"strategy 'information': only {len(pool)} feasible candidates of {settings.candidates}")
+        # what the surrogate learns from: cases run (validated) and pending; failed ones teach nothing
+        known_x = [p.to(torch.float64) for p in (evidence.observed, evidence.pending) if p is not None and len(p)]
+        both_info = information(torch.cat(known_x + [pool]))
+        n_known = sum(len(p) for p in known_x)
+        return greedy_information_batch(space, pool, both_info[n_known:], both_info[:n_known], q, taken=taken,
+                                        min_distance=settings.min_distance)
     # model-based: a GP on the log validation error (failed cases are not in ``observed``)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
