@@ -177,3 +177,32 @@ def test_ensemble_strategy_scores_candidates_with_round_checkpoints(config, tmp_
     assert scores.shape == (16,) and torch.isfinite(scores).all() and scores.std() > 0
     proposal = lab.propose_round(cfg, ledger, 1, store)
     assert proposal.strategy == "ensemble" and len(proposal.parameters) == 2
+
+
+def test_information_strategy_uses_the_latest_checkpoint(config, tmp_path):
+    """'information' in the campaign: before any checkpoint it refuses, saying why; with round 0's
+    model it gives each scenario a symmetric PSD information matrix of the configured size, scenarios
+    differ, and a feasible batch of the configured size comes out, none a case already run."""
+    from closedloop.lab.store import CampaignStore
+
+    cfg = config.with_overrides(**{"planner.strategy": "information", "planner.candidates": 8,
+                                   "planner.information_directions": 3, "budget.batch_size": 2})
+    store = CampaignStore(tmp_path / "camp")
+    ledger = ledger_of(cfg, validated(cfg))
+    scenarios = [lab.scenario_for(cfg, json.loads(p)) for p in ledger["parameters"][:1]]
+    x, _ = lab.feasible_sobol(cfg, 4, 100)
+    with pytest.raises(ValueError, match="strategy 'information' needs a trained round"):
+        lab.information_scorer(cfg, store, 1)(x)
+    model = lab.initial_model(cfg, scenarios)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    store.save_checkpoint(lab.model_name(0), {"spec": model.spec.to_dict(), "state_dict": model.state_dict()})
+    info = lab.information_scorer(cfg, store, 1)(x)
+    assert info.shape == (4, 3, 3) and torch.allclose(info, info.transpose(1, 2))
+    assert torch.linalg.eigvalsh(info).min() > -1e-9 and (info[0] - info[1]).abs().max() > 0
+    proposal = lab.propose_round(cfg, ledger, 1, store)
+    assert proposal.strategy == "information" and len(proposal.parameters) == 2
+    done = set(ledger["parameters"])
+    assert not any(json.dumps(p, sort_keys=True) in done for p in proposal.parameters)
+    assert lab.feasible_mask(cfg, cfg.design.space().as_tensor(proposal.parameters)).all()

@@ -36,6 +36,7 @@ from closedloop.planners.strategies import Evidence, propose
 from closedloop.simulators import Scenario, simulate
 from closedloop.simulators.devices import resolve_device
 from closedloop.surrogates import HybridSurrogate, SurrogateSpec, TrainConfig, relative_l2, train
+from closedloop.surrogates.sensitivity import fisher_sketch
 from closedloop.surrogates.training import TrainReport
 
 
@@ -152,6 +153,22 @@ def ensemble_scorer(config: CampaignConfig, store: CampaignStore, round_index: i
     return score
 
 
+def information_scorer(config: CampaignConfig, store: CampaignStore, round_index: int):
+    """Parameter information (sketched Fisher, ``surrogates.sensitivity``) of scenarios under the
+    latest trained model: what each would teach it, for the greedy D-optimal batch."""
+    def information(points: torch.Tensor) -> torch.Tensor:
+        space = config.design.space()
+        scenarios = [scenario_for(config, row) for row in space.as_dicts(points)]
+        forcing, problem = batch_problems(scenarios)
+        rounds = [r for r in range(round_index - 1, -1, -1) if round_complete(store, r)]
+        if not rounds:
+            raise ValueError(f"round {round_index}: strategy 'information' needs a trained round (a checkpoint) first")
+        model = model_for_round(config, store, rounds[0], scenarios)
+        return fisher_sketch(model, forcing, problem.n_steps, k=config.planner.information_directions,
+                             seed=config.seed * 1000 + round_index)
+    return information
+
+
 def propose_round(config: CampaignConfig, ledger: pd.DataFrame, round_index: int,
                   store: CampaignStore | None = None) -> Proposal:
     """Round 0: a Sobol design. Later rounds: the configured strategy (planners/strategies.py) on
@@ -178,15 +195,17 @@ def propose_round(config: CampaignConfig, ledger: pd.DataFrame, round_index: int
         proposal = Proposal(round_index, "sobol", space.as_dicts(x))
     else:
         seed = config.seed * 1000 + round_index
-        if strategy == "ensemble" and store is None:
-            raise ValueError("planner.strategy 'ensemble': proposing needs the campaign store (its checkpoints)")
+        if strategy in ("ensemble", "information") and store is None:
+            raise ValueError(f"planner.strategy {strategy!r}: proposing needs the campaign store (its checkpoints)")
         scorer = ensemble_scorer(config, store, round_index) if strategy == "ensemble" else None
+        information = information_scorer(config, store, round_index) if strategy == "information" else None
         # The GP fit may draw random restarts from the global generator: seed it, so that a resumed
         # process (whose generator has another history) proposes what an uninterrupted one would.
         with torch.random.fork_rng():
             torch.manual_seed(seed)
             x = propose(strategy, space, n, evidence, seed=seed, settings=config.planner.settings(),
-                        feasible=lambda z: feasible_mask(config, z), ensemble_score=scorer)
+                        feasible=lambda z: feasible_mask(config, z), ensemble_score=scorer,
+                        information=information)
         proposal = Proposal(round_index, strategy, space.as_dicts(x))
     faults.point("propose:planned", str(round_index))
     return proposal

@@ -168,7 +168,7 @@ class SurrogateConfig(Strict):
 class PlannerConfig(Strict):
     """Which strategy proposes the next batch (planners/strategies.py) and its search settings."""
 
-    strategy: Literal["error", "variance", "ensemble", "sobol", "random"] = "error"
+    strategy: Literal["error", "variance", "ensemble", "information", "sobol", "random"] = "error"
     acquisition: Literal["qucb", "qlognei", "error_ivr"] = Field(default="qucb",
                                                                  description="Batch acquisition of 'error'")
     optimizer: Literal["lbfgs", "pool"] = "lbfgs"
@@ -180,6 +180,8 @@ class PlannerConfig(Strict):
     failure_radius: Finite = Field(default=0.1, ge=0, le=1,
                                    description="Unit-cube radius around a failed case that is not proposed again")
     ensemble_members: int = Field(default=3, ge=2, le=16, description="Snapshot models of 'ensemble'")
+    information_directions: int = Field(default=16, ge=1, le=256,
+                                        description="Random parameter directions of 'information' (its sketched Fisher)")
     candidates: int = Field(default=64, ge=8, le=4096, description="Candidates 'ensemble' scores")
 
     def settings(self) -> PlannerSettings:
