@@ -419,7 +419,8 @@ def main() -> None:
     pool = SPACE.from_unit(torch.rand(4 * N_TEST, SPACE.dim, generator=g, dtype=torch.float64))
     x_test = first_feasible(pool, N_TEST)
     test = refs.batch(x_test)
-    strategies = list(VARIANTS)
+    # "information" (93 s per proposal) runs when named: --strategies sobol,information (README)
+    strategies = [s for s in VARIANTS if s != "information"]
     assert {VARIANTS[s][0] for s in strategies} <= set(STRATEGIES)
     if QUICK:
         strategies = ["sobol", "error"]
