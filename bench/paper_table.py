@@ -89,8 +89,14 @@ def fit_variant(variant: str, train_f: Forcing, train_y: torch.Tensor, val_f: Fo
                       physics_learning_rate=args.physics_lr / 10 if staged else args.physics_lr)
     t0 = time.perf_counter()
 
+    gate_by_epoch: list[float] = []  # γ after each epoch (--memory-gate): how far training opened the memory
+
     def progress(epoch: int, loss: float) -> None:
-        console.print(f"  {variant:>13} epoch {epoch + 1:3d}/{cfg.epochs}  train loss {loss:.4g}  "
+        gate = ""
+        if model.spec.memory_gate:
+            gate_by_epoch.append(model.memory_fraction().item())
+            gate = f"  memory γ {gate_by_epoch[-1]:.3f}"
+        console.print(f"  {variant:>13} epoch {epoch + 1:3d}/{cfg.epochs}  train loss {loss:.4g}{gate}  "
                       f"({time.perf_counter() - t0:.0f} s)", highlight=False)
 
     report = train(model, train_f, train_y, cfg, progress=progress, validation=(val_f, val_y))
@@ -99,8 +105,8 @@ def fit_variant(variant: str, train_f: Forcing, train_y: torch.Tensor, val_f: Fo
         stage1 = physics_seconds.get("markovian", stage1)
     if variant in ("physics_only", "markovian"):
         physics_seconds[variant] = report.seconds + stage1
-    extra = {"memory_fraction": model.memory_fraction().item(), "started_from": "markovian"} \
-        if markovian is not None else {}
+    extra = {"memory_fraction": model.memory_fraction().item(), "started_from": "markovian",
+             "memory_fraction_by_epoch": gate_by_epoch} if markovian is not None else {}
     return model.eval(), {**extra, "train_seconds": report.seconds + stage1, "stage1_seconds": stage1, "epochs_run": len(report.losses),
                           "best_epoch": report.best_epoch, "best_validation_loss": report.best_loss,
                           "stopped_early": report.stopped_early, "parameters":
