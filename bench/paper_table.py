@@ -138,16 +138,6 @@ def paired_comparison(results: dict, against: str = "hybrid") -> dict:
                 out.setdefault(split, {})[other] = paired_difference(rows[against]["rel_l2_final_per_case"],
                                                                      r["rel_l2_final_per_case"])
     return out
-    for split, rows in (("test", {v: r["test"] for v, r in results["variants"].items()}), ("ood", results["ood"])):
-        mine = torch.tensor(rows[against]["rel_l2_final_per_case"], dtype=torch.float64)
-        for other, r in rows.items():
-            if other == against:
-                continue
-            diff = mine - torch.tensor(r["rel_l2_final_per_case"], dtype=torch.float64)
-            p = float(wilcoxon(diff.numpy()).pvalue) if diff.abs().max() > 0 and diff.numel() >= 5 else 1.0
-            out.setdefault(split, {})[other] = {"mean_difference": diff.mean().item(), "cases": diff.numel(),
-                                                "better_on": int((diff < 0).sum()), "wilcoxon_p": p}
-    return out
 
 
 def evaluate(model: HybridSurrogate, forcing: Forcing, ref: torch.Tensor, mask: torch.Tensor,

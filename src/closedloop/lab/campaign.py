@@ -134,16 +134,27 @@ def remaining_cases(config: CampaignConfig, ledger: pd.DataFrame) -> int | None:
     return max(config.budget.max_cases - len(ledger), 0)
 
 
+def candidate_problems(config: CampaignConfig, points: torch.Tensor):
+    """Scenarios of design points (n x d) and their batched plane forcing and problem."""
+    scenarios = [scenario_for(config, row) for row in config.design.space().as_dicts(points)]
+    forcing, problem = batch_problems(scenarios)
+    return scenarios, forcing, problem
+
+
+def trained_rounds(store: CampaignStore, round_index: int, strategy: str) -> list[int]:
+    """Rounds before ``round_index`` with a checkpoint, newest first; a model-scoring strategy needs one."""
+    rounds = [r for r in range(round_index - 1, -1, -1) if round_complete(store, r)]
+    if not rounds:
+        raise ValueError(f"round {round_index}: strategy {strategy!r} needs a trained round (a checkpoint) first")
+    return rounds
+
+
 def ensemble_scorer(config: CampaignConfig, store: CampaignStore, round_index: int):
     """Disagreement of a snapshot ensemble: the models of the last ``ensemble_members`` rounds
     (the untrained model fills in early on), each rolling out every candidate scenario."""
     def score(candidates: torch.Tensor) -> torch.Tensor:
-        space = config.design.space()
-        scenarios = [scenario_for(config, row) for row in space.as_dicts(candidates)]
-        forcing, problem = batch_problems(scenarios)
-        rounds = [r for r in range(round_index - 1, -1, -1) if round_complete(store, r)]
-        if not rounds:
-            raise ValueError(f"round {round_index}: strategy 'ensemble' needs a trained round (a checkpoint) first")
+        scenarios, forcing, problem = candidate_problems(config, candidates)
+        rounds = trained_rounds(store, round_index, "ensemble")
         members = [model_for_round(config, store, r, scenarios) for r in rounds[:config.planner.ensemble_members]]
         if len(members) < 2:
             members.append(initial_model(config, scenarios))
@@ -157,13 +168,8 @@ def information_scorer(config: CampaignConfig, store: CampaignStore, round_index
     """Parameter information (sketched Fisher, ``surrogates.sensitivity``) of scenarios under the
     latest trained model: what each would teach it, for the greedy D-optimal batch."""
     def information(points: torch.Tensor) -> torch.Tensor:
-        space = config.design.space()
-        scenarios = [scenario_for(config, row) for row in space.as_dicts(points)]
-        forcing, problem = batch_problems(scenarios)
-        rounds = [r for r in range(round_index - 1, -1, -1) if round_complete(store, r)]
-        if not rounds:
-            raise ValueError(f"round {round_index}: strategy 'information' needs a trained round (a checkpoint) first")
-        model = model_for_round(config, store, rounds[0], scenarios)
+        scenarios, forcing, problem = candidate_problems(config, points)
+        model = model_for_round(config, store, trained_rounds(store, round_index, "information")[0], scenarios)
         return fisher_sketch(model, forcing, problem.n_steps, k=config.planner.information_directions,
                              seed=config.seed * 1000 + round_index)
     return information

@@ -57,7 +57,7 @@ def greedy_information_batch(space: DesignSpace, candidates: torch.Tensor, info:
     alive = torch.ones(len(u), dtype=torch.bool)
     if taken is not None and len(taken):
         alive &= torch.cdist(u, space.to_unit(taken.to(torch.float64))).min(dim=1).values >= min_distance
-    held = known.to(torch.float64)
+    held = known.to(torch.float64).sum(0, keepdim=True)  # Σ_j F_j of what is known, (1, K, K)
     chosen: list[int] = []
     for _ in range(q):
         if not alive.any():
@@ -65,6 +65,6 @@ def greedy_information_batch(space: DesignSpace, candidates: torch.Tensor, info:
         gain = information_gain(held, info, lam)
         j = int(torch.where(alive, gain, torch.full_like(gain, -torch.inf)).argmax())
         chosen.append(j)
-        held = torch.cat([held, info[j: j + 1].to(torch.float64)])
+        held = held + info[j: j + 1].to(torch.float64)
         alive &= torch.cdist(u, u[j: j + 1]).squeeze(1) >= min_distance
     return candidates[chosen]

@@ -95,6 +95,16 @@ def first_acceptable(space: DesignSpace, points: torch.Tensor, q: int, taken: to
     raise ValueError(f"fewer than {q} acceptable points among {len(points)} (feasible, clear of failures, new)")
 
 
+def candidate_pool(strategy: str, space: DesignSpace, n: int, q: int, rule: Feasible | None, *,
+                   seed: int) -> torch.Tensor:
+    """The feasible points of an ``n``-point Sobol pool, for strategies that score candidates."""
+    pool = sobol_design(space, n, seed=seed)
+    pool = pool[rule(pool)] if rule is not None else pool
+    if len(pool) < q:
+        raise ValueError(f"strategy {strategy!r}: only {len(pool)} feasible candidates of {n}")
+    return pool
+
+
 def propose(strategy: str, space: DesignSpace, q: int, evidence: Evidence, *, seed: int,
             settings: PlannerSettings = PlannerSettings(), feasible: Feasible | None = None,
             ensemble_score: EnsembleScore | None = None, information: Information | None = None,
@@ -116,19 +126,13 @@ def propose(strategy: str, space: DesignSpace, q: int, evidence: Evidence, *, se
     if strategy == "ensemble":
         if ensemble_score is None:
             raise ValueError("strategy 'ensemble': needs an ensemble_score function (member disagreement)")
-        pool = sobol_design(space, settings.candidates, seed=seed + 31337)
-        pool = pool[rule(pool)] if rule is not None else pool
-        if len(pool) < q:
-            raise ValueError(f"strategy 'ensemble': only {len(pool)} feasible candidates of {settings.candidates}")
+        pool = candidate_pool("ensemble", space, settings.candidates, q, rule, seed=seed + 31337)
         return greedy_batch(space, pool, ensemble_score(pool), q, taken=taken, length=settings.ensemble_length,
                             min_distance=settings.min_distance)
     if strategy == "information":
         if information is None:
             raise ValueError("strategy 'information': needs an information function (the surrogate's sketched Fisher)")
-        pool = sobol_design(space, settings.candidates, seed=seed + 4242)
-        pool = pool[rule(pool)] if rule is not None else pool
-        if len(pool) < q:
-            raise ValueError(f"strategy 'information': only {len(pool)} feasible candidates of {settings.candidates}")
+        pool = candidate_pool("information", space, settings.candidates, q, rule, seed=seed + 4242)
         # what the surrogate learns from: cases run (validated) and pending; failed ones teach nothing
         known_x = [p.to(torch.float64) for p in (evidence.observed, evidence.pending) if p is not None and len(p)]
         both_info = information(torch.cat(known_x + [pool]))

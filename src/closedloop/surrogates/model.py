@@ -344,11 +344,11 @@ class HybridSurrogate(nn.Module):
         """γ = clamp(k θ_γ, 0, 1): the share of the memory h carried to the next interval (memory_gate)."""
         return (MEMORY_GATE_SCALE * self.memory_logit).clamp(0.0, 1.0)
 
-    def correction_scale(self, forcing: Forcing) -> torch.Tensor:
-        """The additive closure's scale (B, 1, 1): s = S̄_max Δt, or with ``closure_scale = "mixed"``
-        s_m = ⟨S̄⟩ Δt, the mean over fluid cells of the (time-mean) source density times Δt."""
+    def correction_scale(self, forcing: Forcing, peak: torch.Tensor) -> torch.Tensor:
+        """The additive closure's scale (B, 1, 1): ``peak`` (s = S̄_max Δt, from ``scale``), or with
+        ``closure_scale = "mixed"`` s_m = ⟨S̄⟩ Δt, the fluid-cell mean of the (time-mean) source density × Δt."""
         if self.spec.closure_scale == "peak":
-            return self.scale(forcing)
+            return peak
         mask = self.mask.to(forcing.source.dtype)
         mean = (forcing.source * mask).sum(dim=(-2, -1)) / mask.sum().clamp_min(1.0)
         return (mean * self.spec.output_interval).clamp_min(1e-30)[:, None, None]
@@ -387,7 +387,7 @@ class HybridSurrogate(nn.Module):
             if self.spec.closure_form == "multiplicative":
                 c = c * (1 + self.spec.closure_gain * torch.tanh(correction)) * self.mask.to(c.dtype)
             else:
-                c = c + self.correction_scale(forcing).to(c.dtype) * correction * self.mask.to(c.dtype)
+                c = c + self.correction_scale(forcing, s).to(c.dtype) * correction * self.mask.to(c.dtype)
                 # concentrations stay ≥ 0; straight-through, so an undershooting closure still learns
                 c = c + (c.clamp_min(0) - c).detach()
             if state is not None:
