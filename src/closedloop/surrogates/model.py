@@ -18,8 +18,8 @@ retention η = exp(θ_η) of the emission in the band (η S̄ in place of S̄: t
 carried out of the band at once; one scalar, so it transfers to unseen source positions), and s the per-case
 scale S̄_max Δt, which makes the closure equivariant to the emission rate like the equation itself.
 With ``closure_scale = "mixed"`` the additive correction is scaled by s_m = ⟨S̄⟩ Δt instead (⟨·⟩ the
-mean over fluid cells: the increment per interval of a well-mixed band), 400–750 times smaller than
-S̄_max Δt for the hall's static sources: the size of what comes back far from the source, where a correction scaled by
+mean over fluid cells: the increment per interval of a well-mixed band), hundreds of times smaller than
+S̄_max Δt for a concentrated source: the size of what comes back far from the source, where a correction scaled by
 the peak would need outputs of 10⁻⁴ (the inputs keep the peak scale).
 
 With ``room_layers`` the state also holds the layer means below and above the band, advanced by
