@@ -43,6 +43,12 @@ the proposal latency is not re-measured with ``--learner`` (it does not depend o
 ``information`` (D-optimal on the surrogate's own parameters): each round, the current model's Fisher
 information sketched in 16 random parameter directions (``surrogates.sensitivity.fisher_sketch``) for
 the cases run and 128 Sobol candidates, then the greedy log-det batch (``planners.information``).
+``--warm-epochs N`` (with ``--learner``): N warm-start epochs per round instead of 4, from the same
+cached initial fits. Oracles (``--strategies oracle_worst,oracle_spread``; bounds, not planners): each
+round simulates 4 cases *of the test set itself*, the worst under the current model or the farthest
+from the cases run, so their test error is partly in-sample: a floor for what any choice of cases
+could reach with this learner. ``--sketch-check``: one ``information`` proposal per seed with forward
+and with central differences side by side (results to active_learning_sketch.json).
 ``--name NAME`` writes bench/results/NAME.json (and figures) instead of the default name.
 """
 from __future__ import annotations
@@ -107,6 +113,8 @@ if STABLE:
 PHYS_EPOCHS, PHYS_LR, CLOSURE_LR, GAIN, MINI_BATCH, TBPTT = 10, 1e-2, 1e-3, 0.05, 2, 4
 if LEARNER:
     EPOCHS, WARM_EPOCHS, LR, WARM_LR = 20, 4, CLOSURE_LR, CLOSURE_LR
+LEARNER_WARM_EPOCHS = WARM_EPOCHS  # the recorded learner runs' warm start (their initial fits are shared)
+WARM_EPOCHS = int(_option("--warm-epochs", str(WARM_EPOCHS)))  # --learner --warm-epochs N: a longer warm start
 NAME = _option("--name", None) or ("active_learning" + ("_quick" if QUICK else "") + ("_stable" if STABLE else "")
                                    + ("_learner" if LEARNER else "") + ("_partial" if PARTIAL and not QUICK else ""))
 ENSEMBLE_MEMBERS, CANDIDATES = 3, 128
@@ -117,26 +125,38 @@ BASE = load_scenario(ROOT / "configs" / "scenarios" / "room.toml")
 VARIANTS = {"sobol": ("sobol", SETTINGS), "random": ("random", SETTINGS), "error": ("error", SETTINGS),
             "error_ivr": ("error", dataclasses.replace(SETTINGS, acquisition="error_ivr")),
             "variance": ("variance", SETTINGS), "ensemble": ("ensemble", SETTINGS),
-            "information": ("information", SETTINGS)}
+            "information": ("information", SETTINGS),
+            # bounds, not planners (run when named): each batch is drawn from the test set itself
+            "oracle_worst": ("oracle_worst", SETTINGS), "oracle_spread": ("oracle_spread", SETTINGS)}
+ORACLES = ("oracle_worst", "oracle_spread")
 FISHER_DIRECTIONS = 16  # K of the sketched Fisher information (strategy "information")
+FISHER_DIFFERENCES = _option("--differences", "central")  # the recorded runs used central differences
 
 
-def run_key(label: str, seed: int) -> str:
+def run_key(label: str, seed: int, warm_epochs: int | None = None) -> str:
     strategy, settings = VARIANTS[label]
+    warm = WARM_EPOCHS if warm_epochs is None else warm_epochs
     protocol = [label, strategy, dataclasses.asdict(settings), seed, INITIAL, BATCH, BUDGET, HIDDEN, EPOCHS,
-                WARM_EPOCHS, LR, WARM_LR, N_TEST, TEST_SEED, ENSEMBLE_MEMBERS, PARAMS, BASE.case_id()]
+                warm, LR, WARM_LR, N_TEST, TEST_SEED, ENSEMBLE_MEMBERS, PARAMS, BASE.case_id()]
     if LEARNER:  # old keys unchanged, so the old runs stay cached
         protocol.append(["learner", PHYS_EPOCHS, PHYS_LR, CLOSURE_LR, GAIN, MINI_BATCH, TBPTT])
     if strategy == "information":
         protocol.append(["fisher", FISHER_DIRECTIONS])
+        if FISHER_DIFFERENCES != "central":  # the central runs keep their keys
+            protocol.append(FISHER_DIFFERENCES)
     return hashlib.sha256(json.dumps(protocol, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def cached_run(label: str, seed: int, refs: "References", test: tuple) -> dict:
+def initial_fit_path(seed: int) -> Path:
+    """``--learner``'s fit on the initial design: one per seed, shared by every strategy and warm start."""
+    return CACHE / "initial" / f"{seed}_{run_key('sobol', seed, warm_epochs=LEARNER_WARM_EPOCHS)}.pt"
+
+
+def cached_run(label: str, seed: int, refs: "References", test: tuple, test_points: torch.Tensor) -> dict:
     path = CACHE / "runs" / f"{label}_{seed}_{run_key(label, seed)}.json"
     if path.exists():
         return json.loads(path.read_text())
-    out = run(label, seed, refs, test)
+    out = run(label, seed, refs, test, test_points)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out))
     return out
@@ -222,8 +242,33 @@ def first_feasible(points: torch.Tensor, n: int) -> torch.Tensor:
     return points[feasible(points)][:n]
 
 
-def run(label: str, seed: int, refs: References, test: tuple[Forcing, torch.Tensor]) -> dict:
-    """One campaign of strategy ``label``: test error after each round, chosen points, proposal times."""
+def oracle_batch(label: str, test_points: torch.Tensor, test_err: torch.Tensor, used: set[int],
+                 run_points: torch.Tensor, q: int) -> list[int]:
+    """Indices of the next ``q`` test cases an oracle would simulate (never one already used).
+
+    ``oracle_worst``: the cases where the current model's test error is highest (the ideal error-seeking
+    planner: it knows the true error, with no GP in between). ``oracle_spread``: greedy farthest-point
+    order over the test set in the unit cube, away from the cases run (a design drawn from, and spread
+    over, the test distribution itself)."""
+    free = [i for i in range(len(test_points)) if i not in used]
+    if label == "oracle_worst":
+        return sorted(free, key=lambda i: -float(test_err[i]))[:q]
+    u, ran = SPACE.to_unit(test_points), SPACE.to_unit(run_points)
+    chosen: list[int] = []
+    for _ in range(q):
+        ref = torch.cat([ran, u[chosen]]) if chosen else ran
+        dist = torch.cdist(u[free], ref).min(dim=1).values
+        chosen.append(free[int(dist.argmax())])
+        free.remove(chosen[-1])
+    return chosen
+
+
+def run(label: str, seed: int, refs: References, test: tuple[Forcing, torch.Tensor],
+        test_points: torch.Tensor) -> dict:
+    """One campaign of strategy ``label``: test error after each round, chosen points, proposal times.
+
+    For an oracle (``ORACLES``) the batches are test cases, so its test error is partly in-sample: a
+    bound on what any planner's choice of cases could reach with this learner, not a planner."""
     strategy, settings = VARIANTS[label]
     x = first_feasible(sobol_design(SPACE, 4 * INITIAL, seed=seed), INITIAL)
     forcing, target = refs.batch(x)
@@ -232,7 +277,7 @@ def run(label: str, seed: int, refs: References, test: tuple[Forcing, torch.Tens
     log_err = test_errors(model, forcing, target, refs.n_steps).log()
     t0 = time.perf_counter()
     if LEARNER:  # every strategy starts from the same fit per seed: trained once, cached
-        start = CACHE / "initial" / f"{seed}_{run_key('sobol', seed)}.pt"
+        start = initial_fit_path(seed)
         if start.exists():
             saved = torch.load(start, weights_only=True)
             model.load_state_dict(saved["state"])
@@ -253,9 +298,14 @@ def run(label: str, seed: int, refs: References, test: tuple[Forcing, torch.Tens
     curve["test_mean"].append(float(err.mean()))
     curve["test_worst"].append(float(err.max()))
     r = 0
+    used_test: set[int] = set()
     while len(x) < BUDGET:
         r += 1
         t0 = time.perf_counter()
+        if strategy in ORACLES:
+            picked = oracle_batch(strategy, test_points, err, used_test, x, BATCH)
+            used_test.update(picked)
+            new = test_points[picked]
         evidence = Evidence(observed=x, log_error=log_err, existing=x)
 
         def score(cands: torch.Tensor) -> torch.Tensor:
@@ -266,13 +316,15 @@ def run(label: str, seed: int, refs: References, test: tuple[Forcing, torch.Tens
 
         def information(points: torch.Tensor) -> torch.Tensor:
             f = Forcing.stack([refs.forcing(scenario(c)) for c in points])
-            return fisher_sketch(model, f, refs.n_steps, k=FISHER_DIRECTIONS, seed=1000 * seed + r)
+            return fisher_sketch(model, f, refs.n_steps, k=FISHER_DIRECTIONS, seed=1000 * seed + r,
+                                 differences=FISHER_DIFFERENCES)
 
         if strategy == "ensemble" and len(snapshots) < 2:
             snapshots.insert(0, HybridSurrogate(model.spec, refs.problem.mask).double())  # the untrained model
         # sobol: the initial design's sequence (same seed) continued; points already run are skipped
-        new = propose(strategy, SPACE, BATCH, evidence, seed=seed if strategy == "sobol" else 1000 * seed + r,
-                      settings=settings, feasible=feasible, ensemble_score=score, information=information)
+        if strategy not in ORACLES:
+            new = propose(strategy, SPACE, BATCH, evidence, seed=seed if strategy == "sobol" else 1000 * seed + r,
+                          settings=settings, feasible=feasible, ensemble_score=score, information=information)
         curve["propose_s"].append(time.perf_counter() - t0)
         f_new, t_new = refs.batch(new)
         log_err = torch.cat([log_err, test_errors(model, f_new, t_new, refs.n_steps).log()])
@@ -303,7 +355,7 @@ def no_new_data(seed: int, refs: References, test: tuple[Forcing, torch.Tensor])
     x = first_feasible(sobol_design(SPACE, 4 * INITIAL, seed=seed), INITIAL)
     forcing, target = refs.batch(x)
     model = HybridSurrogate(learner_spec(refs.problem), refs.problem.mask).double()
-    start = CACHE / "initial" / f"{seed}_{run_key('sobol', seed)}.pt"
+    start = initial_fit_path(seed)
     model.load_state_dict(torch.load(start, weights_only=True)["state"])  # cached by the sobol run
     out = {"test_mean": [float(test_errors(model, *test, refs.n_steps).mean())], "best_epoch": []}
     for r in range(1, (BUDGET - INITIAL) // BATCH + 1):
@@ -333,6 +385,40 @@ def latency(dim: int, repeats: int = 2) -> dict:
                     seed=k, settings=settings)
             times.append(time.perf_counter() - t0)
         out[label] = {"median_s": statistics.median(times), "all_s": times}
+    return out
+
+
+def sketch_check(refs: References) -> dict:
+    """``--sketch-check`` (with ``--learner``): one ``information`` proposal per seed from the cached
+    initial model, with forward and with central differences side by side (forward first, then central):
+    seconds, the batch each picks, and how far the two information matrices differ."""
+    out = {}
+    for seed in SEEDS:
+        x = first_feasible(sobol_design(SPACE, 4 * INITIAL, seed=seed), INITIAL)
+        model = HybridSurrogate(learner_spec(refs.problem), refs.problem.mask).double()
+        model.load_state_dict(torch.load(initial_fit_path(seed), weights_only=True)["state"])
+        row: dict = {"seconds": {}, "batch": {}, "info": {}}
+        for scheme in ("forward", "central"):
+            def information(points: torch.Tensor, scheme: str = scheme) -> torch.Tensor:
+                f = Forcing.stack([refs.forcing(scenario(c)) for c in points])
+                info = fisher_sketch(model, f, refs.n_steps, k=FISHER_DIRECTIONS, seed=1000 * seed + 1,
+                                     differences=scheme)
+                row["info"][scheme] = info
+                return info
+            t0 = time.perf_counter()
+            new = propose("information", SPACE, BATCH, Evidence(observed=x, log_error=torch.zeros(len(x)),
+                                                                existing=x),
+                          seed=1000 * seed + 1, settings=SETTINGS, feasible=feasible, information=information)
+            row["seconds"][scheme] = time.perf_counter() - t0
+            row["batch"][scheme] = new.tolist()
+        a, b = row.pop("info").values()
+        row["info_max_relative_difference"] = float(((a - b).abs().amax(dim=(1, 2)) / b.abs().amax(dim=(1, 2))).max())
+        row["same_batch"] = row["batch"]["forward"] == row["batch"]["central"]
+        row["speedup_forward"] = row["seconds"]["central"] / row["seconds"]["forward"]
+        out[str(seed)] = row
+        print(f"seed {seed}: forward {row['seconds']['forward']:.1f} s, central "
+              f"{row['seconds']['central']:.1f} s, same batch {row['same_batch']}, "
+              f"max rel. difference {row['info_max_relative_difference']:.1e}", flush=True)
     return out
 
 
@@ -419,8 +505,16 @@ def main() -> None:
     pool = SPACE.from_unit(torch.rand(4 * N_TEST, SPACE.dim, generator=g, dtype=torch.float64))
     x_test = first_feasible(pool, N_TEST)
     test = refs.batch(x_test)
+    if "--sketch-check" in sys.argv:
+        path = write_result("active_learning_sketch", {
+            "description": sketch_check.__doc__.split("\n\n")[0], "directions": FISHER_DIRECTIONS,
+            "candidates": CANDIDATES, "seeds": sketch_check(refs), "machine": machine(),
+            "load_average_at_end": os.getloadavg(),
+            "command": " ".join(["python", "bench/active_learning.py", *sys.argv[1:]])})
+        print(f"wrote {path}")
+        return
     # "information" (93 s per proposal) runs when named: --strategies sobol,information (README)
-    strategies = [s for s in VARIANTS if s != "information"]
+    strategies = [s for s in VARIANTS if s != "information" and s not in ORACLES]  # run when named
     assert {VARIANTS[s][0] for s in strategies} <= set(STRATEGIES)
     if QUICK:
         strategies = ["sobol", "error"]
@@ -431,7 +525,7 @@ def main() -> None:
         results[strategy] = []
         for seed in SEEDS:
             t0 = time.perf_counter()
-            results[strategy].append(cached_run(strategy, seed, refs, test))
+            results[strategy].append(cached_run(strategy, seed, refs, test, x_test))
             print(f"{strategy} seed {seed}: final mean {results[strategy][-1]['test_mean'][-1]:.4f} "
                   f"worst {results[strategy][-1]['test_worst'][-1]:.4f} ({time.perf_counter() - t0:.0f} s)",
                   flush=True)

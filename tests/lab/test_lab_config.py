@@ -103,6 +103,9 @@ BAD_CONFIGS = {
     "initial_cases_one": (
         lambda: altered(smoke_text(), "initial_cases = 4", "initial_cases = 1"),
         ["budget.initial_cases"]),
+    "unknown_information_differences": (
+        lambda: altered(smoke_text(), 'strategy = "error"', 'strategy = "error"\ninformation_differences = "backward"'),
+        ["planner.information_differences", "'forward'"]),
     "unknown_planner_strategy": (
         lambda: altered(smoke_text(), 'strategy = "error"', 'strategy = "greedy"'),
         ["planner.strategy", "'error'"]),

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
 import torch
 
 from closedloop.lab.forcing import plane_problem, spec_for
@@ -21,7 +22,8 @@ def exact_directional(model: HybridSurrogate, forcing, n_steps: int, direction: 
     return torch.autograd.grad(dot, v)[0]
 
 
-def test_sketch_matches_autograd_and_leaves_the_model_as_it_was(room_scenario, randomiser):
+@pytest.mark.parametrize("differences, rtol", [("central", 1e-5), ("forward", 2e-5)])
+def test_sketch_matches_autograd_and_leaves_the_model_as_it_was(room_scenario, randomiser, differences, rtol):
     prob = plane_problem(room_scenario)
     # the multiplicative closure: smooth, so autograd's derivative is the forward map's (the additive
     # closure's straight-through clamp at 0 is not, where it clamps)
@@ -30,14 +32,14 @@ def test_sketch_matches_autograd_and_leaves_the_model_as_it_was(room_scenario, r
     model = randomiser(HybridSurrogate(spec, prob.mask).double(), scale=0.05)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     k = 3
-    info = fisher_sketch(model, prob.forcing, prob.n_steps, k=k, seed=7)
+    info = fisher_sketch(model, prob.forcing, prob.n_steps, k=k, seed=7, differences=differences)
     assert info.shape == (1, k, k)
     assert all(torch.equal(v, before[name]) for name, v in model.state_dict().items())
     assert torch.allclose(info, info.transpose(1, 2)) and torch.linalg.eigvalsh(info).min() > -1e-12
     columns = torch.stack([exact_directional(model, prob.forcing, prob.n_steps, u)
                            for u in parameter_directions(model, k, seed=7)], dim=2)
     exact = columns.transpose(1, 2) @ columns
-    assert torch.allclose(info, exact, rtol=1e-5, atol=1e-10 * exact.abs().max())
+    assert torch.allclose(info, exact, rtol=rtol, atol=1e-10 * exact.abs().max())
     assert exact.diagonal(dim1=1, dim2=2).min() > 0  # every direction moves the prediction
 
 
@@ -57,3 +59,10 @@ def test_emission_rate_drops_out_and_fixed_physics_teaches_nothing(room_scenario
         assert "no trainable parameters" in str(err)
     else:
         raise AssertionError("a model without trainable parameters must be refused")
+
+
+def test_unknown_difference_scheme_is_refused(room_scenario):
+    prob = plane_problem(room_scenario)
+    physics = HybridSurrogate(spec_for(prob, use_closure=False), prob.mask).double()
+    with pytest.raises(ValueError, match="differences: unknown 'backward'"):
+        fisher_sketch(physics, prob.forcing, prob.n_steps, k=2, differences="backward")

@@ -171,7 +171,8 @@ def information_scorer(config: CampaignConfig, store: CampaignStore, round_index
         scenarios, forcing, problem = candidate_problems(config, points)
         model = model_for_round(config, store, trained_rounds(store, round_index, "information")[0], scenarios)
         return fisher_sketch(model, forcing, problem.n_steps, k=config.planner.information_directions,
-                             seed=config.seed * 1000 + round_index)
+                             seed=config.seed * 1000 + round_index,
+                             differences=config.planner.information_differences)
     return information
 
 

@@ -182,6 +182,8 @@ class PlannerConfig(Strict):
     ensemble_members: int = Field(default=3, ge=2, le=16, description="Snapshot models of 'ensemble'")
     information_directions: int = Field(default=16, ge=1, le=256,
                                         description="Random parameter directions of 'information' (its sketched Fisher)")
+    information_differences: Literal["forward", "central"] = Field(
+        default="forward", description="Finite differences of the sketch: forward (K + 1 rollouts) or central (2K)")
     candidates: int = Field(default=64, ge=8, le=4096, description="Candidates 'ensemble' scores")
 
     def settings(self) -> PlannerSettings:
