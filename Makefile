@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # No network here: keep Prefect's server from trying to send telemetry.
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: demo test ui ui-postgres bench venv clean
+.PHONY: demo test ui ui-postgres bench docs venv clean
 
 venv: $(STAMP)
 
@@ -34,6 +34,10 @@ ui-postgres: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
+
+# Rewrite the result tables in README.md and docs/*.md from bench/results/*.json (plain Python, no venv).
+docs:
+	$(PYTHON) docs/build.py
 
 clean:
 	rm -rf runs .pytest_cache

@@ -71,7 +71,7 @@ import torch  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from closedloop.lab.forcing import plane_problem, spec_for  # noqa: E402
+from closedloop.surrogates.coupling import plane_problem, spec_for  # noqa: E402
 from closedloop.planners.design import DesignSpace, random_design, sobol_design  # noqa: E402
 from closedloop.planners.ensemble import disagreement  # noqa: E402
 from closedloop.planners.strategies import STRATEGIES, Evidence, PlannerSettings, propose  # noqa: E402

@@ -48,7 +48,7 @@ REPORT_STEPS = {"learning_curve": "reporting", "plane_comparison": "reporting"}
 def child(config: str, campaign_dir: str, out: str) -> None:
     """Run the campaign flow with every science step timed; write the intervals to ``out``."""
     import closedloop.flows.campaign as flows
-    from closedloop.lab import campaign as lab
+    from closedloop.lab import campaign as steps
     from closedloop.lab import figures
 
     t_imported = time.time()

@@ -31,7 +31,7 @@ from scipy.stats import wilcoxon  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from closedloop.lab.forcing import batch_problems, spec_for  # noqa: E402
+from closedloop.surrogates.coupling import batch_problems, spec_for  # noqa: E402
 from closedloop.simulators import simulate  # noqa: E402
 from closedloop.surrogates import Forcing, HybridSurrogate, SurrogateSpec  # noqa: E402
 from closedloop.surrogates.metrics import mse_per_time, relative_l2_per_time, spearman  # noqa: E402

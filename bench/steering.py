@@ -31,9 +31,9 @@ from rich.console import Console
 from rich.table import Table
 
 from closedloop.lab import campaign as camp
-from closedloop.lab import steering as lab
+from closedloop.lab import steering
 from closedloop.lab.config import load_campaign_config
-from closedloop.lab.forcing import batch_problems
+from closedloop.surrogates.coupling import batch_problems
 from closedloop.lab.store import CampaignStore, code_version, read_case
 from closedloop.planners.design import sobol_design
 from closedloop.planners.steering import SteeringExperiment
@@ -80,18 +80,18 @@ def build_campaign() -> Path:
     return root
 
 
-def ledger_groups(campaign: lab.SteeringCampaign, parameter: str, toward: str) -> lab.Groups:
+def ledger_groups(campaign: steering.SteeringCampaign, parameter: str, toward: str) -> steering.Groups:
     """All done ledger cases split at the median (no hold-out: base cases are new scenarios)."""
-    table = lab.case_parameters(campaign.store.read_ledger())
+    table = steering.case_parameters(campaign.store.read_ledger())
     split = float(table[parameter].median())
     hi, lo = f"`{parameter}` >= {split!r}", f"`{parameter}` < {split!r}"
     qa, qb = (hi, lo) if toward == "high" else (lo, hi)
     a, b = table.query(qa), table.query(qb)
-    return lab.Groups(concept=f"{parameter}_{toward}", parameter=parameter, split=split, query_a=qa, query_b=qb,
+    return steering.Groups(concept=f"{parameter}_{toward}", parameter=parameter, split=split, query_a=qa, query_b=qb,
                       a=a, b=b, base=b.iloc[:0], target_value=float(a[parameter].mean()))
 
 
-def new_base_cases(campaign: lab.SteeringCampaign, groups: lab.Groups, n: int, seed: int) -> pd.DataFrame:
+def new_base_cases(campaign: steering.SteeringCampaign, groups: steering.Groups, n: int, seed: int) -> pd.DataFrame:
     """Sobol scenarios on group B's side of the split whose base and target scenarios are both valid."""
     space = campaign.design.space()
     rows = []
@@ -119,8 +119,8 @@ def walking(scenario: Scenario, x0: float, y0: float, x1: float, y1: float) -> S
     return Scenario.model_validate(data)
 
 
-def references(campaign: lab.SteeringCampaign, targets: list[lab.Target]) -> list[torch.Tensor]:
-    rows = [lab.simulate_target(campaign.steering_dir, t.scenario, "cpu", campaign.seed) for t in targets]
+def references(campaign: steering.SteeringCampaign, targets: list[steering.Target]) -> list[torch.Tensor]:
+    rows = [steering.simulate_target(campaign.steering_dir, t.scenario, "cpu", campaign.seed) for t in targets]
     return [read_case(r["path"]).plane for r in rows]
 
 
@@ -128,7 +128,7 @@ def log_ratio(d0: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
     return d0.log() - d.clamp_min(1e-300).log()
 
 
-def scores(problem: lab.SteeringProblem, experiment: SteeringExperiment, direction=None) -> dict:
+def scores(problem: steering.SteeringProblem, experiment: SteeringExperiment, direction=None) -> dict:
     d0 = problem.distance(problem.unsteered)
     d = problem.distance(problem.predict(experiment, direction))
     lr = log_ratio(d0, d)
@@ -136,13 +136,13 @@ def scores(problem: lab.SteeringProblem, experiment: SteeringExperiment, directi
             "distance_steered": d.tolist()}
 
 
-def dose(problem: lab.SteeringProblem, direction, best: SteeringExperiment) -> dict[str, torch.Tensor]:
+def dose(problem: steering.SteeringProblem, direction, best: SteeringExperiment) -> dict[str, torch.Tensor]:
     return dose_response(lambda: problem.model.rollout(problem.forcing, problem.n_steps), problem.model, direction,
                          ALPHAS, lambda s: effect_measures(s, problem.spacing, problem.mask, target=problem.reference),
                          steps=best.steps(problem.n_steps))
 
 
-def surrogate_floor(campaign: lab.SteeringCampaign, problem: lab.SteeringProblem) -> list[float]:
+def surrogate_floor(campaign: steering.SteeringCampaign, problem: steering.SteeringProblem) -> list[float]:
     """Distance of the surrogate's prediction *of the target scenario* to its reference: the model's own
     error there, which no steering of the base case can be expected to beat."""
     forcing, p = batch_problems([t.scenario for t in problem.targets])
@@ -151,7 +151,7 @@ def surrogate_floor(campaign: lab.SteeringCampaign, problem: lab.SteeringProblem
     return problem.distance(pred).tolist()
 
 
-def model_target(campaign: lab.SteeringCampaign, problem: lab.SteeringProblem, best: SteeringExperiment) -> dict:
+def model_target(campaign: steering.SteeringCampaign, problem: steering.SteeringProblem, best: SteeringExperiment) -> dict:
     """The same experiment scored against the surrogate's own prediction of the target scenario: does
     steering reproduce the regime change *as the model sees it*, free of the model's error?"""
     forcing, p = batch_problems([t.scenario for t in problem.targets])
@@ -166,20 +166,20 @@ def model_target(campaign: lab.SteeringCampaign, problem: lab.SteeringProblem, b
             "fraction_improved": float((d < d0).double().mean()), "mean_log_ratio": float(log_ratio(d0, d).mean())}
 
 
-def run_concept(campaign: lab.SteeringCampaign, layers: list[str], parameter: str, toward: str, reduce: str,
+def run_concept(campaign: steering.SteeringCampaign, layers: list[str], parameter: str, toward: str, reduce: str,
                 seed: int) -> dict:
     t0 = time.perf_counter()
     groups = ledger_groups(campaign, parameter, toward)
     base = new_base_cases(campaign, groups, N_TUNE + N_TEST, seed=100 + seed)
     groups.base = base
-    targets = lab.target_scenarios(campaign, groups)
-    directions = lab.measure_directions(campaign, groups, layers, n_bootstrap=200, seed=seed, reduce=reduce)
+    targets = steering.target_scenarios(campaign, groups)
+    directions = steering.measure_directions(campaign, groups, layers, n_bootstrap=200, seed=seed, reduce=reduce)
     refs = references(campaign, targets)
-    tune = lab.steering_problem(campaign, layers, directions, targets[:N_TUNE], refs[:N_TUNE])
-    test = lab.steering_problem(campaign, layers, directions, targets[N_TUNE:], refs[N_TUNE:])
-    config = lab.SteeringConfig(concept=parameter, toward=toward, alpha_min=-ALPHA_MAX, alpha_max=ALPHA_MAX,
+    tune = steering.steering_problem(campaign, layers, directions, targets[:N_TUNE], refs[:N_TUNE])
+    test = steering.steering_problem(campaign, layers, directions, targets[N_TUNE:], refs[N_TUNE:])
+    config = steering.SteeringConfig(concept=parameter, toward=toward, alpha_min=-ALPHA_MAX, alpha_max=ALPHA_MAX,
                                 initial_experiments=8, rounds=4, batch_size=2, seed=seed, reduce=reduce)
-    search = lab.search_experiments(tune, config)
+    search = steering.search_experiments(tune, config)
     best = search.best
     direction = directions[best.layer]
     d0 = test.distance(test.unsteered)
@@ -221,7 +221,7 @@ def run_concept(campaign: lab.SteeringCampaign, layers: list[str], parameter: st
     return result
 
 
-def walking_transfer(campaign: lab.SteeringCampaign, groups: lab.Groups, direction, best: SteeringExperiment,
+def walking_transfer(campaign: steering.SteeringCampaign, groups: steering.Groups, direction, best: SteeringExperiment,
                      static_response: dict[str, torch.Tensor]) -> dict:
     """The static-source direction applied to walking-source cases of the base regime."""
     speeds = groups.b[groups.parameter]
@@ -232,9 +232,9 @@ def walking_transfer(campaign: lab.SteeringCampaign, groups: lab.Groups, directi
         b = walking(campaign.scenario_for({groups.parameter: speed}), x0, y0, x1, y1)
         t = walking(campaign.scenario_for({groups.parameter: groups.target_value}), x0, y0, x1, y1)
         base_sc.append(b)
-        targets.append(lab.Target(b.case_id(), {groups.parameter: speed}, {groups.parameter: groups.target_value}, t))
+        targets.append(steering.Target(b.case_id(), {groups.parameter: speed}, {groups.parameter: groups.target_value}, t))
     refs = references(campaign, targets)
-    problem = lab.steering_problem(campaign, [direction.layer], [direction], targets, refs, base_scenarios=base_sc)
+    problem = steering.steering_problem(campaign, [direction.layer], [direction], targets, refs, base_scenarios=base_sc)
     one_layer = SteeringExperiment(best.alpha, 0, best.first_step, best.window)
     moved = scores(problem, one_layer)
     resp = dose(problem, direction, best)
@@ -248,8 +248,8 @@ def main() -> None:
     torch.set_num_threads(min(2, torch.get_num_threads()))
     t0 = time.perf_counter()
     root = build_campaign()
-    campaign = lab.open_campaign(root)
-    layers = lab.candidate_layers(campaign.model)
+    campaign = steering.open_campaign(root)
+    layers = steering.candidate_layers(campaign.model)
     results = []
     for k, (parameter, toward, reduce) in enumerate(CONCEPTS):
         r = run_concept(campaign, layers, parameter, toward, reduce, seed=k)

@@ -14,7 +14,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from closedloop.lab.forcing import batch_problems, spec_for
+from closedloop.surrogates.coupling import batch_problems, spec_for
 from closedloop.simulators import load_scenario, simulate
 from closedloop.surrogates import Forcing, HybridSurrogate
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from closedloop.lab.cli import app
+from closedloop.cli import app
 from closedloop.lab.store import read_case
 from tests.conftest import ROOM
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 from typer.testing import CliRunner
 
-from closedloop.lab.cli import app
+from closedloop.cli import app
 from tests.lab.steering_campaign import make_campaign
 
 runner = CliRunner()

@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from closedloop.deployments.serve import campaign_deployment
 from closedloop.flows.campaign import campaign
-from closedloop.lab.cli import app
+from closedloop.cli import app
 from closedloop.lab.config import ConfigError
 
 # (id, parameters, field the message must name)
@@ -113,13 +113,15 @@ VALUE_IDS = ["config-missing", "config-is-directory", "config-not-toml", "config
 
 @pytest.mark.parametrize("case", VALUE_IDS)
 def test_flow_refuses_unusable_values_before_compute(case, tmp_path, fast_config, monkeypatch):
-    from closedloop.lab import campaign as lab
+    from closedloop.lab import campaign as steps
+    from closedloop.lab.campaign import propose
 
     def no_compute(*args, **kwargs):
         raise AssertionError("a simulation, training or proposal started despite the bad input")
 
-    for step in ("run_case", "retrain_round", "propose_round", "validate_new_cases"):
-        monkeypatch.setattr(lab, step, no_compute)
+    for module, step in ((steps, "run_case"), (steps, "retrain_round"), (propose, "propose_round"),
+                         (steps, "validate_new_cases")):
+        monkeypatch.setattr(module, step, no_compute)
     parameters, error, text = _value_cases(tmp_path, fast_config)[case]
     parameters.setdefault("campaign_dir", str(tmp_path / "fresh"))
     with pytest.raises(error, match=re.escape(text)):

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from closedloop.flows.campaign import campaign
-from closedloop.lab import campaign as lab
+from closedloop.lab import campaign as steps
+from closedloop.lab.campaign import learn, simulation
 from closedloop.lab.store import CampaignStore, file_sha256, read_case
 from closedloop.tasks import campaign as tasks
 from tests.flows.crashlab import tiny_config
@@ -38,10 +39,10 @@ def test_failing_hanging_and_nan_simulations_are_retried_then_recorded(tmp_path,
     from closedloop.lab.store import empty_ledger
 
     config = load_campaign_config(cfg)
-    scenarios = {s.case_id(): s for s in (lab.scenario_for(config, p)
-                                          for p in lab.propose_round(config, empty_ledger(), 0).parameters)}
+    scenarios = {s.case_id(): s for s in (steps.scenario_for(config, p)
+                                          for p in steps.propose_round(config, empty_ledger(), 0).parameters)}
     raised_id, hung_id, nan_id, good_id = sorted(scenarios)
-    results = {cid: lab.simulate(scenarios[cid], device="cpu") for cid in (nan_id, good_id)}
+    results = {cid: simulation.simulate(scenarios[cid], device="cpu") for cid in (nan_id, good_id)}
     results[nan_id].plane[-1, 3, 3] = math.nan
     attempts: dict[str, list[float]] = {}
 
@@ -55,7 +56,7 @@ def test_failing_hanging_and_nan_simulations_are_retried_then_recorded(tmp_path,
                 time.sleep(0.01)
         return results[cid]
 
-    monkeypatch.setattr(lab, "simulate", faulty)
+    monkeypatch.setattr(simulation, "simulate", faulty)
     state = campaign(str(cfg), str(out))
     assert state["status"] == "finished" and state["rounds_done"] == 1 and state["cases_failed"] == 3
 
@@ -94,13 +95,13 @@ def copy_of(finished, tmp_path) -> Path:
 
 
 def counting_simulate(monkeypatch) -> list[str]:
-    real, calls = lab.simulate, []
+    real, calls = simulation.simulate, []
 
     def spy(scenario, **kwargs):
         calls.append(scenario.case_id())
         return real(scenario, **kwargs)
 
-    monkeypatch.setattr(lab, "simulate", spy)
+    monkeypatch.setattr(simulation, "simulate", spy)
     return calls
 
 
@@ -162,7 +163,7 @@ def test_resumed_flow_takes_finished_simulations_from_the_task_cache(tmp_path, m
     def crash(*args, **kwargs):
         raise RuntimeError("validation crashed")
 
-    monkeypatch.setattr(lab, "validate_round", crash)
+    monkeypatch.setattr(learn, "validate_round", crash)
     with pytest.raises(RuntimeError, match="validation crashed"):
         campaign(str(cfg), str(out))
     monkeypatch.undo()
@@ -171,7 +172,7 @@ def test_resumed_flow_takes_finished_simulations_from_the_task_cache(tmp_path, m
     from closedloop.lab.config import load_campaign_config
 
     config = load_campaign_config(cfg)
-    keys = sorted(lab.simulation_cache_key(config, json.loads(p)) for p in ledger["parameters"])
+    keys = sorted(steps.simulation_cache_key(config, json.loads(p)) for p in ledger["parameters"])
     assert keys == sorted(f"simulate-{cid}-cpu" for cid in ledger["case_id"])  # keyed by scenario hash
     assert sorted(p.name for p in (out / "task-cache").iterdir()) == keys
 
@@ -213,7 +214,7 @@ def test_second_campaign_on_a_busy_directory_is_refused(tmp_path):
         assert not (out / "ledger.parquet").exists() and not (out / "campaign.json").exists()
         from typer.testing import CliRunner
 
-        from closedloop.lab.cli import app
+        from closedloop.cli import app
 
         res = CliRunner().invoke(app, ["campaign", "run", str(cfg), "--dir", str(out)])
         text = " ".join(res.output.split())

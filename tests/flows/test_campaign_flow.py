@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from closedloop.flows.campaign import campaign
-from closedloop.lab import campaign as lab
+from closedloop.lab import campaign as steps
+from closedloop.lab.campaign import simulation
 from closedloop.lab.store import CampaignStore
 from tests.conftest import fast_config_text
 
@@ -44,12 +45,12 @@ def test_two_round_campaign_then_rerun_simulates_nothing(fast_config: Path, tmp_
     space = config.design.space()
     x = space.as_tensor([json.loads(p) for p in ledger["parameters"]])
     assert bool(space.contains(x).all())
-    assert bool(lab.feasible_mask(config, x).all())
+    assert bool(steps.feasible_mask(config, x).all())
 
     # a re-run on the same directory simulates nothing and leaves every file untouched
     before = {sub: _mtimes(out / sub) for sub in ("cases", "models")}
     calls = []
-    monkeypatch.setattr(lab, "simulate", lambda *a, **k: calls.append(a) or (_ for _ in ()).throw(AssertionError))
+    monkeypatch.setattr(simulation, "simulate", lambda *a, **k: calls.append(a) or (_ for _ in ()).throw(AssertionError))
     again = campaign(str(fast_config), str(out))
     assert calls == []
     assert again["rounds_done"] == 2 and again["cases_done"] == 8
@@ -66,7 +67,7 @@ def test_campaign_continues_and_records_failures(tmp_path: Path, monkeypatch):
     assert first["rounds_done"] == 1 and first["stop_reason"].startswith("round budget spent (1")
     round0 = _mtimes(out / "cases")
 
-    real = lab.simulate
+    real = simulation.simulate
     attempts: dict[str, int] = {}
 
     def doomed() -> str:
@@ -80,7 +81,7 @@ def test_campaign_continues_and_records_failures(tmp_path: Path, monkeypatch):
             raise FloatingPointError("injected failure")
         return real(scenario, **kwargs)
 
-    monkeypatch.setattr(lab, "simulate", flaky)
+    monkeypatch.setattr(simulation, "simulate", flaky)
     second = campaign(str(cfg), str(out), rounds=2)
     assert second["rounds_done"] == 2
     assert _mtimes(out / "cases").items() >= round0.items()  # round 0 files untouched
@@ -117,7 +118,7 @@ def test_other_campaign_in_same_directory_is_refused(fast_config: Path, tmp_path
     from closedloop.lab.config import load_campaign_config
 
     config = load_campaign_config(fast_config)
-    lab.write_state(store, lab.campaign_state(config, store, status="finished"))
+    store.write_state(steps.campaign_state(config, store, status="finished"))
     other = tmp_path / "other.toml"
     other.write_text(fast_config_text(seed="8"))
     with pytest.raises(ValueError, match="another scenario, design or seed"):

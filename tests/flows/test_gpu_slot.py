@@ -14,7 +14,7 @@ from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
 
-from closedloop.lab import campaign as lab
+from closedloop.lab import campaign as steps
 from closedloop.lab.config import load_campaign_config
 from closedloop.surrogates.training import TrainReport
 from closedloop.tasks import campaign as tasks
@@ -80,7 +80,7 @@ def test_limit_name_names_the_device():
 
 def test_one_training_per_gpu(fast_config, tmp_path, monkeypatch, limit_prefix):
     probe = TrainingProbe()
-    monkeypatch.setattr(lab, "retrain_round", probe)
+    monkeypatch.setattr(steps, "retrain_round", probe)
     monkeypatch.setattr(gpu_slot, "training_gpu", lambda: 0)
     _two_trainings_at_once(fast_config, tmp_path)
     assert probe.calls == 2 and probe.most == 1  # serialised by the slot
@@ -96,7 +96,7 @@ def test_without_the_limit_the_same_trainings_overlap(fast_config, tmp_path, mon
     with get_client(sync_client=True) as client:
         client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=f"{limit_prefix}-0", limit=2))
     probe = TrainingProbe(join_wait=30.0)
-    monkeypatch.setattr(lab, "retrain_round", probe)
+    monkeypatch.setattr(steps, "retrain_round", probe)
     monkeypatch.setattr(gpu_slot, "training_gpu", lambda: 0)
     _two_trainings_at_once(fast_config, tmp_path)
     assert probe.calls == 2 and probe.most == 2
@@ -105,7 +105,7 @@ def test_without_the_limit_the_same_trainings_overlap(fast_config, tmp_path, mon
 
 def test_cpu_training_takes_no_slot(fast_config, tmp_path, monkeypatch, limit_prefix):
     probe = TrainingProbe(join_wait=30.0)
-    monkeypatch.setattr(lab, "retrain_round", probe)
+    monkeypatch.setattr(steps, "retrain_round", probe)
     monkeypatch.setattr(gpu_slot, "training_gpu", lambda: None)
     _two_trainings_at_once(fast_config, tmp_path)
     assert probe.most == 2

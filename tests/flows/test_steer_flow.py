@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from closedloop.flows.steer import steer
-from closedloop.lab import steering as lab
+from closedloop.lab.steering import targets
 from tests.lab.steering_campaign import make_campaign
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -46,7 +46,7 @@ def test_steer_flow_writes_results_and_artifacts_and_reuses_targets(tmp_path: Pa
     assert report is not None and "data:image/png;base64" in report.data
 
     # a second run reuses the target reference (Prefect cache and case file): no simulation
-    monkeypatch.setattr(lab, "simulate", lambda *a, **k: (_ for _ in ()).throw(AssertionError("simulated again")))
+    monkeypatch.setattr(targets, "simulate", lambda *a, **k: (_ for _ in ()).throw(AssertionError("simulated again")))
     again = steer(str(camp), concept="source_x", base_cases=1, initial_experiments=2, rounds=0)
     assert again["target_cases"] == summary["target_cases"]
 

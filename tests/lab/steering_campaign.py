@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from closedloop.lab import campaign as lab
+from closedloop.lab import campaign as steps
 from closedloop.lab.config import CampaignConfig
 from closedloop.lab.store import CampaignStore, now_iso
 from tests.conftest import fast_config_text
@@ -40,17 +40,17 @@ def make_campaign(tmp_path: Path, closure: bool = True) -> Path:
     config = tiny_config(tmp_path)
     root = tmp_path / "camp"
     store = CampaignStore(root)
-    store.upsert([{"case_id": lab.scenario_for(config, p).case_id(), "round": 0, "status": "done",
+    store.upsert([{"case_id": steps.scenario_for(config, p).case_id(), "round": 0, "status": "done",
                    "strategy": "sobol", "parameters": json.dumps(p, sort_keys=True), "finished_at": now_iso()}
                   for p in PARAMS])
     if not closure:
         config = config.with_overrides(**{"surrogate.use_closure": False})
-    model = lab.initial_model(config, [lab.scenario_for(config, PARAMS[0])])
+    model = steps.initial_model(config, [steps.scenario_for(config, PARAMS[0])])
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for p in model.closure.parameters() if closure else []:
             p.add_(0.2 * torch.randn(p.shape, generator=gen, dtype=p.dtype))
-    store.save_checkpoint(lab.model_name(0), {"spec": model.spec.to_dict(), "state_dict": model.state_dict(),
+    store.save_checkpoint(steps.model_name(0), {"spec": model.spec.to_dict(), "state_dict": model.state_dict(),
                                               "trained_on": [], "round": 0, "created": now_iso()})
-    lab.write_state(store, lab.campaign_state(config, store, status="finished"))
+    store.write_state(steps.campaign_state(config, store, status="finished"))
     return root

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from closedloop.lab import campaign as lab
+from closedloop.lab import campaign as steps
 from closedloop.lab.config import load_campaign_config
 from closedloop.lab.store import CampaignStore, IntegrityError, file_sha256, write_case
 from tests.lab.conftest import SMOKE_TOML
@@ -46,18 +46,18 @@ def test_damaged_case_is_refused_by_validation_and_training(config, store_with_c
     store, cid, sha = store_with_case
     flip_byte(store.case_path(cid))
     with pytest.raises(IntegrityError, match=rf"{cid}.parquet: checksum mismatch: recorded sha256 {sha[:16]}"):
-        lab.validate_round(config, store, 0, [cid])
+        steps.validate_round(config, store, 0, [cid])
     with pytest.raises(IntegrityError, match="damaged after it was written"):
-        lab.retrain_round(config, store, 0, [cid])
+        steps.retrain_round(config, store, 0, [cid])
     assert list(store.models_dir.iterdir()) == []  # nothing was trained on it
 
 
 def test_checkpoint_checksum_is_indexed_and_checked(store_with_case, config):
     store, cid, _ = store_with_case
-    lab.retrain_round(config, store, 0, [cid])
-    name = lab.model_name(0)
+    steps.retrain_round(config, store, 0, [cid])
+    name = steps.model_name(0)
     index = json.loads(store.model_index_path.read_text())
-    assert index[name]["sha256"] == file_sha256(store.model_path(name)) and lab.round_complete(store, 0)
+    assert index[name]["sha256"] == file_sha256(store.model_path(name)) and steps.round_complete(store, 0)
     flip_byte(store.model_path(name), offset=store.model_path(name).stat().st_size - 40)
     with pytest.raises(IntegrityError, match=r"round_000.pt: checksum mismatch"):
         store.load_checkpoint(name)
@@ -65,7 +65,7 @@ def test_checkpoint_checksum_is_indexed_and_checked(store_with_case, config):
 
 def test_audit_sets_damage_aside_and_adopts_what_is_whole(config, store_with_case):
     store, cid, sha = store_with_case
-    lab.retrain_round(config, store, 0, [cid])
+    steps.retrain_round(config, store, 0, [cid])
     good = store.read_model_index()["round_000"]["sha256"]
     # a checkpoint renamed into place before its checksum was indexed (the run died in between) ...
     torch.save(torch.load(store.model_path("round_000"), weights_only=True), store.model_path("round_001"))
@@ -75,7 +75,7 @@ def test_audit_sets_damage_aside_and_adopts_what_is_whole(config, store_with_cas
     path = store.case_path(cid)
     path.write_bytes(path.read_bytes()[:100])
 
-    report = lab.audit(config, store)
+    report = steps.audit(config, store)
 
     assert report.temp_files == [str(store.root / ".ledger.parquet.abc.tmp")]
     assert not (store.root / ".ledger.parquet.abc.tmp").exists()
@@ -91,4 +91,4 @@ def test_audit_sets_damage_aside_and_adopts_what_is_whole(config, store_with_cas
     assert row["status"] == "proposed" and "checksum mismatch" in row["error"]
     assert pd.isna(row["case_sha256"])
     assert report.resimulate == [{}]  # round 0 is complete: the flow's repair step simulates it again
-    assert lab.audit(config, store).damaged == []  # a second look finds nothing new
+    assert steps.audit(config, store).damaged == []  # a second look finds nothing new

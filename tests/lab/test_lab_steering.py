@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from closedloop.lab import steering as lab
+from closedloop.lab import steering
+from closedloop.lab.steering import targets
 from closedloop.surrogates.steering import directions_from_payload
 from tests.lab.steering_campaign import make_campaign
 
@@ -20,7 +21,7 @@ def camp(tmp_path_factory) -> Path:
 def no_simulation(monkeypatch):
     def refuse(*a, **k):
         raise AssertionError("a bad request must fail before any simulation")
-    monkeypatch.setattr(lab, "simulate", refuse)
+    monkeypatch.setattr(targets, "simulate", refuse)
 
 
 @pytest.mark.parametrize("kwargs, field", [
@@ -32,38 +33,38 @@ def no_simulation(monkeypatch):
 ])
 def test_bad_requests_name_the_field(camp: Path, no_simulation, kwargs, field):
     with pytest.raises(ValueError, match=rf"^{field}: "):
-        lab.run_steering(camp, lab.SteeringConfig(**kwargs))
+        steering.prepare(camp, steering.SteeringConfig(**kwargs))
     assert not (camp / "steering" / "experiments.parquet").exists()
 
 
 def test_config_and_campaign_errors(tmp_path: Path, no_simulation):
     with pytest.raises(ValueError, match="alpha_min"):
-        lab.SteeringConfig(alpha_min=1.0, alpha_max=0.5)
+        steering.SteeringConfig(alpha_min=1.0, alpha_max=0.5)
     with pytest.raises(ValueError, match="toward"):
-        lab.SteeringConfig(toward="sideways")
+        steering.SteeringConfig(toward="sideways")
     with pytest.raises(ValueError, match="^campaign_dir: .*not a campaign directory"):
-        lab.run_steering(tmp_path, lab.SteeringConfig())
+        steering.prepare(tmp_path, steering.SteeringConfig())
     (tmp_path / "p").mkdir()
     physics_only = make_campaign(tmp_path / "p", closure=False)
     with pytest.raises(ValueError, match="^layers: .*no closure"):
-        lab.run_steering(physics_only, lab.SteeringConfig())
+        steering.prepare(physics_only, steering.SteeringConfig())
 
 
 def test_groups_hold_out_base_cases_and_directions_belong_to_their_checkpoint(camp: Path):
-    campaign = lab.open_campaign(camp)
-    config = lab.SteeringConfig(concept="inlet_speed", base_cases=1, n_bootstrap=10)
-    layers = lab.check_config(campaign, config)
+    campaign = steering.open_campaign(camp)
+    config = steering.SteeringConfig(concept="inlet_speed", base_cases=1, n_bootstrap=10)
+    layers = steering.check_config(campaign, config)
     assert layers == ["closure.gates", "closure.candidate"]  # the one-channel head has no direction
-    groups = lab.select_groups(campaign, config)
+    groups = steering.select_groups(campaign, config)
     assert list(groups.base["inlet_speed"]) == [0.3]  # the low case farthest from the median
     assert sorted(groups.b["inlet_speed"]) == [0.4, 0.6] and sorted(groups.a["inlet_speed"]) == [1.1, 1.3, 1.5]
     assert groups.target_value == pytest.approx(1.3)
-    (target,) = lab.target_scenarios(campaign, groups)
+    (target,) = steering.target_scenarios(campaign, groups)
     assert target.target_parameters == {**target.base_parameters, "inlet_speed": pytest.approx(1.3)}
-    directions = lab.measure_directions(campaign, groups, layers, n_bootstrap=10)
+    directions = steering.measure_directions(campaign, groups, layers, n_bootstrap=10)
     assert [d.layer for d in directions] == layers and all(d.n_a == 3 and d.n_b == 2 for d in directions)
     assert all(d.norm > 0 and d.checkpoint_id == campaign.checkpoint_id for d in directions)
-    path = lab.save_directions(campaign, directions, config.name)
+    path = steering.save_directions(campaign, directions, config.name)
     payload = torch.load(path, weights_only=True)
     back = directions_from_payload(payload, campaign.checkpoint_id)
     assert all(torch.equal(a.delta, b.delta) for a, b in zip(directions, back))
@@ -74,7 +75,8 @@ def test_groups_hold_out_base_cases_and_directions_belong_to_their_checkpoint(ca
 def test_a_second_steering_run_on_the_same_campaign_is_refused(camp: Path, no_simulation):
     from closedloop.lab.lock import CampaignLocked
 
-    campaign = lab.open_campaign(camp)
-    with lab.hold_steering(campaign):
+    campaign = steering.open_campaign(camp)
+    with steering.hold_steering(campaign):
         with pytest.raises(CampaignLocked, match="steering"):
-            lab.run_steering(camp, lab.SteeringConfig(base_cases=1))
+            with steering.hold_steering(steering.open_campaign(camp)):
+                pass

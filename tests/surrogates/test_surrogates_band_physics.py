@@ -6,7 +6,7 @@ import dataclasses
 import pytest
 import torch
 
-from closedloop.lab.forcing import plane_problem, spec_for
+from closedloop.surrogates.coupling import plane_problem, spec_for
 from closedloop.physics import Grid, advect_upwind
 from closedloop.surrogates import HybridSurrogate
 from closedloop.surrogates.training import TrainConfig, train

@@ -6,7 +6,7 @@ import dataclasses
 import pytest
 import torch
 
-from closedloop.lab.forcing import layer_divergence, plane_problem, spec_for
+from closedloop.surrogates.coupling import layer_divergence, plane_problem, spec_for
 from closedloop.surrogates import HybridSurrogate, SurrogateSpec
 from closedloop.surrogates.layers import LayerForcing, implicit_exchange, vertical_exchange
 

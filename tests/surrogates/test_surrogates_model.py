@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from closedloop.lab.campaign import load_model
-from closedloop.lab.forcing import batch_problems, plane_problem, spec_for
+from closedloop.surrogates.checkpoint import load_model
+from closedloop.surrogates.coupling import batch_problems, plane_problem, spec_for
 from closedloop.surrogates import Forcing, HybridSurrogate, SurrogateSpec
 from closedloop.surrogates.closure import ConvGRUClosure
 

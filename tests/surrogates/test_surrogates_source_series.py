@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from closedloop.lab.forcing import batch_problems, plane_problem, spec_for
+from closedloop.surrogates.coupling import batch_problems, plane_problem, spec_for
 from closedloop.surrogates import Forcing, HybridSurrogate
 
 

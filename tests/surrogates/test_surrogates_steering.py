@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from closedloop.lab.forcing import batch_problems, spec_for
+from closedloop.surrogates.coupling import batch_problems, spec_for
 from closedloop.planners import DesignSpace, fit_error_model, propose_batch, sobol_design
 from closedloop.simulators import load_scenario
 from closedloop.surrogates import HybridSurrogate

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 import torch
 
-from closedloop.lab.forcing import batch_problems, spec_for
+from closedloop.surrogates.coupling import batch_problems, spec_for
 from closedloop.simulators import load_scenario, simulate
 from closedloop.surrogates import HybridSurrogate, SurrogateSpec, TrainConfig, train
 from closedloop.surrogates.metrics import mass_error, mse_per_time, peak_location_error, spearman

@@ -1,26 +1,16 @@
 """The campaign flow: propose → simulate → validate (predict before train) → retrain, per round."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
 
 from closedloop.flows.simulate import simulate
-from closedloop.lab import campaign as lab
-from closedloop.lab.config import CampaignConfig, load_campaign_config
+from closedloop.lab import campaign as steps
+from closedloop.lab.config import load_campaign_config
 from closedloop.lab.store import CampaignStore
 from closedloop.tasks.campaign import (audit, current_flow_run_id, hold_campaign, propose, publish_round, record,
                                        retrain, validate)
-
-
-def campaign_directory(config: CampaignConfig, campaign_dir: str | None) -> str:
-    """``campaign_dir`` (default runs/NAME), refused unless it is, or can become, a directory."""
-    path = Path(campaign_dir) if campaign_dir else lab.campaign_dir_default(config)
-    existing = next(p for p in (path, *path.parents) if p.exists())
-    if not existing.is_dir():
-        raise ValueError(f"campaign_dir: {path} cannot be a campaign directory: {existing} is a file")
-    return str(path)
 
 
 @flow(name="campaign", log_prints=True)
@@ -40,28 +30,28 @@ def campaign(config_path: str = "configs/smoke.toml", campaign_dir: str | None =
     given = {k: v for k, v in overrides.items() if v is not None}
     if given:
         config = config.with_overrides(**given)
-    directory = campaign_directory(config, campaign_dir)
+    directory = steps.campaign_directory(config, campaign_dir)
     store = CampaignStore(directory)
     with hold_campaign(directory):
-        lab.check_same_campaign(store, config)
+        steps.check_same_campaign(store, config)
         checked = audit(config, directory)
         if checked.resimulate:
             record(directory, simulate(config, directory, checked.resimulate, refresh=True))
-        lab.write_state(store, lab.campaign_state(config, store, status="running", run_id=current_flow_run_id(),
-                                                  repairs=checked.damaged))
+        store.write_state(steps.campaign_state(config, store, status="running", run_id=current_flow_run_id(),
+                                               repairs=checked.damaged))
         reason = None
         for r in range(config.budget.rounds):
-            if not lab.round_complete(store, r):
+            if not steps.round_complete(store, r):
                 batch = propose(config, directory, r)
                 record(directory, simulate(config, directory, batch))
                 validate(config, directory, r)
                 retrain(config, directory, r)
-            if not lab.round_published(store, r):
+            if not steps.round_published(store, r):
                 publish_round(config, directory, r)
-            reason = lab.stop_reason(config, store.read_ledger(), r)
+            reason = steps.stop_reason(config, store.read_ledger(), r)
             if reason:
                 break
-        state = lab.campaign_state(config, store, status="finished", run_id=current_flow_run_id(), reason=reason)
-        lab.write_state(store, state)
+        state = steps.campaign_state(config, store, status="finished", run_id=current_flow_run_id(), reason=reason)
+        store.write_state(state)
     get_run_logger().info("campaign %s: %s", config.name, reason)
     return state

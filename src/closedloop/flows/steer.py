@@ -13,12 +13,16 @@ from closedloop.tasks.steer import measure_directions, publish, search_experimen
 @flow(name="steer", log_prints=True)
 def steer(campaign_dir: str = "runs/smoke", concept: str = "inlet_speed", toward: str = "high",
           split: float | None = None, layers: list[str] | None = None, base_cases: int = 2,
-          initial_experiments: int = 6, rounds: int = 3, batch_size: int = 2, alpha_min: float = -2.0,
-          alpha_max: float = 2.0, seed: int = 0, device: str = "cpu", reduce: str = "space_mean") -> dict[str, Any]:
-    """Steer the campaign's latest model toward a regime of ``concept`` and validate by simulation."""
-    config = SteeringConfig(concept=concept, toward=toward, split=split, layers=layers, base_cases=base_cases,
-                            initial_experiments=initial_experiments, rounds=rounds, batch_size=batch_size,
-                            alpha_min=alpha_min, alpha_max=alpha_max, seed=seed, device=device, reduce=reduce)
+          alpha_min: float = -2.0, alpha_max: float = 2.0, initial_experiments: int = 6, rounds: int = 3,
+          batch_size: int = 2, dose_points: int = 9, n_bootstrap: int = 100, reduce: str = "space_mean",
+          seed: int = 0, device: str = "cpu") -> dict[str, Any]:
+    """Steer the campaign's latest model toward a regime of ``concept`` and validate by simulation.
+
+    The parameters after ``campaign_dir`` are the fields of :class:`SteeringConfig`, which checks
+    them (a test holds the signature and the model together).
+    """
+    fields = dict(locals())
+    config = SteeringConfig(**{k: v for k, v in fields.items() if k != "campaign_dir"})
     prepared = select_groups(campaign_dir, config)
     with hold_steering(prepared.campaign, owner=current_flow_run_id()):
         directions = measure_directions(prepared, config)

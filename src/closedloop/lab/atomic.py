@@ -1,4 +1,4 @@
-"""Atomic file writes: write a temporary sibling, fsync, then rename over the target.
+"""Atomic file writes and checksums: write a temporary sibling, fsync, then rename over the target.
 
 ``os.replace`` is atomic on POSIX, so a reader sees the old file or the new one, never half of
 either, and a failure while writing leaves the previous file untouched. The directory is fsynced
@@ -9,6 +9,7 @@ clears when the campaign next starts (under its lock, so no live writer is distu
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -77,3 +78,28 @@ def remove_temp_files(directory: str | Path) -> list[Path]:
             path.unlink(missing_ok=True)
             removed.append(path)
     return removed
+
+
+class IntegrityError(ValueError):
+    """A stored file differs from the checksum recorded when it was written."""
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_sha256(path: Path, expected: str | None) -> None:
+    """Raise :class:`IntegrityError` (naming the file, both digests and its size) on a mismatch."""
+    if not expected:
+        return
+    if not path.is_file():
+        raise IntegrityError(f"{path}: file is missing (sha256 {expected[:16]}… was recorded)")
+    actual = file_sha256(path)
+    if actual != expected:
+        raise IntegrityError(f"{path}: checksum mismatch: recorded sha256 {expected[:16]}…, file has "
+                             f"{actual[:16]}… ({path.stat().st_size} bytes); the file was damaged after it "
+                             "was written")

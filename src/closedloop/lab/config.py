@@ -11,17 +11,14 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from closedloop.planners.design import DesignSpace
 from closedloop.planners.strategies import PlannerSettings
+from closedloop.schema import Strict
 from closedloop.simulators.scenario import Scenario, set_path
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class DesignParameter(Strict):
@@ -118,6 +115,11 @@ class Budget(Strict):
         return self
 
 
+SPEC_FIELDS = {"hidden_channels", "use_closure", "learn_sink", "vertical_exchange", "room_layers", "variant",
+               "closure", "closure_layers", "advection", "learn_velocity_correction", "closure_form",
+               "closure_gain", "closure_scale", "closure_context"}
+
+
 class SurrogateConfig(Strict):
     """The hybrid surrogate (surrogates/model.py) and how it is trained (surrogates/training.py)."""
 
@@ -163,6 +165,11 @@ class SurrogateConfig(Strict):
             raise ValueError("closure_form: 'multiplicative' cannot start from zero without physics; "
                              "variant 'data_only' needs 'additive'")
         return self
+
+    def spec_options(self) -> dict[str, Any]:
+        """The model's options for :func:`closedloop.surrogates.coupling.spec_for`, the one builder
+        of a :class:`SurrogateSpec` (the plane problem supplies the grid and D₀)."""
+        return self.model_dump(include=SPEC_FIELDS)
 
 
 class PlannerConfig(Strict):

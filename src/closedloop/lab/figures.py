@@ -1,4 +1,5 @@
-"""Figures of a campaign (matplotlib, Agg): learning curve and predicted-vs-reference planes."""
+"""Every figure of the lab (matplotlib, Agg, returned as PNG bytes): a campaign's learning curve, planes,
+error map and plane series; steering's dose-response and before/after planes."""
 from __future__ import annotations
 
 import base64
@@ -96,4 +97,36 @@ def error_map(xs: torch.Tensor, ys: torch.Tensor, error: torch.Tensor, names: tu
     ax.set_xlabel(names[0])
     ax.set_ylabel(names[1])
     ax.set_title(title or "error GP: predicted validation error")
+    return _png(fig)
+
+
+def dose_response_figure(dose: pd.DataFrame, reference: dict[str, float], title: str) -> bytes:
+    """Distance to the target reference and three effect measures against α (dashed: the reference)."""
+    fig, axes = plt.subplots(1, 4, figsize=(14, 3))
+    for ax, key in zip(axes, ("distance", "centroid_x", "spread", "mass")):
+        ax.plot(dose["alpha"], dose[key], "o-")
+        if key in reference:
+            ax.axhline(reference[key], ls="--", color="k", lw=1, label="target reference")
+            ax.legend(loc="best", fontsize=7)
+        ax.axvline(0, color="grey", lw=0.5)
+        ax.set_xlabel("α")
+        ax.set_title(key)
+        ax.grid(alpha=0.3)
+    fig.suptitle(title, y=1.06)
+    return _png(fig)
+
+
+def before_after_figure(unsteered: torch.Tensor, steered: torch.Tensor, reference: torch.Tensor, mask: torch.Tensor,
+                        title: str) -> bytes:
+    """Final-time plane: unsteered prediction, steered prediction, the target regime's reference."""
+    m = ~mask.cpu().numpy()
+    fields = [f.detach().cpu().numpy() for f in (unsteered, steered, reference)]
+    vmax = max(max(float(np.abs(f).max()) for f in fields), 1e-30)
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3))
+    for ax, f, name in zip(axes, fields, ("unsteered", "steered", "target reference")):
+        im = ax.imshow(np.ma.masked_array(f, m).T, origin="lower", cmap="viridis", vmin=0, vmax=vmax)
+        ax.set_title(name)
+        ax.set_xticks([]), ax.set_yticks([])
+    fig.colorbar(im, ax=list(axes), shrink=0.8)
+    fig.suptitle(title, y=1.06)
     return _png(fig)

@@ -1,4 +1,4 @@
-"""The campaign store: cases as parquet, the ledger, checkpoints. Every write is atomic.
+"""The campaign store: a campaign directory's ledger, cases, checkpoints and state, written atomically.
 
 A campaign directory::
 
@@ -17,182 +17,28 @@ trained on it (:class:`IntegrityError`).
 from __future__ import annotations
 
 import datetime as _dt
-import functools
-import hashlib
 import json
 import shutil
-import subprocess
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-import torch
 
-import closedloop
 from closedloop.lab import faults
-from closedloop.lab.atomic import atomic_path, atomic_write, atomic_write_text, remove_temp_files
-from closedloop.simulators.scenario import Scenario
+from closedloop.lab.atomic import (IntegrityError, atomic_path, atomic_write, atomic_write_text, check_sha256,
+                                   file_sha256, remove_temp_files)
+# the case format is owned by lab.cases; re-exported for the store's users
+from closedloop.lab.cases import (FORMAT_VERSION, METADATA_KEY, Case, case_table, code_version, make_provenance,
+                                  now_iso, read_case, read_case_dir, reference_case, write_case)
+from closedloop.surrogates.checkpoint import read_checkpoint, write_checkpoint
 
-METADATA_KEY = b"closedloop"
-FORMAT_VERSION = 1
-
-
-class IntegrityError(ValueError):
-    """A stored file differs from the checksum recorded when it was written."""
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+__all__ = ["CampaignStore", "IntegrityError", "file_sha256", "check_sha256", "FORMAT_VERSION", "METADATA_KEY", "Case",
+           "case_table", "code_version", "make_provenance", "now_iso", "read_case", "read_case_dir",
+           "reference_case", "write_case", "LEDGER_COLUMNS", "STATUSES", "empty_ledger", "normalise_ledger"]
 
 
-def check_sha256(path: Path, expected: str | None) -> None:
-    """Raise :class:`IntegrityError` (naming the file, both digests and its size) on a mismatch."""
-    if not expected:
-        return
-    if not path.is_file():
-        raise IntegrityError(f"{path}: file is missing (sha256 {expected[:16]}… was recorded)")
-    actual = file_sha256(path)
-    if actual != expected:
-        raise IntegrityError(f"{path}: checksum mismatch: recorded sha256 {expected[:16]}…, file has "
-                             f"{actual[:16]}… ({path.stat().st_size} bytes); the file was damaged after it "
-                             "was written")
-
-
-@dataclass
-class Case:
-    """A plane series on disk: from the reference simulator or from the surrogate."""
-
-    scenario: Scenario
-    times: torch.Tensor  # (T,) seconds
-    plane: torch.Tensor  # (T, nx, ny)
-    plane_mask: torch.Tensor  # (nx, ny) bool
-    probes: dict[str, torch.Tensor] = field(default_factory=dict)  # name -> (T,)
-    budget: dict[str, torch.Tensor] = field(default_factory=dict)  # mass_* -> (T,)
-    provenance: dict[str, Any] = field(default_factory=dict)
-    grid: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def case_id(self) -> str:
-        return self.scenario.case_id()
-
-
-@functools.lru_cache(maxsize=1)
-def code_version() -> str:
-    """Package version plus the git commit when run from a checkout."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, timeout=5, cwd=Path(__file__).parent).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
-    return f"{closedloop.__version__}+{commit}" if commit else closedloop.__version__
-
-
-def now_iso() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def make_provenance(*, producer: str, device: str, seed: int | None = None,
-                    config_hash: str | None = None, **extra: Any) -> dict[str, Any]:
-    return {"producer": producer, "code_version": code_version(), "torch": torch.__version__,
-            "device": device, "seed": seed, "config_hash": config_hash, "created": now_iso(),
-            **extra}
-
-
-def reference_case(scenario: Scenario, result: Any, **provenance: Any) -> Case:
-    """The case of a reference simulation (a ``simulators.SimulationResult``), ready to write."""
-    return Case(scenario=scenario, times=result.times, plane=result.plane, plane_mask=result.plane_mask,
-                probes=result.probes,
-                budget={"mass_in_domain": result.mass_in_domain, "mass_emitted": result.mass_emitted,
-                        "mass_exhausted": result.mass_exhausted},
-                provenance=make_provenance(producer="reference", device=result.device, dtype=result.dtype,
-                                           steps=result.steps, **provenance),
-                grid={"shape": result.extra["grid_shape"], "spacing": list(scenario.room.spacing),
-                      "plane": scenario.plane.model_dump()})
-
-
-def case_table(case: Case) -> pa.Table:
-    """The Arrow table of a case: ``time``, ``plane`` (tensor), probes and budget columns."""
-    plane = case.plane.detach().cpu().to(torch.float64).numpy()
-    t, nx, ny = plane.shape
-    tensor_type = pa.fixed_shape_tensor(pa.float64(), [nx, ny])
-    storage = pa.FixedSizeListArray.from_arrays(pa.array(plane.reshape(-1)), nx * ny)
-    columns: dict[str, pa.Array] = {
-        "time": pa.array(case.times.detach().cpu().numpy().astype(np.float64)),
-        "plane": pa.ExtensionArray.from_storage(tensor_type, storage),
-    }
-    for name, series in case.probes.items():
-        columns[f"probe:{name}"] = pa.array(series.detach().cpu().numpy().astype(np.float64))
-    for name, series in case.budget.items():
-        columns[name] = pa.array(series.detach().cpu().numpy().astype(np.float64))
-    meta = {"format_version": FORMAT_VERSION, "case_id": case.case_id,
-            "scenario": case.scenario.model_dump(mode="json"), "grid": case.grid,
-            "plane_mask": case.plane_mask.to(torch.int8).tolist(), "provenance": case.provenance}
-    return pa.table(columns).replace_schema_metadata({METADATA_KEY: json.dumps(meta).encode()})
-
-
-def write_case(path: str | Path, case: Case) -> str:
-    """Write a case atomically as parquet; returns the sha256 of the bytes written."""
-    table = case_table(case)
-    digest: list[str] = []
-
-    def write(tmp: Path) -> None:
-        pq.write_table(table, tmp)
-        digest.append(file_sha256(tmp))  # of the temporary file, i.e. exactly what is renamed
-
-    atomic_write(path, write, label="case")
-    return digest[0]
-
-
-def read_case(path: str | Path) -> Case:
-    """Read a case written by :func:`write_case`; a file that is not one raises ValueError."""
-    path = Path(path)
-    try:
-        table = pq.read_table(path)
-    except (OSError, pa.ArrowInvalid) as err:
-        raise ValueError(f"{path}: not a readable parquet case file ({err})") from err
-    raw = (table.schema.metadata or {}).get(METADATA_KEY)
-    if raw is None:
-        raise ValueError(f"{path}: parquet file has no closedloop metadata; not a case file")
-    meta = json.loads(raw)
-    plane_col = table.column("plane").combine_chunks()
-    if isinstance(plane_col, pa.ExtensionArray):
-        plane_np = plane_col.to_numpy_ndarray()
-    else:  # pragma: no cover - extension type not registered
-        plane_np = np.stack([np.asarray(v) for v in plane_col.to_pylist()])
-    mask = torch.tensor(meta["plane_mask"], dtype=torch.bool)
-    plane = torch.from_numpy(np.array(plane_np, dtype=np.float64)).reshape(-1, *mask.shape)
-    probes = {n.removeprefix("probe:"): torch.from_numpy(table.column(n).to_numpy().copy())
-              for n in table.column_names if n.startswith("probe:")}
-    budget = {n: torch.from_numpy(table.column(n).to_numpy().copy())
-              for n in table.column_names if n.startswith("mass_")}
-    return Case(scenario=Scenario.model_validate(meta["scenario"]),
-                times=torch.from_numpy(table.column("time").to_numpy().copy()), plane=plane,
-                plane_mask=mask, probes=probes, budget=budget, provenance=meta["provenance"],
-                grid=meta["grid"])
-
-
-def read_case_dir(path: str | Path) -> list[Case]:
-    """All cases in a directory (or a campaign directory's ``cases/``), sorted by file name."""
-    path = Path(path)
-    if (path / "cases").is_dir():
-        path = path / "cases"
-    if path.is_file():
-        return [read_case(path)]
-    files = sorted(path.glob("*.parquet"))
-    if not files:
-        raise ValueError(f"{path}: no case files (*.parquet) found")
-    return [read_case(f) for f in files]
-
-
-# ---------------------------------------------------------------------------------------- ledger
 LEDGER_COLUMNS: dict[str, str] = {
     "case_id": "string", "round": "int64", "status": "string", "strategy": "string",
     "parameters": "string", "proposed_at": "string", "finished_at": "string",
@@ -217,14 +63,36 @@ def normalise_ledger(df: pd.DataFrame) -> pd.DataFrame:
 class CampaignStore:
     """A campaign directory: paths and atomic reads/writes of its ledger, cases and models."""
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, create: bool = True):
         self.root = Path(root)
-        for sub in (self.cases_dir, self.models_dir, self.figures_dir):
-            sub.mkdir(parents=True, exist_ok=True)
+        if create:
+            for sub in (self.cases_dir, self.models_dir, self.figures_dir):
+                sub.mkdir(parents=True, exist_ok=True)
+
+    @classmethod
+    def existing(cls, root: str | Path) -> CampaignStore:
+        """The store of a campaign directory that has a ledger (nothing is created); ValueError if none."""
+        store = cls(root, create=False)
+        if not store.ledger_path.is_file():
+            raise ValueError(f"{store.root}: no ledger.parquet here; not a campaign directory")
+        return store
 
     @property
     def state_path(self) -> Path:
         return self.root / "campaign.json"
+
+    def read_state(self) -> dict[str, Any]:
+        """``campaign.json`` (the campaign's identity and summary), or {} before the first run."""
+        if not self.state_path.exists():
+            return {}
+        try:
+            return json.loads(self.state_path.read_text())
+        except json.JSONDecodeError as err:
+            raise IntegrityError(f"{self.state_path}: unreadable campaign state ({err}); it holds the campaign's "
+                                 "identity, restore it or use a new --dir") from err
+
+    def write_state(self, state: dict[str, Any]) -> None:
+        atomic_write_text(self.state_path, json.dumps(state, indent=2, sort_keys=True), label="state")
 
     @property
     def cache_dir(self) -> Path:
@@ -367,7 +235,7 @@ class CampaignStore:
         """Write the checkpoint atomically, then index its checksum."""
         path = self.model_path(name)
         with atomic_path(path, label="checkpoint") as tmp:
-            torch.save(checkpoint, tmp)
+            write_checkpoint(tmp, checkpoint)
             digest = file_sha256(tmp)
         faults.point("checkpoint:written", name)
         self.index_checkpoint(name, digest)
@@ -378,4 +246,4 @@ class CampaignStore:
         path = self.model_path(name)
         entry = self.read_model_index().get(name)
         check_sha256(path, entry["sha256"] if entry else None)
-        return torch.load(path, weights_only=True, map_location="cpu")
+        return read_checkpoint(path, require_model=False)

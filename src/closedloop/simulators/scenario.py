@@ -12,7 +12,9 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from closedloop.schema import Strict
 
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
@@ -22,10 +24,6 @@ Vec2 = tuple[Finite, Finite]
 Face = Literal["x-", "x+", "y-", "y+", "z-", "z+"]
 
 FACE_AXES = {"x": 0, "y": 1, "z": 2}
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Room(Strict):

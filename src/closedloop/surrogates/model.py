@@ -194,7 +194,7 @@ class HybridSurrogate(nn.Module):
         lam = self.sink()
         if self.spec.vertical_outflow:
             if forcing.outflow is None:
-                raise ValueError("vertical_outflow: the model needs Forcing.outflow (lab.forcing provides it)")
+                raise ValueError("vertical_outflow: the model needs Forcing.outflow (surrogates.coupling provides it)")
             lam = forcing.outflow if lam is None else lam + forcing.outflow
         return lam
 
@@ -226,7 +226,7 @@ class HybridSurrogate(nn.Module):
 
     def require_layers(self, forcing: Forcing):
         if forcing.layers is None:
-            raise ValueError("room_layers: the model needs Forcing.layers (lab.forcing provides it)")
+            raise ValueError("room_layers: the model needs Forcing.layers (surrogates.coupling provides it)")
         return forcing.layers
 
     def layer_diffusivity_scale(self) -> torch.Tensor:

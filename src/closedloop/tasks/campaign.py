@@ -1,14 +1,11 @@
-"""Tasks of the campaign flow; each wraps one plain function of ``closedloop.lab.campaign``."""
+"""Tasks of the campaign flow; each wraps one plain step of ``closedloop.lab.campaign``."""
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
-import torch
 from prefect import get_run_logger, task, unmapped
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
@@ -16,9 +13,7 @@ from prefect.context import TaskRunContext
 from prefect.exceptions import MissingContextError
 from prefect.runtime import flow_run
 
-from closedloop.lab import campaign as lab
-from closedloop.lab import figures
-from closedloop.lab.atomic import atomic_write_bytes, atomic_write_text
+from closedloop.lab import campaign as steps
 from closedloop.lab.config import CampaignConfig
 from closedloop.lab.lock import campaign_lock
 from closedloop.lab.store import CampaignStore
@@ -64,39 +59,26 @@ def hold_campaign(campaign_dir: str) -> Iterator[None]:
 
 def simulation_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     """Cache simulate tasks by scenario hash (the case id), not by hashing the config object."""
-    return lab.simulation_cache_key(parameters["config"], parameters["params"])
+    return steps.simulation_cache_key(parameters["config"], parameters["params"])
 
 
 @task(name="simulate-case", cache_key_fn=simulation_cache_key, persist_result=True)
 def simulate_case(config: CampaignConfig, campaign_dir: str, params: dict[str, float]) -> dict[str, Any]:
     """One reference simulation (skipped when its case file already exists)."""
-    row = lab.run_case(config, CampaignStore(campaign_dir), params)
+    row = steps.run_case(config, CampaignStore(campaign_dir), params)
     get_run_logger().info("case %s: %s", row["case_id"], "reused" if row["reused"] else
                           f"simulated in {row['sim_seconds']:.2f} s")
     return row
 
 
-def failure_text(config: CampaignConfig, error: BaseException) -> str:
-    attempts = config.simulation.retries + 1
-    if isinstance(error, TimeoutError):
-        what = f"TimeoutError: longer than simulation.timeout_seconds = {config.simulation.timeout_seconds} s"
-    else:
-        what = f"{type(error).__name__}: {error}"
-    return f"{what} (failed {attempts} attempt{'s' if attempts > 1 else ''})"[:2000]
-
-
 def collect_outcomes(config: CampaignConfig, batch: list[dict[str, float]], futures: Any) -> list[dict[str, Any]]:
     """Ledger rows for a mapped simulation: done rows, or failed rows with the error text."""
-    rows = []
     run_id = current_flow_run_id()
+    rows = []
     for params, future in zip(batch, futures):
         outcome = future.result(raise_on_failure=False)
-        if isinstance(outcome, BaseException):
-            rows.append({"case_id": lab.scenario_for(config, params).case_id(), "status": "failed",
-                         "error": failure_text(config, outcome), "flow_run_id": run_id,
-                         "finished_at": lab.now_iso()})
-        else:
-            rows.append({**outcome, "flow_run_id": run_id})
+        failed = isinstance(outcome, BaseException)
+        rows.append(steps.failed_row(config, params, outcome, run_id) if failed else {**outcome, "flow_run_id": run_id})
     return rows
 
 
@@ -106,7 +88,7 @@ def simulate_batch(config: CampaignConfig, campaign_dir: str, batch: list[dict[s
     results cached per case in the campaign directory (``refresh`` ignores the cache, for repairs).
 
     A finished simulation is never run twice in any case: its case file is written before the task
-    completes, and :func:`closedloop.lab.campaign.run_case` skips a case whose file exists. The
+    completes, and :func:`closedloop.lab.campaign.simulation.run_case` skips a case whose file exists. The
     cache adds that a resumed flow run shows those tasks as Cached and keeps their original timings.
     The tasks run on the current flow's task runner (threads, or Dask in ``simulate-batch``).
     """
@@ -121,9 +103,9 @@ def simulate_batch(config: CampaignConfig, campaign_dir: str, batch: list[dict[s
 
 
 @task(name="audit", cache_policy=NO_CACHE)
-def audit(config: CampaignConfig, campaign_dir: str) -> lab.AuditReport:
+def audit(config: CampaignConfig, campaign_dir: str) -> steps.AuditReport:
     """Before resuming: clear temporary files, verify checksums, set damaged files aside."""
-    report = lab.audit(config, CampaignStore(campaign_dir))
+    report = steps.audit(config, CampaignStore(campaign_dir))
     logger = get_run_logger()
     if report.temp_files:
         logger.info("removed %d temporary file(s) left by an interrupted run", len(report.temp_files))
@@ -137,17 +119,11 @@ def audit(config: CampaignConfig, campaign_dir: str) -> lab.AuditReport:
 @task(name="propose", cache_policy=NO_CACHE)
 def propose(config: CampaignConfig, campaign_dir: str, round_index: int) -> list[dict[str, float]]:
     """The round's cases: stored proposals if the round was started before, else new ones."""
-    store = CampaignStore(campaign_dir)
-    ledger = store.read_ledger()
-    mine = ledger[ledger["round"] == round_index]
-    if len(mine) == 0:
-        proposal = lab.propose_round(config, ledger, round_index, store)
-        store.upsert(lab.proposal_rows(config, proposal, current_flow_run_id()))
-        get_run_logger().info("round %d: proposed %d cases by %s", round_index,
-                              len(proposal.parameters), proposal.strategy)
-        mine = store.read_ledger().query("round == @round_index")
-    pending = mine[mine["status"] != "failed"]
-    return [json.loads(p) for p in pending["parameters"]]
+    batch, proposal = steps.round_proposals(config, CampaignStore(campaign_dir), round_index, current_flow_run_id())
+    if proposal is not None:
+        get_run_logger().info("round %d: proposed %d cases by %s", round_index, len(proposal.parameters),
+                              proposal.strategy)
+    return batch
 
 
 @task(name="record", cache_policy=NO_CACHE)
@@ -161,7 +137,7 @@ def record(campaign_dir: str, rows: list[dict[str, Any]]) -> None:
 @task(name="validate", cache_policy=NO_CACHE)
 def validate(config: CampaignConfig, campaign_dir: str, round_index: int) -> list[dict[str, Any]]:
     """Predict the round's new cases with the previous model, before training on them."""
-    return lab.validate_new_cases(config, CampaignStore(campaign_dir), round_index)
+    return steps.validate_new_cases(config, CampaignStore(campaign_dir), round_index)
 
 
 @task(name="retrain", cache_policy=NO_CACHE)
@@ -171,12 +147,11 @@ def retrain(config: CampaignConfig, campaign_dir: str, round_index: int) -> dict
     With a GPU present, training holds that GPU's concurrency slot (one training job per GPU).
     """
     store = CampaignStore(campaign_dir)
-    ledger = store.read_ledger()
-    done = ledger[(ledger["status"] == "done") & (ledger["round"] <= round_index)]
+    done = steps.training_case_ids(store, round_index)
     with gpu_slot.gpu_training_slot(gpu_slot.training_gpu()) as slot:
         if slot:
             get_run_logger().info("round %d: holding training slot %s", round_index, slot)
-        report = lab.retrain_round(config, store, round_index, done["case_id"].tolist())
+        report = steps.retrain_round(config, store, round_index, done)
     get_run_logger().info("round %d: trained on %d cases, loss %.4f -> %.4f in %.1f s", round_index,
                           len(done), report.initial_loss, report.best_loss, report.seconds)
     return {"cases": len(done), "initial_loss": report.initial_loss, "best_loss": report.best_loss,
@@ -191,47 +166,10 @@ def publish_round(config: CampaignConfig, campaign_dir: str, round_index: int) -
     (the run stopped after training) is published when the campaign resumes.
     """
     store = CampaignStore(campaign_dir)
-    ledger = store.read_ledger()
-    mine = ledger[ledger["round"] == round_index]
-    table = []
-    for _, row in mine.iterrows():
-        entry = {"case_id": row["case_id"], "status": row["status"], "strategy": row["strategy"],
-                 **json.loads(row["parameters"]),
-                 "rel_l2": None if row["rel_l2"] != row["rel_l2"] else round(float(row["rel_l2"]), 5),
-                 "sim_seconds": None if row["sim_seconds"] != row["sim_seconds"] else round(float(row["sim_seconds"]), 3)}
-        table.append(entry)
+    report = steps.round_report(config, store, round_index)
     key = f"{config.name}-round-{round_index}".lower().replace("_", "-")
-    create_table_artifact(table=table, key=f"{key}-cases",
+    create_table_artifact(table=report.table, key=f"{key}-cases",
                           description=f"Campaign {config.name}, round {round_index}: cases and validation errors")
-
-    curve = figures.learning_curve(ledger)
-    atomic_write_bytes(store.figures_dir / "learning_curve.png", curve, label="figure")
-    head = [f"# {config.name}: round {round_index}", "",
-            f"Mean validation relative L2 (predicted before training): "
-            f"{mine['rel_l2'].mean():.4f}; worst {mine['rel_l2'].max():.4f}", ""]
-    head += lab.planner_report(config, ledger, round_index) + [""]
-    md, on_disk = head + [f"![learning curve]({figures.data_url(curve)})"], head + ["![learning curve](learning_curve.png)"]
-    cut = lab.predicted_error_slice(config, ledger[ledger["round"] <= round_index])
-    if cut is not None:
-        pts = np.array([[json.loads(p)[n] for n in cut.names] for p in ledger["parameters"]])
-        fixed = ", ".join(f"{k} = {v:.3g}" for k, v in cut.fixed.items())
-        png = figures.error_map(cut.xs, cut.ys, cut.error, cut.names, pts,
-                                title=f"predicted error ({fixed})" if fixed else "")
-        name = f"round_{round_index:03d}_error_map.png"
-        atomic_write_bytes(store.figures_dir / name, png, label="figure")
-        md += ["", "Error GP, predicted validation error on a 2D slice:", "", f"![error map]({figures.data_url(png)})"]
-        on_disk += ["", "Error GP, predicted validation error on a 2D slice:", "", f"![error map]({name})"]
-    validated = mine[mine["rel_l2"].notna()]
-    if len(validated):
-        worst = validated.loc[validated["rel_l2"].idxmax(), "case_id"]
-        _, preds = lab.validate_round(config, store, round_index, [worst])
-        case = store.read_case(worst)
-        png = figures.plane_comparison(preds[worst][-1], case.plane[-1].to(torch.float64), case.plane_mask,
-                                       float(case.times[-1]), title=f"worst case {worst}")
-        name = f"round_{round_index:03d}_worst.png"
-        atomic_write_bytes(store.figures_dir / name, png, label="figure")
-        md += ["", f"Worst case `{worst}`, final time:", "", f"![plane]({figures.data_url(png)})"]
-        on_disk += ["", f"Worst case `{worst}`, final time:", "", f"![plane]({name})"]
-    create_markdown_artifact(markdown="\n".join(md), key=f"{key}-report",
+    create_markdown_artifact(markdown=report.markdown, key=f"{key}-report",
                              description=f"Campaign {config.name}, round {round_index}")
-    atomic_write_text(lab.report_path(store, round_index), "\n".join(on_disk) + "\n", label="report")
+    steps.write_round_report(store, round_index, report)

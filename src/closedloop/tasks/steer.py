@@ -1,7 +1,6 @@
 """Tasks of the ``steer`` flow; each wraps one plain step of ``closedloop.lab.steering``."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from prefect import get_run_logger, task
@@ -9,41 +8,31 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 
-from closedloop.lab import steering as lab
+from closedloop.lab import steering
+from closedloop.lab.steering.prepared import Prepared, prepare
 from closedloop.planners.steering import SteeringSearch
 from closedloop.simulators import Scenario
 from closedloop.surrogates.steering import ConceptDirection
 from closedloop.tasks.campaign import current_flow_run_id
 
 
-@dataclass
-class Prepared:
-    """The opened campaign, the layers to search, the two groups and the base cases' targets."""
-
-    campaign: lab.SteeringCampaign
-    layers: list[str]
-    groups: lab.Groups
-    targets: list[lab.Target]
-
-
 @task(name="select-groups", cache_policy=NO_CACHE)
-def select_groups(campaign_dir: str, config: lab.SteeringConfig) -> Prepared:
+def select_groups(campaign_dir: str, config: steering.SteeringConfig) -> Prepared:
     """Open the latest model, check the request, split the ledger's cases by the concept's query."""
-    campaign = lab.open_campaign(campaign_dir)
-    layers = lab.check_config(campaign, config)
-    groups = lab.select_groups(campaign, config)
+    prepared = prepare(campaign_dir, config)
+    groups = prepared.groups
     get_run_logger().info("%s on %s: A = %s (%d cases), B = %s (%d), %d base cases held out",
-                          config.name, campaign.model_name, groups.query_a, len(groups.a), groups.query_b,
+                          config.name, prepared.campaign.model_name, groups.query_a, len(groups.a), groups.query_b,
                           len(groups.b), len(groups.base))
-    return Prepared(campaign, layers, groups, lab.target_scenarios(campaign, groups))
+    return prepared
 
 
 @task(name="measure-directions", cache_policy=NO_CACHE)
-def measure_directions(prepared: Prepared, config: lab.SteeringConfig) -> list[ConceptDirection]:
+def measure_directions(prepared: Prepared, config: steering.SteeringConfig) -> list[ConceptDirection]:
     """Δ per layer, saved with the checkpoint id to steering/directions/<concept>.pt."""
-    directions = lab.measure_directions(prepared.campaign, prepared.groups, prepared.layers, config.n_bootstrap,
+    directions = steering.measure_directions(prepared.campaign, prepared.groups, prepared.layers, config.n_bootstrap,
                                         config.seed, config.reduce)
-    path = lab.save_directions(prepared.campaign, directions, config.name)
+    path = steering.save_directions(prepared.campaign, directions, config.name)
     for d in directions:
         get_run_logger().info("%s: |Δ| = %.4g ± %.2g, bootstrap cosine %.3f", d.layer, d.norm,
                               d.bootstrap_norm_std, d.bootstrap_cosine)
@@ -59,18 +48,18 @@ def target_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str
 @task(name="simulate-target", cache_key_fn=target_cache_key, persist_result=True, retries=1)
 def simulate_target(steering_dir: str, scenario: Scenario, device: str, seed: int) -> dict[str, Any]:
     """The target regime's reference simulation for one base case (skipped when its file exists)."""
-    row = lab.simulate_target(steering_dir, scenario, device, seed)
+    row = steering.simulate_target(steering_dir, scenario, device, seed)
     get_run_logger().info("target %s: %s", row["case_id"], "reused" if row["reused"] else "simulated")
     return row
 
 
 @task(name="search-experiments", cache_policy=NO_CACHE)
 def search_experiments(prepared: Prepared, directions: list[ConceptDirection], rows: list[dict[str, Any]],
-                       config: lab.SteeringConfig) -> tuple[lab.SteeringProblem, SteeringSearch]:
+                       config: steering.SteeringConfig) -> tuple[steering.SteeringProblem, SteeringSearch]:
     """BoTorch's steering experiments on the surrogate, scored against the target references."""
-    problem = lab.steering_problem(prepared.campaign, prepared.layers, directions, prepared.targets,
-                                   lab.read_references(prepared.targets, rows))
-    search = lab.search_experiments(problem, config)
+    problem = steering.steering_problem(prepared.campaign, prepared.layers, directions, prepared.targets,
+                                        steering.read_references(prepared.targets, rows))
+    search = steering.search_experiments(problem, config)
     best = search.best
     get_run_logger().info("%d experiments; best %s α=%.3g steps %d..%d, objective %.4f", len(search.experiments),
                           problem.layers[best.layer], best.alpha, best.first_step,
@@ -79,16 +68,16 @@ def search_experiments(prepared: Prepared, directions: list[ConceptDirection], r
 
 
 @task(name="publish-steering", cache_policy=NO_CACHE)
-def publish(prepared: Prepared, config: lab.SteeringConfig, directions: list[ConceptDirection],
-            problem: lab.SteeringProblem, search: SteeringSearch) -> dict[str, Any]:
+def publish(prepared: Prepared, config: steering.SteeringConfig, directions: list[ConceptDirection],
+            problem: steering.SteeringProblem, search: SteeringSearch) -> dict[str, Any]:
     """Write results under steering/ and publish the experiments table and the report as artifacts."""
-    report = lab.build_report(prepared.campaign, config, prepared.groups, directions, problem, search,
+    report = steering.build_report(prepared.campaign, config, prepared.groups, directions, problem, search,
                               flow_run_id=current_flow_run_id())
-    lab.write_results(prepared.campaign, report)
+    steering.write_results(prepared.campaign, report)
     key = f"steer-{config.name}".lower().replace("_", "-")
     table = report.experiments.drop(columns=["checkpoint_id", "flow_run_id", "created"]).round(5)
     create_table_artifact(table=table.to_dict(orient="records"), key=f"{key}-experiments",
                           description=f"Steering {config.name}: experiments, steered vs unsteered distance")
-    create_markdown_artifact(markdown=lab.markdown_with_images(report), key=f"{key}-report",
+    create_markdown_artifact(markdown=steering.markdown_with_images(report), key=f"{key}-report",
                              description=f"Steering {config.name}: dose-response and before/after planes")
     return {**report.summary, "paths": report.paths}

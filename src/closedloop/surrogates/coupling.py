@@ -1,6 +1,6 @@
-"""From scenarios to the surrogate's inputs: the plane grid, its mask and the band-mean forcing.
+"""Scenario → plane problem: the plane grid, its mask, the band-mean forcing and the model spec.
 
-The surrogate (surrogates/) sees only tensors; this module, which may import both sides, projects
+The surrogate's model sees only tensors; this module, which may import simulators/, projects
 a 3D scenario onto the plane: ū = band mean of the face velocities of the steady flow, S̄ = band
 mean of the source density, K for the initial diffusivity; optionally the room layers below and
 above the band (``room_layers``, surrogates/layers.py), lumped from the same 3D flow.
@@ -8,6 +8,7 @@ above the band (``room_layers``, surrogates/layers.py), lumped from the same 3D 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -210,13 +211,23 @@ def batch_problems(scenarios: list[Scenario], dtype: torch.dtype = torch.float64
 
 def spec_for(problem: PlaneProblem, hidden_channels: int = 8, use_closure: bool = True,
              learn_diffusivity: bool = True, learn_sink: bool = False, vertical_exchange: bool = False,
-             room_layers: bool = False) -> SurrogateSpec:
-    """The model spec for a plane problem; with ``learn_sink`` λ starts at the air-exchange rate,
-    with ``vertical_exchange`` the band loses what the flow carries out through its top and bottom,
-    with ``room_layers`` (problem built with ``layers=True``) that air comes back from the layers."""
+             room_layers: bool = False, **options: Any) -> SurrogateSpec:
+    """The model spec for a plane problem: the one builder of :class:`SurrogateSpec`.
+
+    The grid, output interval and initial D = K come from ``problem``; ``options`` are the spec's
+    other fields (variant, closure, advection, ...). With ``learn_sink`` λ starts at the
+    air-exchange rate, with ``vertical_exchange`` the band loses what the flow carries out through
+    its top and bottom, with ``room_layers`` (problem built with ``layers=True``) that air comes
+    back from the layers.
+    """
     if room_layers and problem.layer_heights is None:
         raise ValueError("room_layers: the problem has no room layers: the plane band (plane.z_min, plane.z_max) "
                          "leaves no room below or above it, or it was built with layers=False")
+    derived = {"learn_sink", "initial_sink", "vertical_outflow", "room_layers", "layer_heights", "shape",
+               "spacing", "output_interval", "initial_diffusivity"}
+    clash = sorted(derived & set(options))
+    if clash:
+        raise ValueError(f"spec_for: {clash} are derived from the problem and the flags, not options")
     # with the layers nothing leaves the room but through its exhausts: λ starts (near) zero
     initial_sink = problem.air_exchange_rate if learn_sink and not room_layers else 0.0
     return SurrogateSpec(learn_sink=learn_sink, initial_sink=initial_sink,
@@ -225,4 +236,4 @@ def spec_for(problem: PlaneProblem, hidden_channels: int = 8, use_closure: bool 
                          shape=tuple(problem.mask.shape), spacing=problem.spacing,  # type: ignore[arg-type]
                          output_interval=problem.output_interval,
                          initial_diffusivity=problem.eddy_diffusivity, hidden_channels=hidden_channels,
-                         use_closure=use_closure, learn_diffusivity=learn_diffusivity)
+                         use_closure=use_closure, learn_diffusivity=learn_diffusivity, **options)

@@ -1,0 +1,3 @@
+from closedloop.cli import app
+
+app()

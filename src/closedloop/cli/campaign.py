@@ -1,0 +1,73 @@
+"""``closedloop campaign run`` and ``closedloop campaign status``."""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from closedloop.cli.console import console, fail
+
+
+def campaign_run(config: Annotated[Path, typer.Argument(help="Campaign TOML file.")],
+                 dir: Annotated[Optional[Path], typer.Option("--dir", help="Campaign directory (default runs/NAME).")] = None,
+                 rounds: Annotated[Optional[int], typer.Option(min=1, help="Override budget.rounds.")] = None) -> None:
+    """Run or continue a campaign on Prefect (ephemeral local server unless PREFECT_API_URL is set)."""
+    from closedloop.lab.config import ConfigError, load_campaign_config
+
+    try:
+        cfg = load_campaign_config(config)
+    except ConfigError as err:
+        fail(str(err))
+    from closedloop.flows.campaign import campaign
+    from closedloop.lab.lock import CampaignLocked
+    from closedloop.lab.store import CampaignStore, IntegrityError
+
+    try:
+        state = campaign(config_path=str(config), campaign_dir=str(dir) if dir else None, rounds=rounds)
+    except (CampaignLocked, IntegrityError) as err:
+        fail(str(err))
+    console.rule(f"campaign {cfg.name}: {state['stop_reason']}")
+    print_ledger(CampaignStore.existing(Path(state["ledger"]).parent))
+    console.print(f"ledger:  {state['ledger']}\nfigures: {state['figures']}\nmodel:   {state['latest_model']}")
+    if os.environ.get("PREFECT_API_URL"):
+        console.print(f"UI: the runs are in the Prefect UI at {os.environ['PREFECT_API_URL'].removesuffix('/api')}")
+    else:
+        console.print("UI: this ran on Prefect's ephemeral server. To browse runs, start `make ui` "
+                      "(http://127.0.0.1:4200) and run again with PREFECT_API_URL=http://127.0.0.1:4200/api.")
+
+
+def print_ledger(store) -> None:  # noqa: ANN001 - a CampaignStore (imported lazily: a fast --help)
+    table = Table(title=f"ledger {store.ledger_path}")
+    for col in ("round", "case_id", "status", "strategy", "parameters", "rel_l2", "sim_s"):
+        table.add_column(col)
+    for _, row in store.read_ledger().iterrows():
+        params = ", ".join(f"{k}={v:.3g}" for k, v in json.loads(row["parameters"]).items())
+        rel = "" if row["rel_l2"] != row["rel_l2"] else f"{row['rel_l2']:.4f}"
+        sim = "" if row["sim_seconds"] != row["sim_seconds"] else f"{row['sim_seconds']:.2f}"
+        table.add_row(str(row["round"]), row["case_id"], row["status"], str(row["strategy"]), params, rel, sim)
+    console.print(table)
+
+
+def campaign_status(dir: Annotated[Path, typer.Argument(help="Campaign directory.")]) -> None:
+    """Show a campaign's ledger and state."""
+    from closedloop.lab.store import CampaignStore
+
+    try:
+        store = CampaignStore.existing(dir)
+    except ValueError as err:
+        fail(str(err))
+    print_ledger(store)
+    state = store.read_state()
+    if state:
+        err = state.get("last_round_mean_rel_l2")
+        console.print(f"status: {state['status']}; rounds {state['rounds_done']}/{state['rounds_budget']}; "
+                      f"cases done {state['cases_done']}, failed {state['cases_failed']}; "
+                      f"last round mean rel L2 {'-' if err is None or math.isnan(err) else f'{err:.4f}'}; "
+                      f"stop: {state['stop_reason']}")
+        for line in state.get("repairs", [])[-5:]:
+            console.print(f"[yellow]repaired:[/] {line}", highlight=False)

@@ -1,0 +1,57 @@
+"""The design step: scenarios of design points, which points are feasible, the Sobol design.
+
+A design point is a dict {parameter name: value} in natural units; :func:`scenario_for` applies it
+to the campaign's base scenario (validated, so an infeasible point raises ValueError).
+"""
+from __future__ import annotations
+
+import torch
+
+from closedloop.lab.config import CampaignConfig
+from closedloop.planners import sobol_design
+from closedloop.simulators import Scenario
+from closedloop.surrogates.coupling import batch_problems
+
+
+def scenario_for(config: CampaignConfig, params: dict[str, float]) -> Scenario:
+    """The base scenario with the design parameters applied (validated)."""
+    return config.scenario.with_parameters(config.design.scenario_values(params))
+
+
+def feasible_mask(config: CampaignConfig, x: torch.Tensor) -> torch.Tensor:
+    """Which rows of x (n x d, natural units) give a valid scenario (e.g. source not in a pillar)."""
+    space = config.design.space()
+    ok = []
+    for row in space.as_dicts(x):
+        try:
+            scenario_for(config, row)
+            ok.append(True)
+        except ValueError:
+            ok.append(False)
+    return torch.tensor(ok, dtype=torch.bool)
+
+
+def feasible_sobol(config: CampaignConfig, n: int, skip: int) -> tuple[torch.Tensor, int]:
+    """The next ``n`` feasible points of the campaign's Sobol sequence from position ``skip``,
+    and the position just after the last one used (so a continuation never repeats a point)."""
+    space = config.design.space()
+    out: list[torch.Tensor] = []
+    pos = skip
+    while True:
+        chunk = sobol_design(space, 64, seed=config.seed, skip=pos)
+        ok = feasible_mask(config, chunk)
+        for j in range(chunk.shape[0]):
+            if ok[j]:
+                out.append(chunk[j])
+                if len(out) == n:
+                    return torch.stack(out), pos + j + 1
+        pos += 64
+        if pos - skip >= 4096:
+            raise ValueError(f"design space: fewer than {n} feasible points in 4096 Sobol draws")
+
+
+def candidate_problems(config: CampaignConfig, points: torch.Tensor):
+    """Scenarios of design points (n x d) and their batched plane forcing and problem."""
+    scenarios = [scenario_for(config, row) for row in config.design.space().as_dicts(points)]
+    forcing, problem = batch_problems(scenarios)
+    return scenarios, forcing, problem

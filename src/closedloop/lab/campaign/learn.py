@@ -1,0 +1,138 @@
+"""The learn step: validate each new case (predict it BEFORE training on it), then retrain.
+
+Round r is validated by the model of round r − 1 (the untrained, pure-physics model for round 0)
+and trains on every done case from that model's weights (warm start), so a round whose training
+was killed is trained again from the same start and ends with the same weights.
+"""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import torch
+
+from closedloop.lab import faults
+from closedloop.lab.campaign.state import model_name
+from closedloop.lab.config import CampaignConfig
+from closedloop.lab.store import Case, CampaignStore, now_iso
+from closedloop.simulators import Scenario
+from closedloop.simulators.devices import resolve_device
+from closedloop.surrogates import HybridSurrogate, TrainConfig, relative_l2, train
+from closedloop.surrogates.checkpoint import checkpoint_payload, load_model
+from closedloop.surrogates.coupling import batch_problems, spec_for
+from closedloop.surrogates.training import TrainReport
+
+
+def initial_model(config: CampaignConfig, scenarios: list[Scenario]) -> HybridSurrogate:
+    """The untrained surrogate: pure physics with D = K (the closure's head starts at zero)."""
+    _, problem = batch_problems(scenarios[:1])
+    torch.manual_seed(config.seed)
+    return HybridSurrogate(spec_for(problem, **config.surrogate.spec_options()), problem.mask).double()
+
+
+def model_for_round(config: CampaignConfig, store: CampaignStore, round_index: int,
+                    scenarios: list[Scenario]) -> HybridSurrogate:
+    """The model trained at the end of ``round_index`` (the initial model for −1)."""
+    if round_index < 0:
+        return initial_model(config, scenarios)
+    return load_model(store.load_checkpoint(model_name(round_index)))
+
+
+def load_cases(store: CampaignStore, case_ids: list[str]) -> list[Case]:
+    """Read cases, each verified against the sha256 the ledger recorded when it was simulated.
+
+    A damaged file raises :class:`IntegrityError`, so it is never validated or trained on; the next
+    start of the campaign (:func:`audit`) sets it aside and simulates the case again.
+    """
+    ledger = store.read_ledger().set_index("case_id")
+    cases = []
+    for cid in case_ids:
+        sha = ledger.at[cid, "case_sha256"] if cid in ledger.index else None
+        cases.append(store.read_case(cid, sha256=None if pd.isna(sha) else str(sha)))
+    return cases
+
+
+def predict_cases(model: HybridSurrogate, scenarios: list[Scenario]) -> torch.Tensor:
+    forcing, problem = batch_problems(scenarios)
+    with torch.no_grad():
+        return model.rollout(forcing, problem.n_steps)
+
+
+def validate_round(config: CampaignConfig, store: CampaignStore, round_index: int,
+                   case_ids: list[str]) -> tuple[list[dict], dict[str, torch.Tensor]]:
+    """Predict each new case with the model from before this round, then compare with the reference.
+
+    Returns ledger updates (rel_l2, log_rel_l2, validated_by) and the predictions by case id.
+    """
+    if not case_ids:
+        return [], {}
+    cases = load_cases(store, case_ids)
+    scenarios = [c.scenario for c in cases]
+    model = model_for_round(config, store, round_index - 1, scenarios)
+    pred = predict_cases(model, scenarios)
+    ref = torch.stack([c.plane for c in cases]).to(pred.dtype)
+    err = relative_l2(pred[:, 1:], ref[:, 1:])
+    by = model_name(round_index - 1) if round_index > 0 else "initial"
+    rows = [{"case_id": cid, "rel_l2": float(e), "log_rel_l2": math.log(max(float(e), 1e-300)),
+             "validated_by": by} for cid, e in zip(case_ids, err)]
+    return rows, dict(zip(case_ids, pred))
+
+
+def validate_new_cases(config: CampaignConfig, store: CampaignStore, round_index: int) -> list[dict]:
+    """Validate the round's simulated cases that have no error yet; store the errors in the ledger."""
+    ledger = store.read_ledger()
+    todo = ledger[(ledger["round"] == round_index) & (ledger["status"] == "done") & ledger["rel_l2"].isna()]
+    rows, _ = validate_round(config, store, round_index, todo["case_id"].tolist())
+    faults.point("validate:done", str(round_index))
+    if rows:
+        store.upsert(rows)
+    return rows
+
+
+def round_train_config(config: CampaignConfig, round_index: int) -> TrainConfig:
+    """How round ``round_index`` trains: the full schedule (physics warm-up included) in round 0, a
+    warm start of ``warm_start_epochs`` after; seeded by the campaign seed and the round."""
+    sc = config.surrogate
+    warm = round_index > 0
+    return TrainConfig(epochs=sc.warm_start_epochs if warm else sc.epochs,
+                       learning_rate=sc.learning_rate, tbptt_steps=sc.tbptt_steps,
+                       loss_floor=sc.loss_floor, seed=config.seed + round_index,
+                       curriculum=tuple(sc.curriculum), weight_decay=sc.weight_decay,
+                       smoothness=sc.smoothness, physics_learning_rate=sc.physics_learning_rate,
+                       physics_warmup_epochs=0 if warm else sc.physics_warmup_epochs,
+                       batch_size=sc.batch_size)
+
+
+def training_case_ids(store: CampaignStore, round_index: int) -> list[str]:
+    """What round ``round_index`` trains on: every done case of it and the rounds before."""
+    ledger = store.read_ledger()
+    done = ledger[(ledger["status"] == "done") & (ledger["round"] <= round_index)]
+    return done["case_id"].tolist()
+
+
+def retrain_round(config: CampaignConfig, store: CampaignStore, round_index: int,
+                  case_ids: list[str]) -> TrainReport:
+    """Train on every done case, warm-starting from the previous round's checkpoint.
+
+    Training always starts from that checkpoint (or the seeded initial model) and only the finished
+    result is saved, so a round whose training was killed is trained again from the same start and
+    ends with the same weights.
+    """
+    if not case_ids:
+        raise ValueError(f"round {round_index}: no simulated case to train on (every simulation failed; "
+                         "the ledger's error column says why)")
+    cases = load_cases(store, case_ids)
+    scenarios = [c.scenario for c in cases]
+    device = resolve_device(config.surrogate.device)  # simulations stay on CPU workers
+    model = model_for_round(config, store, round_index - 1, scenarios).to(device)
+    forcing, _ = batch_problems(scenarios)
+    forcing = forcing.to(device=device)
+    target = torch.stack([c.plane for c in cases]).to(device=device, dtype=torch.float64)
+    report = train(model, forcing, target, round_train_config(config, round_index),
+                   progress=lambda epoch, loss: faults.point("train:epoch", f"{round_index}:{epoch}"))
+    store.save_checkpoint(model_name(round_index), checkpoint_payload(
+        model.cpu(), trained_on=list(case_ids), round=round_index, losses=report.losses,
+        initial_loss=report.initial_loss, best_loss=report.best_loss, config_hash=config.config_hash(),
+        created=now_iso()))
+    faults.point("retrain:done", str(round_index))
+    return report

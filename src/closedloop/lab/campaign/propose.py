@@ -1,0 +1,172 @@
+"""The propose step: what the planner knows (evidence from the ledger) and the round's proposal.
+
+Round 0 is a Sobol design; later rounds ask the configured strategy (planners/strategies.py).
+Proposals are stored in the ledger (status ``proposed``) before anything is simulated, so a
+resumed round simulates what it proposed the first time.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+
+from closedloop.lab import faults
+from closedloop.lab.campaign.design import candidate_problems, feasible_mask, feasible_sobol, scenario_for
+from closedloop.lab.campaign.learn import initial_model, model_for_round
+from closedloop.lab.campaign.state import round_complete
+from closedloop.lab.config import CampaignConfig
+from closedloop.lab.store import CampaignStore, now_iso
+from closedloop.planners.ensemble import disagreement
+from closedloop.planners.strategies import Evidence, propose
+from closedloop.surrogates.sensitivity import fisher_sketch
+
+
+@dataclass
+class Proposal:
+    round: int
+    strategy: str
+    parameters: list[dict[str, float]]
+
+
+def observed_errors(ledger: pd.DataFrame, config: CampaignConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x, log relative L2) of every validated case; failed and unvalidated cases are left out."""
+    rows = ledger[(ledger["status"] == "done") & ledger["log_rel_l2"].notna()]
+    space = config.design.space()
+    x = space.as_tensor([json.loads(p) for p in rows["parameters"]])
+    y = torch.tensor(rows["log_rel_l2"].to_numpy(dtype=float), dtype=torch.float64)
+    return x.reshape(-1, space.dim), y
+
+
+def points_with_status(ledger: pd.DataFrame, config: CampaignConfig, status: str,
+                       before_round: int | None = None) -> torch.Tensor:
+    """Design points (n x d) of the ledger's cases with ``status`` (optionally of earlier rounds)."""
+    rows = ledger[ledger["status"] == status] if len(ledger) else ledger
+    if before_round is not None and len(rows):
+        rows = rows[rows["round"] < before_round]
+    space = config.design.space()
+    if len(rows) == 0:
+        return torch.empty(0, space.dim, dtype=torch.float64)
+    return space.as_tensor([json.loads(p) for p in rows["parameters"]])
+
+
+def evidence_for(config: CampaignConfig, ledger: pd.DataFrame, round_index: int) -> Evidence:
+    """What the planner sees: validated errors (failed cases excluded), failures, pending points
+    (proposed in earlier rounds, still simulating) and every point in the ledger."""
+    space = config.design.space()
+    x_obs, y_obs = observed_errors(ledger, config)
+    existing = space.as_tensor([json.loads(p) for p in ledger["parameters"]]) if len(ledger) else None
+    return Evidence(observed=x_obs, log_error=y_obs, failed=points_with_status(ledger, config, "failed"),
+                    pending=points_with_status(ledger, config, "proposed", before_round=round_index),
+                    existing=existing)
+
+
+def remaining_cases(config: CampaignConfig, ledger: pd.DataFrame) -> int | None:
+    """Simulations left in the budget (every proposed, done or failed case counts), or None."""
+    if config.budget.max_cases is None:
+        return None
+    return max(config.budget.max_cases - len(ledger), 0)
+
+
+def trained_rounds(store: CampaignStore, round_index: int, strategy: str) -> list[int]:
+    """Rounds before ``round_index`` with a checkpoint, newest first; a model-scoring strategy needs one."""
+    rounds = [r for r in range(round_index - 1, -1, -1) if round_complete(store, r)]
+    if not rounds:
+        raise ValueError(f"round {round_index}: strategy {strategy!r} needs a trained round (a checkpoint) first")
+    return rounds
+
+
+def ensemble_scorer(config: CampaignConfig, store: CampaignStore, round_index: int):
+    """Disagreement of a snapshot ensemble: the models of the last ``ensemble_members`` rounds
+    (the untrained model fills in early on), each rolling out every candidate scenario."""
+    def score(candidates: torch.Tensor) -> torch.Tensor:
+        scenarios, forcing, problem = candidate_problems(config, candidates)
+        rounds = trained_rounds(store, round_index, "ensemble")
+        members = [model_for_round(config, store, r, scenarios) for r in rounds[:config.planner.ensemble_members]]
+        if len(members) < 2:
+            members.append(initial_model(config, scenarios))
+        with torch.no_grad():
+            preds = torch.stack([m.rollout(forcing, problem.n_steps)[:, 1:] for m in members])
+        return disagreement(preds)
+    return score
+
+
+def information_scorer(config: CampaignConfig, store: CampaignStore, round_index: int):
+    """Parameter information (sketched Fisher, ``surrogates.sensitivity``) of scenarios under the
+    latest trained model: what each would teach it, for the greedy D-optimal batch."""
+    def information(points: torch.Tensor) -> torch.Tensor:
+        scenarios, forcing, problem = candidate_problems(config, points)
+        model = model_for_round(config, store, trained_rounds(store, round_index, "information")[0], scenarios)
+        return fisher_sketch(model, forcing, problem.n_steps, k=config.planner.information_directions,
+                             seed=config.seed * 1000 + round_index,
+                             differences=config.planner.information_differences)
+    return information
+
+
+def propose_round(config: CampaignConfig, ledger: pd.DataFrame, round_index: int,
+                  store: CampaignStore | None = None) -> Proposal:
+    """Round 0: a Sobol design. Later rounds: the configured strategy (planners/strategies.py) on
+    the ledger's evidence; Sobol also while fewer than two cases are validated (no GP yet)."""
+    space = config.design.space()
+    evidence = evidence_for(config, ledger, round_index)
+    n = config.budget.initial_cases if round_index == 0 else config.budget.batch_size
+    left = remaining_cases(config, ledger)
+    if left is not None:
+        n = min(n, left)
+    if n < 1:
+        raise ValueError(f"round {round_index}: the simulation budget (budget.max_cases = "
+                         f"{config.budget.max_cases}) is spent")
+    strategy = config.planner.strategy
+    model_based = strategy in ("error", "variance")
+    if round_index == 0:
+        x, _ = feasible_sobol(config, n, 0)
+        proposal = Proposal(round_index, "sobol", space.as_dicts(x))
+    elif strategy == "sobol" or (model_based and len(evidence.log_error) < 2):
+        # the campaign's Sobol sequence continued: its first feasible points not yet in the ledger
+        # and clear of failed cases
+        x = propose("sobol", space, n, evidence, seed=config.seed, settings=config.planner.settings(),
+                    feasible=lambda z: feasible_mask(config, z))
+        proposal = Proposal(round_index, "sobol", space.as_dicts(x))
+    else:
+        seed = config.seed * 1000 + round_index
+        if strategy in ("ensemble", "information") and store is None:
+            raise ValueError(f"planner.strategy {strategy!r}: proposing needs the campaign store (its checkpoints)")
+        scorer = ensemble_scorer(config, store, round_index) if strategy == "ensemble" else None
+        information = information_scorer(config, store, round_index) if strategy == "information" else None
+        # The GP fit may draw random restarts from the global generator: seed it, so that a resumed
+        # process (whose generator has another history) proposes what an uninterrupted one would.
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            x = propose(strategy, space, n, evidence, seed=seed, settings=config.planner.settings(),
+                        feasible=lambda z: feasible_mask(config, z), ensemble_score=scorer,
+                        information=information)
+        proposal = Proposal(round_index, strategy, space.as_dicts(x))
+    faults.point("propose:planned", str(round_index))
+    return proposal
+
+
+def proposal_rows(config: CampaignConfig, proposal: Proposal, flow_run_id: str | None) -> list[dict]:
+    rows = []
+    for params in proposal.parameters:
+        scenario = scenario_for(config, params)
+        rows.append({"case_id": scenario.case_id(), "round": proposal.round, "status": "proposed",
+                     "strategy": proposal.strategy, "parameters": json.dumps(params, sort_keys=True),
+                     "proposed_at": now_iso(), "flow_run_id": flow_run_id})
+    return rows
+
+
+def round_proposals(config: CampaignConfig, store: CampaignStore, round_index: int,
+                    flow_run_id: str | None = None) -> tuple[list[dict[str, float]], Proposal | None]:
+    """The round's cases still to simulate: the stored proposals if the round was started before,
+    else new ones, stored in the ledger first. Returns them and the new proposal (None if stored)."""
+    ledger = store.read_ledger()
+    mine = ledger[ledger["round"] == round_index]
+    proposal = None
+    if len(mine) == 0:
+        proposal = propose_round(config, ledger, round_index, store)
+        store.upsert(proposal_rows(config, proposal, flow_run_id))
+        ledger = store.read_ledger()
+        mine = ledger[ledger["round"] == round_index]
+    pending = mine[mine["status"] != "failed"]
+    return [json.loads(p) for p in pending["parameters"]], proposal

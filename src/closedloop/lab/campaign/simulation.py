@@ -1,0 +1,86 @@
+"""The simulate step: one reference simulation per case, written as a case file exactly once.
+
+A case whose file exists is never simulated again (:func:`run_case` reuses it); a result holding
+NaN or ±inf is refused before anything is written; a case that failed every attempt becomes a
+``failed`` ledger row with the error text (:func:`failed_row`).
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+
+from closedloop.lab import faults
+from closedloop.lab.campaign.design import scenario_for
+from closedloop.lab.config import CampaignConfig
+from closedloop.lab.store import CampaignStore, file_sha256, now_iso, reference_case, write_case
+from closedloop.simulators import simulate
+
+
+def simulation_cache_key(config: CampaignConfig, params: dict[str, float]) -> str:
+    """What a simulation's result depends on: the scenario (its hash is the case id) and the device.
+
+    Prefect caches finished simulate tasks under this key (tasks/campaign.py); :func:`audit`
+    deletes the record with the case file when that file is damaged.
+    """
+    device = config.simulation.device.replace(":", "-")
+    return f"simulate-{scenario_for(config, params).case_id()}-{device}"
+
+
+def check_finite(case_id: str, result: Any) -> None:
+    """Refuse a simulation result holding NaN or ±inf (it is never written as a case)."""
+    series = {"plane": result.plane, **{f"probe:{k}": v for k, v in result.probes.items()},
+              "mass_in_domain": result.mass_in_domain, "mass_emitted": result.mass_emitted,
+              "mass_exhausted": result.mass_exhausted}
+    bad = []
+    for name, values in series.items():
+        values = torch.as_tensor(values)
+        if not torch.isfinite(values).all():
+            bad.append(f"{name}: {int(values.isnan().sum())} NaN, {int(values.isinf().sum())} inf "
+                       f"of {values.numel()}")
+    if bad:
+        raise FloatingPointError(f"case {case_id}: the simulation returned non-finite values ({'; '.join(bad)}); "
+                                 "nothing was written")
+
+
+def run_case(config: CampaignConfig, store: CampaignStore, params: dict[str, float]) -> dict[str, Any]:
+    """Simulate one case unless its file already exists; returns a ledger update."""
+    scenario = scenario_for(config, params)
+    case_id = scenario.case_id()
+    if store.has_case(case_id):
+        # written by an earlier run that stopped before the ledger recorded it (or recorded it already)
+        prov = store.case_metadata(case_id).get("provenance", {})
+        row = {"case_id": case_id, "status": "done", "reused": True,
+               "case_sha256": file_sha256(store.case_path(case_id)),
+               "sim_seconds": prov.get("sim_seconds"), "finished_at": prov.get("created")}
+        return {k: v for k, v in row.items() if v is not None}
+    faults.point("simulate:start", case_id)
+    t0 = time.perf_counter()
+    result = simulate(scenario, device=config.simulation.device,
+                      progress=lambda t, horizon: faults.point("simulate:progress", case_id))
+    seconds = time.perf_counter() - t0
+    check_finite(case_id, result)
+    case = reference_case(scenario, result, seed=config.seed, config_hash=config.config_hash(),
+                          sim_seconds=seconds)
+    sha = write_case(store.case_path(case_id), case)
+    faults.point("simulate:end", case_id)
+    return {"case_id": case_id, "status": "done", "sim_seconds": seconds, "case_sha256": sha,
+            "finished_at": case.provenance["created"], "reused": False}
+
+
+def failure_text(config: CampaignConfig, error: BaseException) -> str:
+    """The ledger's ``error`` for a case that failed every attempt (at most 2000 characters)."""
+    attempts = config.simulation.retries + 1
+    if isinstance(error, TimeoutError):
+        what = f"TimeoutError: longer than simulation.timeout_seconds = {config.simulation.timeout_seconds} s"
+    else:
+        what = f"{type(error).__name__}: {error}"
+    return f"{what} (failed {attempts} attempt{'s' if attempts > 1 else ''})"[:2000]
+
+
+def failed_row(config: CampaignConfig, params: dict[str, float], error: BaseException,
+               flow_run_id: str | None) -> dict[str, Any]:
+    """The ledger update of a case whose simulation failed (its proposal row stays, now ``failed``)."""
+    return {"case_id": scenario_for(config, params).case_id(), "status": "failed",
+            "error": failure_text(config, error), "flow_run_id": flow_run_id, "finished_at": now_iso()}

@@ -1,0 +1,67 @@
+"""A surrogate outside a campaign: train one on case files, save it, predict a scenario with it.
+
+What ``closedloop train`` and ``closedloop predict`` do; a campaign trains through
+:mod:`closedloop.lab.campaign.learn` instead (warm starts, one checkpoint per round).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from closedloop.lab.atomic import atomic_path
+from closedloop.lab.cases import Case, make_provenance, now_iso
+from closedloop.simulators import Scenario
+from closedloop.surrogates import HybridSurrogate, TrainConfig, TrainReport, train
+from closedloop.surrogates.checkpoint import checkpoint_payload, load_model, read_checkpoint, write_checkpoint
+from closedloop.surrogates.coupling import batch_problems, spec_for
+
+
+def train_surrogate(cases: list[Case], config: TrainConfig, progress: Callable[[int, float], None] | None = None,
+                    **spec_options: Any) -> tuple[HybridSurrogate, TrainReport]:
+    """A new model (``spec_options``: see :func:`spec_for`, seeded by ``config.seed``) trained on ``cases``."""
+    forcing, problem = batch_problems([c.scenario for c in cases])
+    torch.manual_seed(config.seed)
+    model = HybridSurrogate(spec_for(problem, **spec_options), problem.mask).double()
+    target = torch.stack([c.plane for c in cases]).to(torch.float64)
+    return model, train(model, forcing, target, config, progress=progress)
+
+
+def save_surrogate(path: str | Path, model: HybridSurrogate, cases: list[Case], report: TrainReport) -> None:
+    """Write the model's checkpoint atomically, with the cases it was trained on and its losses."""
+    payload = checkpoint_payload(model, trained_on=[c.case_id for c in cases], losses=report.losses,
+                                 initial_loss=report.initial_loss, best_loss=report.best_loss, created=now_iso())
+    with atomic_path(Path(path)) as tmp:
+        write_checkpoint(tmp, payload)
+
+
+def load_surrogate(path: str | Path) -> HybridSurrogate:
+    """The model of a checkpoint file; ValueError naming the file for anything that is not one."""
+    try:
+        return load_model(read_checkpoint(path))
+    except Exception as err:  # noqa: BLE001 - any unreadable checkpoint is reported the same way
+        first_line = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+        raise ValueError(f"{path}: not a readable closedloop checkpoint ({type(err).__name__}: {first_line})") from err
+
+
+def predict_case(model: HybridSurrogate, scenario: Scenario, source: str, model_name: str) -> Case:
+    """The surrogate's plane series of ``scenario`` as a case (the same format as a simulation's).
+
+    Refused (ValueError starting with ``source``, the scenario's file) when the scenario's plane
+    grid, mask or output interval differs from what the model was trained on.
+    """
+    forcing, problem = batch_problems([scenario])
+    if tuple(problem.mask.shape) != tuple(model.spec.shape) or not torch.equal(problem.mask.float(), model.mask.float()):
+        raise ValueError(f"{source}: its plane grid/mask differs from the geometry the model was trained on")
+    if abs(problem.output_interval - model.spec.output_interval) > 1e-12:
+        raise ValueError(f"{source}: time.output_interval {problem.output_interval} differs from the model's "
+                         f"{model.spec.output_interval}")
+    with torch.no_grad():
+        pred = model.rollout(forcing, problem.n_steps)[0]
+    return Case(scenario=scenario, times=torch.tensor(scenario.time.output_times(), dtype=torch.float64), plane=pred,
+                plane_mask=problem.mask,
+                provenance=make_provenance(producer="surrogate", device="cpu", model=model_name),
+                grid={"shape": list(scenario.room.shape), "spacing": list(scenario.room.spacing),
+                      "plane": scenario.plane.model_dump()})
