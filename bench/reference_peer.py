@@ -12,7 +12,7 @@ are the same and the comparison is one of speed:
 
 * ours:   ``diffuse`` + ``forward_euler`` / ``heun`` at Δt from ``stable_time_step(safety=0.9)``
           (trimmed to land on T), float64 and float32, torch on the CPU, ``torch.inference_mode``;
-* ours, exponential: ``chebyshev_expm`` (physics.exponential), one step exp(T L) c₀ whose degree
+* ours, exponential: ``chebyshev_expm`` (bench/peer_schemes/exponential.py), one step exp(T L) c₀ whose degree
           follows from a tolerance (PEER_BENCH_CHEB_TOLS) and the Gershgorin bound of L, the Clenshaw
           stages compiled (unrolled in pairs); its worst undershoot (cosine mode vs the exact
           discrete minimum, single-cell puff vs 0) and mass drift on the finest grid are recorded;
@@ -46,11 +46,11 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from closedloop.physics import (Grid, Kernel, chebyshev_degree, chebyshev_expm, clenshaw_block, clenshaw_stage,
-                                diffuse, face_diffusivity, forward_euler, heun, rkl2, rkl2_stage, rkl2_stages,
-                                spectral_bound, stable_time_step)
+from closedloop.physics import Grid, Kernel, diffuse, face_diffusivity, forward_euler, heun, stable_time_step
 
 from common import machine, peak_rss_mib, write_result
+from peer_schemes.exponential import chebyshev_degree, chebyshev_expm, clenshaw_block, clenshaw_stage, spectral_bound
+from peer_schemes.super_stepping import rkl2, rkl2_stage, rkl2_stages
 
 import numba  # noqa: E402  (py-pde's backend; for its version and thread count)
 import pde  # noqa: E402
@@ -65,10 +65,10 @@ REPEATS = int(os.environ.get("PEER_BENCH_REPEATS", "3"))
 STEPPERS = {"euler": forward_euler, "heun": heun}
 # compiled variants (physics.kernels: the step fused by torch.compile/inductor; compile time kept apart)
 COMPILED = os.environ.get("PEER_BENCH_COMPILED", "1") == "1"
-# RKL2 super-time-stepping (physics.super_stepping): a fixed number of steps over [0, T], stages from
+# RKL2 super-time-stepping (peer_schemes.super_stepping): a fixed number of steps over [0, T], stages from
 # the stability bound; both step counts are reported, each matched to the peer's error curve
 RKL2_STEPS = tuple(int(n) for n in os.environ.get("PEER_BENCH_RKL2_STEPS", "20,40").split(",") if n)
-# exponential integrator (physics.exponential): one Chebyshev step exp(T L) c₀ over [0, T], degree from
+# exponential integrator (peer_schemes.exponential): one Chebyshev step exp(T L) c₀ over [0, T], degree from
 # the tolerance and the Gershgorin bound of L; each tolerance is a variant, matched to the peer's curve
 CHEB_TOLS = tuple(float(x) for x in os.environ.get("PEER_BENCH_CHEB_TOLS", "1e-6,1e-8").split(",") if x)
 CHEB_UNROLL = int(os.environ.get("PEER_BENCH_CHEB_UNROLL", "2"))
@@ -129,7 +129,7 @@ def compiled_runner(grid, d, c0, dt, steps, scheme, dtype, m):
     with torch.inference_mode():
         c_init = c0.to(dtype)
         if scheme == "euler":
-            kernel = Kernel(lambda c, h: c + h * rate(c), enabled=True)
+            kernel = Kernel(lambda c, h: forward_euler(rate, c, h), enabled=True)  # the library's stepper
             h = torch.tensor(dt, dtype=dtype)
             kernel(c_init, h)
 

@@ -5,11 +5,11 @@ import pytest
 import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
-from closedloop.lab.forcing import batch_problems, spec_for
+from closedloop.surrogates.coupling import batch_problems, spec_for
 from closedloop.simulators import simulate
 from closedloop.surrogates import HybridSurrogate, TrainConfig, relative_l2, train
 from closedloop.surrogates.metrics import relative_l2_per_time
-from closedloop.surrogates.training import rollout_loss, rollout_loss_terms
+from closedloop.surrogates.training import EarlyStopping, Optimiser, mini_batches, rollout_loss, rollout_loss_terms
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +78,52 @@ def test_zero_epochs_leaves_model_untouched(two_cases):
     assert report.initial_loss > 0
     for k, v in model.state_dict().items():
         assert torch.equal(v, state[k])
+
+
+def test_frozen_model_is_not_trained(two_cases):
+    """No trainable parameter: the initial loss is reported and nothing else happens."""
+    forcing, problem, target = two_cases
+    model = fresh_model(problem).requires_grad_(False)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    report = train(model, forcing, target, TrainConfig(epochs=2, physics_warmup_epochs=1))
+    assert report.losses == [] and report.best_epoch == -1 and report.initial_loss > 0
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+
+
+def test_schedule_holds_the_closure_through_the_physics_warm_up(two_cases):
+    """Closure lr 0 for the warm-up epochs, then its linear warm-up from its first active step;
+    the physics group warms up from the first step at its own rate."""
+    _, problem, _ = two_cases
+    cfg = TrainConfig(epochs=4, learning_rate=1e-3, physics_learning_rate=4e-3, physics_warmup_epochs=2,
+                      warmup_steps=2, curriculum=(1, 4))
+    opt = Optimiser(fresh_model(problem), cfg, n_steps=4)
+    lrs = lambda: [g["lr"] for g in opt.adamw.param_groups]  # noqa: E731
+    assert lrs() == [0.0, 2e-3]
+    seen = []
+    for epoch in range(4):
+        seen.append(opt.schedule.begin_epoch(epoch))
+        opt.adamw.step()  # no gradients: nothing moves, only the schedule's order is kept
+        opt.schedule.lr.step()
+        seen.append(lrs())
+    assert seen == [1, [0.0, 4e-3], 1, [0.0, 4e-3], 4, [0.5e-3, 4e-3], 4, [1e-3, 4e-3]]
+
+
+def test_mini_batches_cover_every_case_once_and_early_stopping_keeps_the_best(two_cases):
+    forcing, problem, target = two_cases
+    floor2 = torch.ones(2, dtype=torch.float64)
+    batches = list(mini_batches(forcing, target, floor2, 1, torch.Generator().manual_seed(0)))
+    assert len(batches) == 2 and sorted(round(y.sum().item(), 9) for _, y, _ in batches) == sorted(
+        round(y.sum().item(), 9) for y in target)
+    whole = list(mini_batches(forcing, target, floor2, 5, torch.Generator()))
+    assert len(whole) == 1 and whole[0][0] is forcing
+    model = fresh_model(problem)
+    stop = EarlyStopping(model, judged=1.0, patience=2)
+    assert stop.update(model, 0.5) and stop.best == 0.5 and not stop.should_stop
+    with torch.no_grad():
+        model.closure.head.weight.add_(1.0)
+    assert not stop.update(model, 0.7) and not stop.should_stop
+    assert not stop.update(model, 0.6) and stop.should_stop
+    assert not torch.equal(stop.state["closure.head.weight"], model.closure.head.weight)  # the best weights
 
 
 def test_train_rejects_mismatched_batch(two_cases):

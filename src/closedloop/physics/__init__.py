@@ -10,18 +10,13 @@ from closedloop.physics.advection import (advect_tvd, advect_upwind, boundary_ne
                                           muscl_flux, upwind_flux, van_leer_slope)
 from closedloop.physics.diffusion import diffuse, diffusive_flux, face_diffusivity
 from closedloop.physics.divergence import divergence, face_gradient
-from closedloop.physics.equations import transport_rate, stable_time_step
+from closedloop.physics.equations import TransportTerms, transport_rate, stable_time_step
 from closedloop.physics.poisson import conjugate_gradient
 from closedloop.physics.steppers import forward_euler, heun
-from closedloop.physics.super_stepping import rkl2, rkl2_coefficients, rkl2_stage, rkl2_stages
 from closedloop.physics.kernels import Kernel, compile_enabled
-from closedloop.physics.exponential import (chebyshev_coefficients, chebyshev_degree, chebyshev_expm, clenshaw_block,
-                                            clenshaw_stage, spectral_bound)
 
 __all__ = [
-    "Grid", "open_faces", "advect_tvd", "muscl_flux", "van_leer_slope", "advect_upwind", "upwind_flux", "boundary_outflow", "boundary_net_flux", "diffuse",
-    "diffusive_flux", "face_diffusivity", "divergence", "face_gradient", "transport_rate",
-    "stable_time_step", "conjugate_gradient", "forward_euler", "heun", "rkl2", "rkl2_coefficients", "rkl2_stage",
-    "rkl2_stages", "Kernel", "compile_enabled", "chebyshev_coefficients", "chebyshev_degree", "chebyshev_expm",
-    "clenshaw_block", "clenshaw_stage", "spectral_bound",
+    "Grid", "open_faces", "advect_tvd", "muscl_flux", "van_leer_slope", "advect_upwind", "upwind_flux", "boundary_outflow",
+    "boundary_net_flux", "diffuse", "diffusive_flux", "face_diffusivity", "divergence", "face_gradient", "TransportTerms",
+    "transport_rate", "stable_time_step", "conjugate_gradient", "forward_euler", "heun", "Kernel", "compile_enabled",
 ]

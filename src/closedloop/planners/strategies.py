@@ -1,4 +1,4 @@
-"""Strategies, selectable by name: what the next batch of simulations should be.
+"""Strategies: what the next batch of simulations should be, each an object in a registry.
 
 - ``error``: GP on the log validation error, batch acquisition ``qucb``, ``qlognei`` or
   ``error_ivr`` (error-weighted integrated variance reduction) on it;
@@ -9,15 +9,17 @@
   (:mod:`closedloop.planners.information`);
 - ``sobol``: the continuation of a scrambled Sobol sequence; ``random``: uniform points.
 
-Every strategy proposes only feasible points (the caller's rule, e.g. no source inside a solid),
-clear of failed simulations (:mod:`closedloop.planners.failures`), and not within ``min_distance``
-of a point already run or still pending; model-based strategies also treat pending points as
-BoTorch ``X_pending``.
+A strategy declares what it needs (:class:`Needs`: validated errors for a GP, a model score from
+the surrogate) and proposes with ``propose(space, q, evidence) -> q x d``. Every strategy proposes
+only feasible points (``evidence.feasible``, e.g. no source inside a solid), clear of failed
+simulations (:mod:`closedloop.planners.failures`), and not within ``min_distance`` of a point
+already run or still pending; GP strategies also treat pending points as BoTorch ``X_pending``.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import ClassVar, Literal
 
 import torch
 
@@ -28,9 +30,9 @@ from closedloop.planners.failures import both, clear_of_failures
 from closedloop.planners.gp import fit_error_model
 from closedloop.planners.information import greedy_information_batch
 
-STRATEGIES = ("error", "variance", "ensemble", "information", "sobol", "random")
 EnsembleScore = Callable[[torch.Tensor], torch.Tensor]  # (n x d) candidates -> (n,) disagreement
 Information = Callable[[torch.Tensor], torch.Tensor]  # (n x d) scenarios -> (n, K, K) information
+ModelScore = Literal["disagreement", "information"]
 
 
 @dataclass(frozen=True)
@@ -56,13 +58,26 @@ class PlannerSettings:
 @dataclass
 class Evidence:
     """What the planner knows, all in natural units (n x d): validated points and their log errors,
-    failed points, points still simulating, and every point ever proposed."""
+    failed points, points still simulating, every point ever proposed; which points are feasible;
+    and, for a strategy that needs one, the surrogate's score of candidate points."""
 
     observed: torch.Tensor
     log_error: torch.Tensor
     failed: torch.Tensor | None = None
     pending: torch.Tensor | None = None
     existing: torch.Tensor | None = None
+    feasible: Feasible | None = None
+    disagreement: EnsembleScore | None = None
+    information: Information | None = None
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What a strategy needs before it can propose: ``errors`` validated cases (a GP needs two;
+    with fewer the campaign continues its Sobol design) and a ``model`` score of the surrogate."""
+
+    errors: int = 0
+    model: ModelScore | None = None
 
 
 def _empty(space: DesignSpace) -> torch.Tensor:
@@ -105,49 +120,142 @@ def candidate_pool(strategy: str, space: DesignSpace, n: int, q: int, rule: Feas
     return pool
 
 
-def propose(strategy: str, space: DesignSpace, q: int, evidence: Evidence, *, seed: int,
-            settings: PlannerSettings = PlannerSettings(), feasible: Feasible | None = None,
-            ensemble_score: EnsembleScore | None = None, information: Information | None = None,
-            sobol_skip: int = 0) -> torch.Tensor:
-    """``q x d`` new points by ``strategy`` (see module docstring)."""
-    if strategy not in STRATEGIES:
-        raise ValueError(f"strategy: unknown {strategy!r}; choose one of {', '.join(STRATEGIES)}")
-    if q < 1:
-        raise ValueError(f"q must be at least 1, got {q}")
-    rule = both(feasible, clear_of_failures(space, evidence.failed, settings.failure_radius))
-    taken = _taken(space, evidence)
-    if strategy == "sobol":
-        draw = sobol_design(space, len(taken) + 64 * q + 256, seed=seed, skip=sobol_skip)
-        return first_acceptable(space, draw, q, taken,
-                                rule, settings.min_distance)[0]
-    if strategy == "random":
-        return first_acceptable(space, random_design(space, 64 * q + 256, seed=seed), q, taken, rule,
-                                settings.min_distance)[0]
-    if strategy == "ensemble":
-        if ensemble_score is None:
+@dataclass(frozen=True)
+class Strategy:
+    """The base of every strategy: its name, what it needs, its settings and seed.
+
+    ``sequence`` strategies continue one design across rounds, so a campaign seeds them with its
+    own seed rather than a seed per round.
+    """
+
+    settings: PlannerSettings = PlannerSettings()
+    seed: int = 0
+    name: ClassVar[str] = ""
+    needs: ClassVar[Needs] = Needs()
+    sequence: ClassVar[bool] = False
+
+    def rule(self, space: DesignSpace, evidence: Evidence) -> Feasible:
+        """Feasible and clear of failed cases."""
+        return both(evidence.feasible, clear_of_failures(space, evidence.failed, self.settings.failure_radius))
+
+    def propose(self, space: DesignSpace, q: int, evidence: Evidence) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Sobol(Strategy):
+    """The first acceptable points of the seeded scrambled Sobol sequence (from ``skip``)."""
+
+    skip: int = 0
+    name: ClassVar[str] = "sobol"
+    sequence: ClassVar[bool] = True
+
+    def propose(self, space: DesignSpace, q: int, evidence: Evidence) -> torch.Tensor:
+        taken = _taken(space, evidence)
+        draw = sobol_design(space, len(taken) + 64 * q + 256, seed=self.seed, skip=self.skip)
+        return first_acceptable(space, draw, q, taken, self.rule(space, evidence), self.settings.min_distance)[0]
+
+
+@dataclass(frozen=True)
+class Random(Strategy):
+    """Uniform random points."""
+
+    name: ClassVar[str] = "random"
+
+    def propose(self, space: DesignSpace, q: int, evidence: Evidence) -> torch.Tensor:
+        return first_acceptable(space, random_design(space, 64 * q + 256, seed=self.seed), q, _taken(space, evidence),
+                                self.rule(space, evidence), self.settings.min_distance)[0]
+
+
+@dataclass(frozen=True)
+class Ensemble(Strategy):
+    """Greedy batch of the candidates the surrogate ensemble disagrees on most."""
+
+    name: ClassVar[str] = "ensemble"
+    needs: ClassVar[Needs] = Needs(model="disagreement")
+
+    def propose(self, space: DesignSpace, q: int, evidence: Evidence) -> torch.Tensor:
+        if evidence.disagreement is None:
             raise ValueError("strategy 'ensemble': needs an ensemble_score function (member disagreement)")
-        pool = candidate_pool("ensemble", space, settings.candidates, q, rule, seed=seed + 31337)
-        return greedy_batch(space, pool, ensemble_score(pool), q, taken=taken, length=settings.ensemble_length,
-                            min_distance=settings.min_distance)
-    if strategy == "information":
-        if information is None:
+        pool = candidate_pool(self.name, space, self.settings.candidates, q, self.rule(space, evidence),
+                              seed=self.seed + 31337)
+        return greedy_batch(space, pool, evidence.disagreement(pool), q, taken=_taken(space, evidence),
+                            length=self.settings.ensemble_length, min_distance=self.settings.min_distance)
+
+
+@dataclass(frozen=True)
+class InformationGain(Strategy):
+    """Greedy D-optimal batch on the surrogate's sketched Fisher information."""
+
+    name: ClassVar[str] = "information"
+    needs: ClassVar[Needs] = Needs(model="information")
+
+    def propose(self, space: DesignSpace, q: int, evidence: Evidence) -> torch.Tensor:
+        if evidence.information is None:
             raise ValueError("strategy 'information': needs an information function (the surrogate's sketched Fisher)")
-        pool = candidate_pool("information", space, settings.candidates, q, rule, seed=seed + 4242)
+        pool = candidate_pool(self.name, space, self.settings.candidates, q, self.rule(space, evidence),
+                              seed=self.seed + 4242)
         # what the surrogate learns from: cases run (validated) and pending; failed ones teach nothing
         known_x = [p.to(torch.float64) for p in (evidence.observed, evidence.pending) if p is not None and len(p)]
-        both_info = information(torch.cat(known_x + [pool]))
+        info = evidence.information(torch.cat(known_x + [pool]))
         n_known = sum(len(p) for p in known_x)
-        return greedy_information_batch(space, pool, both_info[n_known:], both_info[:n_known], q, taken=taken,
-                                        min_distance=settings.min_distance)
-    # model-based: a GP on the log validation error (failed cases are not in ``observed``)
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        gp = fit_error_model(space, evidence.observed, evidence.log_error, maxiter=settings.gp_maxiter)
-    acquisition = "qnipv" if strategy == "variance" else settings.acquisition
-    existing = evidence.existing if evidence.existing is not None else evidence.observed
-    return propose_batch(gp, space, q, seed=seed, beta=settings.beta, num_restarts=settings.num_restarts,
-                         raw_samples=settings.raw_samples, mc_samples=settings.mc_samples, feasible=rule,
-                         existing=existing, pending=evidence.pending, observed=evidence.observed,
-                         acquisition=acquisition, integration_points=settings.integration_points,
-                         min_distance=settings.min_distance, maxiter=settings.maxiter,
-                         optimizer=settings.optimizer, pool_size=settings.pool_size)
+        return greedy_information_batch(space, pool, info[n_known:], info[:n_known], q, taken=_taken(space, evidence),
+                                        min_distance=self.settings.min_distance)
+
+
+@dataclass(frozen=True)
+class ErrorSeeking(Strategy):
+    """A GP on the log validation error (failed cases are not in ``observed``) and a batch
+    acquisition on it: ``settings.acquisition``, or ``acquisition`` when the class fixes one."""
+
+    name: ClassVar[str] = "error"
+    needs: ClassVar[Needs] = Needs(errors=2)
+    acquisition: ClassVar[str | None] = None
+
+    def propose(self, space: DesignSpace, q: int, evidence: Evidence) -> torch.Tensor:
+        s = self.settings
+        with torch.random.fork_rng():
+            torch.manual_seed(self.seed)
+            gp = fit_error_model(space, evidence.observed, evidence.log_error, maxiter=s.gp_maxiter)
+        existing = evidence.existing if evidence.existing is not None else evidence.observed
+        return propose_batch(gp, space, q, seed=self.seed, beta=s.beta, num_restarts=s.num_restarts,
+                             raw_samples=s.raw_samples, mc_samples=s.mc_samples, feasible=self.rule(space, evidence),
+                             existing=existing, pending=evidence.pending, observed=evidence.observed,
+                             acquisition=self.acquisition or s.acquisition, integration_points=s.integration_points,
+                             min_distance=s.min_distance, maxiter=s.maxiter, optimizer=s.optimizer,
+                             pool_size=s.pool_size)
+
+
+@dataclass(frozen=True)
+class VarianceReduction(ErrorSeeking):
+    """The same GP; integrated posterior variance reduction (``qnipv``): learn the map evenly."""
+
+    name: ClassVar[str] = "variance"
+    acquisition: ClassVar[str | None] = "qnipv"
+
+
+REGISTRY: dict[str, type[Strategy]] = {s.name: s for s in (ErrorSeeking, VarianceReduction, Ensemble,
+                                                            InformationGain, Sobol, Random)}
+STRATEGIES = tuple(REGISTRY)
+
+
+def make_strategy(name: str, settings: PlannerSettings = PlannerSettings(), seed: int = 0) -> Strategy:
+    """The registered strategy called ``name``; ValueError naming the choices otherwise."""
+    if name not in REGISTRY:
+        raise ValueError(f"strategy: unknown {name!r}; choose one of {', '.join(STRATEGIES)}")
+    return REGISTRY[name](settings=settings, seed=seed)
+
+
+def propose(strategy: str, space: DesignSpace, q: int, evidence: Evidence, *, seed: int,
+            settings: PlannerSettings = PlannerSettings(), feasible: Feasible | None = None,
+            ensemble_score: EnsembleScore | None = None, information: Information | None = None) -> torch.Tensor:
+    """``q x d`` new points by the strategy called ``strategy``: a one-call form of
+    ``make_strategy(...).propose(space, q, evidence)`` with the feasibility rule and model scores
+    given as arguments."""
+    chosen = make_strategy(strategy, settings, seed)
+    if q < 1:
+        raise ValueError(f"q must be at least 1, got {q}")
+    evidence = replace(evidence, feasible=feasible if feasible is not None else evidence.feasible,
+                       disagreement=ensemble_score or evidence.disagreement,
+                       information=information or evidence.information)
+    return chosen.propose(space, q, evidence)

@@ -7,24 +7,32 @@ source switched on over [start, stop). SSP-RK2 (default) or forward Euler with t
 that keeps the scheme positive (``physics.stable_time_step``), shortened to land exactly on output
 times and source switches. The mass budget (in domain, emitted, exhausted) is integrated with the
 same stages as c, so it closes to round-off.
+
+Composed of: the terms (``transport_terms`` → ``physics.TransportTerms``: dc/dt and the boundary
+outflow), the source (``simulators.sources``), one step (``ReferenceStep``: a ``physics.steppers``
+scheme, eager or compiled), the time loop (``physics.integrator``) and the outputs
+(``simulators.recorder``).
 """
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 
+from closedloop.physics import TransportTerms, face_diffusivity, open_faces
+from closedloop.physics.integrator import integrate, is_event
 from closedloop.physics.kernels import Kernel, single_thread
-from closedloop.physics import (boundary_net_flux, diffusive_flux, divergence, face_diffusivity, muscl_flux,
-                                open_faces, stable_time_step, upwind_flux)
+from closedloop.physics.steppers import STEPPERS, Stepper
 from closedloop.simulators.devices import resolve_device
-from closedloop.simulators.flow_cache import steady_flow
-from closedloop.simulators.geometry import room_geometry, source_weights
+from closedloop.simulators.flow_cache import FlowField, steady_flow
+from closedloop.simulators.geometry import RoomGeometry, room_geometry
 from closedloop.simulators.plane import plane_reduction, probe_indices
+from closedloop.simulators.recorder import Recorder
 from closedloop.simulators.scenario import Scenario
+from closedloop.simulators.sources import SourceTerm
 
 
 @dataclass
@@ -59,164 +67,133 @@ def eddy_diffusivity_field(scenario: Scenario, nu_t: torch.Tensor | None, fluid:
     return (scenario.eddy_diffusivity + nu_t / scenario.diffusivity.turbulent_schmidt) * fluid
 
 
+def transport_terms(scenario: Scenario, geometry: RoomGeometry, flow: FlowField, device: torch.device,
+                    dtype: torch.dtype) -> TransportTerms:
+    """The room's terms of ∂c/∂t = −∇·(u c) + ∇·(K∇c): the flow's face velocities (3 × face shape),
+    face diffusivities from ``eddy_diffusivity_field``, MUSCL–van Leer or upwind per ``numerics.advection``."""
+    grid, fluid = geometry.grid, geometry.fluid
+    k_field = eddy_diffusivity_field(scenario, flow.eddy_viscosity, fluid)
+    open_masks = None
+    if scenario.numerics.advection == "tvd":
+        open_masks = tuple(open_faces(fluid, grid, a).to(device=device, dtype=dtype) for a in range(grid.ndim))
+    return TransportTerms(
+        grid=grid, velocity=tuple(u.to(device=device, dtype=dtype) for u in flow.flow.velocity),
+        diffusivities=tuple(d.to(device=device, dtype=dtype) for d in face_diffusivity(k_field, fluid, grid)),
+        open_masks=open_masks)
+
+
+class RunState(NamedTuple):
+    """The reference's state: c (nx, ny, nz), mass exhausted X (0-d tensor), mass emitted E (float)."""
+
+    c: torch.Tensor
+    exhausted: torch.Tensor
+    emitted: float
+
+
+class ReferenceStep:
+    """One time step (state, t, Δt) ↦ state: ``stepper`` on ``terms`` with the source at its stage times.
+
+    c and X advance by the same stages (``physics.steppers``), E by q Δt when the step emits.
+    ``compile``: the stages run fused in one compiled kernel (``physics.kernels``), the same stepper;
+    Δt is then passed as a 0-d tensor and a silent source as zeros, so the kernel is built once.
+    """
+
+    def __init__(self, terms: TransportTerms, source: SourceTerm, stepper: Stepper, like: torch.Tensor,
+                 compile: bool | None = None) -> None:
+        self.terms, self.source, self.stepper = terms, source, stepper
+        self.kernel = Kernel(self.advance, enabled=compile)
+        self._zeros = torch.zeros_like(like)
+        self._dts: dict[float, torch.Tensor] = {}
+
+    def advance(self, c: torch.Tensor, dt: float | torch.Tensor, *forcings: torch.Tensor | None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(cⁿ⁺¹, exhausted over the step): the fusable tensor arithmetic of one step."""
+        return self.stepper.step(self.terms.rate, c, dt, forcings)
+
+    def _dt_tensor(self, dt: float) -> torch.Tensor:
+        dt_t = self._dts.get(dt)
+        if dt_t is None:
+            dt_t = torch.tensor(dt, dtype=self._zeros.dtype, device=self._zeros.device)
+            if len(self._dts) < 64:
+                self._dts[dt] = dt_t
+        return dt_t
+
+    def __call__(self, state: RunState, t: float, dt: float) -> RunState:
+        compiled = self.kernel.compiled
+        forcings = self.source.stage_forcings(t, dt, self.stepper.stage_times, self._zeros if compiled else None)
+        c, out = self.kernel(state.c, self._dt_tensor(dt) if compiled else dt, *forcings)
+        return RunState(c, state.exhausted + out, state.emitted + self.source.emitted(t, dt))
+
+
 def simulate(scenario: Scenario, device: str | torch.device = "auto",
              dtype: torch.dtype = torch.float64, progress: ProgressFn | None = None,
              safety: float | None = None, compile: bool | None = None) -> SimulationResult:
     """Run the reference simulation of ``scenario`` and reduce it to plane and probe series.
 
-    ``compile``: fuse each time step into compiled kernels (``physics.kernels``; default from
-    ``$CLOSEDLOOP_COMPILE``, off). Same scheme and result up to round-off; the one-time compilation
-    is reported in ``extra["compile_seconds"]``, apart from ``wall_seconds``.
+    The terms (``transport_terms``) and the source (``SourceTerm``) advance by
+    ``numerics.time_stepping`` (``physics.steppers``) at the stable step, landing on every output
+    and source switch (``physics.integrator``); a ``Recorder`` keeps the outputs. ``compile``: fuse
+    each time step into compiled kernels (``physics.kernels``; default from ``$CLOSEDLOOP_COMPILE``,
+    off). Same scheme and result up to round-off; the one-time compilation is reported in
+    ``extra["compile_seconds"]``, apart from ``wall_seconds``.
     """
     dev = resolve_device(device)
     geometry = room_geometry(scenario)
-    grid = geometry.grid
     probes = probe_indices(scenario, geometry)
     t0 = time.perf_counter()
-    field_ = steady_flow(scenario, geometry)
+    flow = steady_flow(scenario, geometry)
     flow_seconds = time.perf_counter() - t0
-    num = scenario.numerics
-    tvd = num.advection == "tvd"
-
-    velocity = tuple(u.to(device=dev, dtype=dtype) for u in field_.flow.velocity)
-    k_field = eddy_diffusivity_field(scenario, field_.eddy_viscosity, geometry.fluid)
-    diffusivities = tuple(d.to(device=dev, dtype=dtype) for d in face_diffusivity(k_field, geometry.fluid, grid))
-    open_masks = tuple(open_faces(geometry.fluid, grid, a).to(device=dev, dtype=dtype) for a in range(3))
-    reduction = plane_reduction(scenario, geometry)
-    col_w = reduction.column_weights.to(device=dev, dtype=dtype)
-    den = reduction.denominator.to(device=dev, dtype=dtype)
-    pmask = reduction.mask.to(dev)
-    dt_max = stable_time_step(velocity, diffusivities, grid, safety=safety if safety is not None else num.safety,
-                              advection_factor=2.0 if tvd else 1.0)
-
-    src = scenario.source
-    static_weights = None if src.is_moving else source_weights(scenario, geometry, src.position, dtype, dev)
-
-    def source_at(t: float) -> torch.Tensor:
-        if static_weights is not None:
-            return static_weights
-        return source_weights(scenario, geometry, src.position_at(t), dtype, dev)
-
-    def fluxes(c: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
-        if tvd:
-            adv = [muscl_flux(c, u, grid, a, open_masks[a]) for a, u in enumerate(velocity)]
-        else:
-            adv = [upwind_flux(c, u, grid, a) for a, u in enumerate(velocity)]
-        dif = [diffusive_flux(c, d, grid, a) for a, d in enumerate(diffusivities)]
-        rate = -divergence([fa + fd for fa, fd in zip(adv, dif)], grid)
-        return adv, rate
-
-    def stage(c: torch.Tensor, t: float, on: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """(dc/dt, boundary outflow rate) at time t."""
-        adv, rate = fluxes(c)
-        if on:
-            rate = rate + src.rate * source_at(t)
-        return rate, boundary_net_flux(adv, grid)
-
-    stop = src.stop if src.stop is not None else math.inf
+    terms = transport_terms(scenario, geometry, flow, dev, dtype)
+    dt_max = terms.stable_time_step(safety if safety is not None else scenario.numerics.safety)
+    source = SourceTerm(scenario, geometry, dtype, dev)
     outputs = scenario.time.output_times()
-    snapshot_times = set(scenario.time.snapshots)
-    events = sorted(set(outputs) | {t for t in (src.start, stop) if 0 < t < outputs[-1]})
+    events = sorted(set(outputs) | source.switch_times(outputs[-1]))
+    reduction = plane_reduction(scenario, geometry)
+    recorder = Recorder(reduction, probes, geometry.grid.cell_volume, scenario.time.snapshots, dtype, dev)
+    c0 = torch.zeros(geometry.grid.shape, device=dev, dtype=dtype)
+    state = RunState(c0, torch.zeros((), device=dev, dtype=dtype), 0.0)
+    step = ReferenceStep(terms, source, STEPPERS[scenario.numerics.time_stepping], c0, compile)
 
-    c = torch.zeros(grid.shape, device=dev, dtype=dtype)
-    emitted = 0.0
-    exhausted = torch.zeros((), device=dev, dtype=dtype)
-    snapshots: dict[float, torch.Tensor] = {}
-    rec: dict[str, list] = {"plane": [], "mass": [], "emitted": [], "exhausted": [],
-                            **{f"probe:{k}": [] for k in probes}}
+    def at_event(state: RunState, t: float) -> None:
+        if is_event(t, outputs):
+            recorder.record(t, state.c, state.emitted, state.exhausted)
+            if progress is not None:
+                progress(t, outputs[-1])
+        if not torch.isfinite(state.c).all():
+            raise FloatingPointError(f"reference solution became non-finite at t = {t:.3f} s")
 
-    def record(t: float) -> None:
-        num_ = (c * col_w).sum(-1)
-        rec["plane"].append(torch.where(pmask, num_ / den.clamp_min(1e-300), torch.zeros_like(num_)))
-        rec["mass"].append(c.sum() * grid.cell_volume)
-        rec["emitted"].append(emitted)
-        rec["exhausted"].append(exhausted.clone())
-        for name, idx in probes.items():
-            rec[f"probe:{name}"].append(c[idx])
-        if any(abs(t - s) < 1e-9 * max(1.0, s) for s in snapshot_times):
-            snapshots[t] = c.detach().cpu().clone()
-
-    rk2 = num.time_stepping == "ssp_rk2"
-
-    def fused_step(c: torch.Tensor, dt: torch.Tensor, s0: torch.Tensor, s1: torch.Tensor
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One step with sources s0 (at t) and s1 (at t + Δt): (c^{n+1}, mass exhausted over it)."""
-        adv0, r0 = fluxes(c)
-        r0 = r0 + s0
-        out0 = boundary_net_flux(adv0, grid)
-        if not rk2:
-            return c + dt * r0, dt * out0
-        c1 = c + dt * r0
-        adv1, r1 = fluxes(c1)
-        r1 = r1 + s1
-        return 0.5 * c + 0.5 * (c1 + dt * r1), 0.5 * dt * (out0 + boundary_net_flux(adv1, grid))
-
-    kernel = Kernel(fused_step, enabled=compile)
-    no_source = torch.zeros_like(c)
-    static_rate = None if static_weights is None else src.rate * static_weights
-    dts: dict[float, torch.Tensor] = {}  # Δt as 0-d tensors: a compiled step is not rebuilt per value
-
-    t, steps = 0.0, 0
     # a compiled step runs on one thread: inductor bakes the OpenMP team size in at compile time, and on a
     # shared CPU a stalled barrier cost 60x (physics.kernels.single_thread)
-    with single_thread(kernel.compiled and dev.type == "cpu"):
+    with single_thread(step.kernel.compiled and dev.type == "cpu"):
         wall0 = time.perf_counter()
-        record(0.0)
-        for target in events[1:]:
-            while target - t > 1e-9 * max(1.0, target):
-                dt = min(dt_max, target - t)
-                on = src.start <= t + 0.5 * dt < stop
-                if kernel.compiled:
-                    s0 = (static_rate if static_rate is not None else src.rate * source_at(t)) if on else no_source
-                    s1 = (src.rate * source_at(t + dt) if src.is_moving else s0) if on and rk2 else no_source
-                    dt_t = dts.get(dt)
-                    if dt_t is None:
-                        dt_t = dts.setdefault(dt, torch.tensor(dt, dtype=dtype, device=dev)) if len(dts) < 64 \
-                            else torch.tensor(dt, dtype=dtype, device=dev)
-                    c, out = kernel(c, dt_t, s0, s1)
-                    exhausted = exhausted + out
-                else:
-                    r0, out0 = stage(c, t, on)
-                    if rk2:
-                        c1 = c + dt * r0
-                        r1, out1 = stage(c1, t + dt, on)
-                        c = 0.5 * c + 0.5 * (c1 + dt * r1)
-                        exhausted = exhausted + 0.5 * dt * (out0 + out1)
-                    else:
-                        c = c + dt * r0
-                        exhausted = exhausted + dt * out0
-                if on:
-                    emitted += src.rate * dt
-                t += dt
-                steps += 1
-            t = target
-            if any(abs(target - o) < 1e-9 * max(1.0, o) for o in outputs):
-                record(t)
-                if progress is not None:
-                    progress(t, outputs[-1])
-            if not torch.isfinite(c).all():
-                raise FloatingPointError(f"reference solution became non-finite at t = {t:.3f} s")
-
-    wall = time.perf_counter() - wall0
-    compile_seconds = 0.0
-    if kernel.compiled and kernel.first_call_seconds is not None:
-        # the first call compiled the step; count it apart (a step costs about wall / steps)
-        compile_seconds = max(0.0, kernel.first_call_seconds - wall / max(steps, 1))
-        wall -= compile_seconds
-    as_t = lambda xs: torch.stack([torch.as_tensor(x, dtype=dtype, device=dev) for x in xs]).cpu()  # noqa: E731
+        recorder.record(0.0, state.c, state.emitted, state.exhausted)
+        _, steps = integrate(step, state, events[1:], dt_max, at_event)
+    wall, compile_seconds = _split_compile_time(step.kernel, time.perf_counter() - wall0, steps)
+    mass, emitted, exhausted = recorder.masses()
     return SimulationResult(
-        times=torch.tensor(outputs, dtype=torch.float64),
-        plane=torch.stack(rec["plane"]).cpu(),
-        plane_mask=reduction.mask.clone(),
-        probes={k: as_t(rec[f"probe:{k}"]) for k in probes},
-        mass_in_domain=as_t(rec["mass"]), mass_emitted=as_t(rec["emitted"]),
-        mass_exhausted=as_t(rec["exhausted"]), steps=steps, dt=dt_max, wall_seconds=wall,
-        flow_seconds=flow_seconds, device=str(dev), dtype=str(dtype).removeprefix("torch."),
-        snapshots=snapshots,
-        extra={"flow_iterations": field_.flow.iterations, "flow_residual": field_.flow.residual,
-               "flow_cached": field_.cached, "flow_key": field_.key, "flow_model": scenario.flow.model,
-               "advection": num.advection, "time_stepping": num.time_stepping,
-               "supply_m3_per_s": field_.flow.supply, "grid_shape": list(grid.shape),
-               "compiled": kernel.compiled, "compile_seconds": compile_seconds,
-               "compile_fallback": kernel.fallback_reason if kernel.requested else None},
-    )
+        times=torch.tensor(outputs, dtype=torch.float64), plane=recorder.plane(), plane_mask=reduction.mask.clone(),
+        probes=recorder.probes(), mass_in_domain=mass, mass_emitted=emitted, mass_exhausted=exhausted,
+        steps=steps, dt=dt_max, wall_seconds=wall, flow_seconds=flow_seconds, device=str(dev),
+        dtype=str(dtype).removeprefix("torch."), snapshots=recorder.snapshots,
+        extra=_provenance(scenario, geometry, flow, step.kernel, compile_seconds))
+
+
+def _split_compile_time(kernel: Kernel, wall: float, steps: int) -> tuple[float, float]:
+    """(transport wall time, compile time): a compiled kernel's first call is counted apart."""
+    if not (kernel.compiled and kernel.first_call_seconds is not None):
+        return wall, 0.0
+    # the first call compiled the step; count it apart (a step costs about wall / steps)
+    compile_seconds = max(0.0, kernel.first_call_seconds - wall / max(steps, 1))
+    return wall - compile_seconds, compile_seconds
+
+
+def _provenance(scenario: Scenario, geometry: RoomGeometry, flow: FlowField, kernel: Kernel,
+                compile_seconds: float) -> dict:
+    """``SimulationResult.extra``: the flow solve, the numerics and the compiled kernel."""
+    num = scenario.numerics
+    return {"flow_iterations": flow.flow.iterations, "flow_residual": flow.flow.residual,
+            "flow_cached": flow.cached, "flow_key": flow.key, "flow_model": scenario.flow.model,
+            "advection": num.advection, "time_stepping": num.time_stepping,
+            "supply_m3_per_s": flow.flow.supply, "grid_shape": list(geometry.grid.shape),
+            "compiled": kernel.compiled, "compile_seconds": compile_seconds,
+            "compile_fallback": kernel.fallback_reason if kernel.requested else None}

@@ -39,7 +39,6 @@ closure alone advances c̄), ``physics_only`` (no closure; learned D and δu onl
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
@@ -51,81 +50,12 @@ from closedloop.physics.kernels import Kernel
 from closedloop.surrogates.closure import ConvGRUClosure, EncoderLSTMClosure
 from closedloop.surrogates.forcing import Forcing
 from closedloop.surrogates.layers import exchange_matrix, solve_exchange
+from closedloop.surrogates.spec import VARIANTS, SurrogateSpec  # noqa: F401 - SurrogateSpec re-exported
 
 N_CLOSURE_INPUTS = 7  # c/s, S/S_max, u_x, u_y (cell-centred), D_x, D_y (cell-centred, / D₀), mask
 # (+ 1 with vertical_outflow: the outflow rate × Δt; + 2 with room_layers: c_lo/s, c_hi/s)
-VARIANTS = ("hybrid", "markovian", "data_only", "physics_only")
 MEMORY_GATE_SCALE = 20.0  # k in γ = clamp(k θ_γ, 0, 1)
 PHYSICS_PARAMETERS = ("raw_dx", "raw_dy", "dux", "duy", "log_sink", "log_retention", "log_layer_diffusivity")  # fields of the physics step
-
-
-@dataclass(frozen=True)
-class SurrogateSpec:
-    """Everything needed to rebuild the model before loading a state dict."""
-
-    shape: tuple[int, int]
-    spacing: tuple[float, float]
-    output_interval: float
-    initial_diffusivity: float
-    hidden_channels: int = 8
-    use_closure: bool = True  # False is the physics_only variant (kept for old checkpoints)
-    learn_diffusivity: bool = True
-    variant: str = "hybrid"
-    closure: str = "convgru"  # or "encoder_lstm" (encoder → stacked ConvLSTM → decoder → head)
-    closure_layers: int = 2
-    advection: str = "upwind"  # or "tvd"
-    learn_velocity_correction: bool = False
-    learn_sink: bool = False  # the vertical-exchange term −λ c̄
-    initial_sink: float = 0.0  # λ₀ (1/s), e.g. the air-exchange rate Q/V
-    vertical_outflow: bool = False  # remove c̄ where the flow leaves the band vertically (Forcing.outflow)
-    closure_form: str = "additive"  # c̄ + s·M, or "multiplicative": c̄·(1 + g tanh M)
-    closure_gain: float = 1.0  # g: the multiplicative closure's largest change per output interval
-    closure_scale: str = "peak"  # the additive correction's scale: S̄_max Δt, or "mixed": ⟨S̄⟩ Δt
-    closure_context: bool = False  # ConvGRU gates also see the plane mean of [inputs, memory]
-    memory_gate: bool = False  # hybrid ConvGRU carries γ·h, γ = clamp(k θ_γ, 0, 1) learned, starting at 0
-    room_layers: bool = False  # carry the room below and above the band (Forcing.layers)
-    layer_heights: tuple[float, float, float] = (0.0, 0.0, 0.0)  # h_lo, h_band, h_hi (m)
-
-    def __post_init__(self) -> None:
-        if self.variant not in VARIANTS:
-            raise ValueError(f"variant: {self.variant!r} is not one of {VARIANTS}")
-        if self.closure not in ("convgru", "encoder_lstm"):
-            raise ValueError(f"closure: {self.closure!r} is not 'convgru' or 'encoder_lstm'")
-        if self.closure_form not in ("additive", "multiplicative"):
-            raise ValueError(f"closure_form: {self.closure_form!r} is not 'additive' or 'multiplicative'")
-        if self.closure_scale not in ("peak", "mixed"):
-            raise ValueError(f"closure_scale: {self.closure_scale!r} is not 'peak' or 'mixed'")
-        if self.advection not in ("upwind", "tvd"):
-            raise ValueError(f"advection: {self.advection!r} is not 'upwind' or 'tvd'")
-        if self.variant == "data_only" and not self.use_closure:
-            raise ValueError("variant: 'data_only' needs a closure (use_closure = true)")
-        if not (self.initial_sink >= 0 and math.isfinite(self.initial_sink)):
-            raise ValueError(f"initial_sink: must be a finite rate ≥ 0 (1/s), got {self.initial_sink}")
-        if not (0 < self.closure_gain <= 1):
-            raise ValueError(f"closure_gain: must be in (0, 1], got {self.closure_gain}")
-        if self.memory_gate and (self.variant != "hybrid" or self.closure != "convgru" or not self.use_closure):
-            raise ValueError("memory_gate: only the hybrid variant's ConvGRU closure carries memory to gate")
-        if self.room_layers:
-            if len(self.layer_heights) != 3 or not all(h > 0 and math.isfinite(h) for h in self.layer_heights):
-                raise ValueError(f"layer_heights: room_layers needs three heights > 0 (m), got {self.layer_heights}")
-            if self.vertical_outflow:
-                raise ValueError("vertical_outflow: room_layers already carries the band's vertical exchange; "
-                                 "use one or the other")
-
-    @property
-    def effective_variant(self) -> str:
-        return "physics_only" if not self.use_closure else self.variant
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["shape"], d["spacing"], d["layer_heights"] = list(self.shape), list(self.spacing), list(self.layer_heights)
-        return d
-
-    @staticmethod
-    def from_dict(d: dict) -> SurrogateSpec:
-        heights = tuple(d.get("layer_heights", (0.0, 0.0, 0.0)))
-        return SurrogateSpec(**{**d, "shape": tuple(d["shape"]), "spacing": tuple(d["spacing"]),
-                                "layer_heights": heights})
 
 
 def layered_substep(c: torch.Tensor, velocity: tuple, diffusivity: tuple, opens: tuple, mask: torch.Tensor,

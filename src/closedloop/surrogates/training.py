@@ -14,12 +14,16 @@ those of the best validation loss, and training stops after ``patience`` epochs 
 The physics fields (D, δu, λ, η: ``PHYSICS_PARAMETERS``) may have their own learning rate and a
 warm-up of ``physics_warmup_epochs`` in which they are fitted alone, so that the closure starts
 from the best physics it can correct rather than from the untrained prior.
+
+``train`` composes: ``parameter_groups`` and ``Optimiser`` (AdamW, clipping, the ``Schedule`` of
+rollout lengths and learning rates), ``mini_batches``, ``tbptt_epoch`` (one pass of truncated BPTT)
+and ``EarlyStopping`` (the best weights and when to stop).
 """
 from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -65,6 +69,7 @@ def rollout_loss_terms(pred: torch.Tensor, target: torch.Tensor, scale2: torch.T
 
 
 def loss_floor2(target: torch.Tensor, floor: float) -> torch.Tensor:
+    """The per-case floor (φ max_t ‖c_t‖)² of (B, T, nx, ny) series, shape (B,)."""
     return (floor ** 2) * (target ** 2).sum(dim=(-2, -1)).amax(dim=1).clamp_min(1e-30)
 
 
@@ -76,7 +81,7 @@ def rollout_loss(model: HybridSurrogate, forcing: Forcing, target: torch.Tensor,
 
 
 def curriculum_stage(config: TrainConfig, epoch: int, n_steps: int) -> int:
-    """Rollout length (output steps) trained in ``epoch``."""
+    """Rollout length (output steps) trained in ``epoch``: the curriculum's stages, epochs split evenly."""
     if not config.curriculum:
         return n_steps
     stages = [min(s, n_steps) for s in config.curriculum]
@@ -84,10 +89,145 @@ def curriculum_stage(config: TrainConfig, epoch: int, n_steps: int) -> int:
     return stages[min(epoch // per, len(stages) - 1)]
 
 
-def train(model: HybridSurrogate, forcing: Forcing, target: torch.Tensor, config: TrainConfig,
-          progress: Callable[[int, float], None] | None = None,
-          validation: tuple[Forcing, torch.Tensor] | None = None) -> TrainReport:
-    """Fit ``model`` to reference plane series ``target`` (B, T+1, nx, ny), t = 0 row included."""
+def parameter_groups(model: HybridSurrogate, config: TrainConfig) -> list[dict]:
+    """AdamW groups: the closure (and any other trainable parameter) at ``learning_rate`` with weight
+    decay, then the physics fields (``PHYSICS_PARAMETERS``) at ``physics_learning_rate`` without; empty
+    groups dropped."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    physics = [p for name, p in model.named_parameters() if p.requires_grad and name in PHYSICS_PARAMETERS]
+    ids = {id(p) for p in physics}
+    groups = [{"params": [p for p in params if id(p) not in ids]},
+              {"params": physics, "lr": config.physics_learning_rate or config.learning_rate, "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
+
+
+class Schedule:
+    """Per epoch, the rollout length (``curriculum_stage``); per optimiser step k, each group's
+    learning-rate factor min(1, (k + 1)/W), W = ``warmup_steps``.
+
+    With a physics warm-up (both groups present), the closure's factor is 0 for the first
+    ``physics_warmup_epochs`` epochs and its linear warm-up counts from its first active step.
+    """
+
+    def __init__(self, config: TrainConfig, optimizer: torch.optim.Optimizer, n_steps: int) -> None:
+        self.config, self.n_steps = config, n_steps
+        self.physics_warmup = config.physics_warmup_epochs if len(optimizer.param_groups) == 2 else 0
+        self.warm = max(1, config.warmup_steps)
+        self.closure_on = self.physics_warmup == 0
+        self.closure_steps = 0
+        lambdas = [lambda step: min(1.0, (step + 1) / self.warm)] * len(optimizer.param_groups)
+        if self.physics_warmup:
+            lambdas[0] = self._closure_factor
+        self.lr = torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)
+
+    def _closure_factor(self, step: int) -> float:
+        if not self.closure_on:
+            return 0.0
+        self.closure_steps += 1
+        return min(1.0, self.closure_steps / self.warm)
+
+    def begin_epoch(self, epoch: int) -> int:
+        """Switch the closure on once the physics warm-up is over; the rollout length of ``epoch``."""
+        self.closure_on = epoch >= self.physics_warmup
+        return curriculum_stage(self.config, epoch, self.n_steps)
+
+
+class Optimiser:
+    """AdamW on ``parameter_groups`` with the ``Schedule``'s learning rates and gradient-norm clipping."""
+
+    def __init__(self, model: HybridSurrogate, config: TrainConfig, n_steps: int) -> None:
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.clip = config.grad_clip
+        self.adamw = torch.optim.AdamW(parameter_groups(model, config), lr=config.learning_rate,
+                                       weight_decay=config.weight_decay)
+        self.schedule = Schedule(config, self.adamw, n_steps)
+
+    def step(self, loss: torch.Tensor) -> None:
+        """One descent step on ``loss`` (a 0-d tensor), then the schedule's."""
+        self.adamw.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.params, self.clip)
+        self.adamw.step()
+        self.schedule.lr.step()
+
+
+Batch = tuple[Forcing, torch.Tensor, torch.Tensor]  # forcing (B), target (B, T+1, nx, ny), floor² (B,)
+
+
+def mini_batches(forcing: Forcing, target: torch.Tensor, floor2: torch.Tensor, size: int,
+                 shuffle: torch.Generator) -> Iterator[Batch]:
+    """The cases in mini-batches of ``size`` in a seeded random order (all at once if size ≥ B)."""
+    n_cases = forcing.batch_size
+    if size >= n_cases:
+        yield forcing, target, floor2
+        return
+    order = torch.randperm(n_cases, generator=shuffle)
+    for b0 in range(0, n_cases, size):
+        idx = order[b0:b0 + size].to(target.device)
+        yield forcing.select(idx), target[idx], floor2[idx]
+
+
+def rollout_segment(model: HybridSurrogate, c: torch.Tensor, h: torch.Tensor | None, forcing: Forcing,
+                    steps: range, substeps: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """Output intervals ``steps`` from state (c, h): (c, h, predicted planes (B, len(steps), nx, ny))."""
+    preds = []
+    for n in steps:
+        c, h = model.step(c, h, forcing, n * model.spec.output_interval, substeps)
+        preds.append(model.observe(c))
+    return c, h, torch.stack(preds, dim=1)
+
+
+def segment_loss(seg: torch.Tensor, target: torch.Tensor, floor2: torch.Tensor, previous: torch.Tensor | None,
+                 smoothness: float) -> torch.Tensor:
+    """``rollout_loss_terms`` of a segment (B, S, nx, ny) plus λ_s mean‖ĉ_{t+1} − 2ĉ_t + ĉ_{t−1}‖²/floor²,
+    the curvature continued across the boundary with the previous segment's last two planes (detached)."""
+    loss = rollout_loss_terms(seg, target, floor2)
+    if smoothness > 0:
+        series = seg if previous is None else torch.cat([previous[:, -2:].detach(), seg], dim=1)
+        if series.shape[1] >= 3:
+            curv = series[:, 2:] - 2 * series[:, 1:-1] + series[:, :-2]
+            loss = loss + smoothness * ((curv ** 2).sum(dim=(-2, -1)) / floor2[:, None]).mean()
+    return loss
+
+
+def tbptt_epoch(model: HybridSurrogate, batches: Iterator[Batch], n_steps: int, tbptt_steps: int,
+                smoothness: float, update: Callable[[torch.Tensor], None]) -> None:
+    """One epoch of truncated BPTT: per batch, roll out ``n_steps`` output intervals in segments of
+    ``tbptt_steps``, ``update`` on each segment's loss, and carry the state (c̄, h) on detached."""
+    for forcing, target, floor2 in batches:
+        c, h = model.initial_state(forcing, target.dtype, target.device)
+        k = model.substeps(forcing)
+        previous = None
+        for seg0 in range(0, n_steps, tbptt_steps):
+            c, h, seg = rollout_segment(model, c, h, forcing, range(seg0, min(seg0 + tbptt_steps, n_steps)), k)
+            update(segment_loss(seg, target[:, seg0 + 1: seg0 + 1 + seg.shape[1]], floor2, previous, smoothness))
+            previous = seg
+            c = c.detach()
+            h = h.detach() if h is not None else None
+
+
+class EarlyStopping:
+    """The weights of the best judged loss so far, and whether ``patience`` epochs passed without a gain."""
+
+    def __init__(self, model: HybridSurrogate, judged: float, patience: int | None) -> None:
+        self.best, self.patience, self.since_best = judged, patience, 0
+        self.state = copy.deepcopy(model.state_dict())
+
+    def update(self, model: HybridSurrogate, judged: float) -> bool:
+        """Record an epoch's judged loss; True if it improved on the best (whose weights are kept)."""
+        if judged < self.best:
+            self.best, self.since_best = judged, 0
+            self.state = copy.deepcopy(model.state_dict())
+            return True
+        self.since_best += 1
+        return False
+
+    @property
+    def should_stop(self) -> bool:
+        return self.patience is not None and self.since_best >= self.patience
+
+
+def _check(forcing: Forcing, target: torch.Tensor, config: TrainConfig, validation: object) -> None:
     if target.shape[0] != forcing.batch_size:
         raise ValueError(f"target has {target.shape[0]} cases but forcing has {forcing.batch_size}")
     if config.patience is not None and validation is None:
@@ -96,101 +236,46 @@ def train(model: HybridSurrogate, forcing: Forcing, target: torch.Tensor, config
         raise ValueError(f"curriculum: rollout lengths must be ≥ 1, got {config.curriculum}")
     if config.batch_size is not None and config.batch_size < 1:
         raise ValueError(f"batch_size: must be ≥ 1 cases, got {config.batch_size}")
+
+
+def train(model: HybridSurrogate, forcing: Forcing, target: torch.Tensor, config: TrainConfig,
+          progress: Callable[[int, float], None] | None = None,
+          validation: tuple[Forcing, torch.Tensor] | None = None) -> TrainReport:
+    """Fit ``model`` to reference plane series ``target`` (B, T+1, nx, ny), t = 0 row included.
+
+    Early stopping and the kept weights judge the validation loss if given, else the training loss.
+    """
+    _check(forcing, target, config, validation)
     torch.manual_seed(config.seed)
-    params = [p for p in model.parameters() if p.requires_grad]
-    physics = [p for name, p in model.named_parameters() if p.requires_grad and name in PHYSICS_PARAMETERS]
-    ids = {id(p) for p in physics}
-    groups = [{"params": [p for p in params if id(p) not in ids]},
-              {"params": physics, "lr": config.physics_learning_rate or config.learning_rate, "weight_decay": 0.0}]
-    groups = [g for g in groups if g["params"]]
-    warmup_physics = config.physics_warmup_epochs if len(groups) == 2 else 0  # both closure and physics
-
-    def judge() -> float:
-        if validation is None:
-            return rollout_loss(model, forcing, target, config.loss_floor)
-        return rollout_loss(model, validation[0], validation[1], config.loss_floor)
-
+    judge_on = validation if validation is not None else (forcing, target)
     report = TrainReport(initial_loss=rollout_loss(model, forcing, target, config.loss_floor))
-    if not params or config.epochs == 0:
+    if config.epochs == 0 or not any(p.requires_grad for p in model.parameters()):
         return report
-    opt = torch.optim.AdamW(groups, lr=config.learning_rate, weight_decay=config.weight_decay)
-    warm = max(1, config.warmup_steps)
-    phase = {"closure_on": warmup_physics == 0, "closure_steps": 0}
-
-    def closure_factor(step: int) -> float:  # warm-up counted from the closure's first active step
-        if not phase["closure_on"]:
-            return 0.0
-        phase["closure_steps"] += 1
-        return min(1.0, phase["closure_steps"] / warm)
-
-    lambdas = [lambda step: min(1.0, (step + 1) / warm)] * len(groups)
-    if warmup_physics:
-        lambdas[0] = closure_factor
-    schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambdas)
-    n_total = target.shape[1] - 1
+    optimiser = Optimiser(model, config, n_steps=target.shape[1] - 1)
     floor2 = loss_floor2(target[:, 1:], config.loss_floor)
-    dt_out = model.spec.output_interval
     t_start = time.perf_counter()
-    best_state = copy.deepcopy(model.state_dict())
-    best_judged = judge()
-    report.best_loss = report.initial_loss if validation is None else best_judged
-    since_best = 0
-    n_cases = forcing.batch_size
-    size = min(config.batch_size or n_cases, n_cases)
+    stopping = EarlyStopping(model, rollout_loss(model, *judge_on, config.loss_floor), config.patience)
+    report.best_loss = report.initial_loss if validation is None else stopping.best
+    size = min(config.batch_size or forcing.batch_size, forcing.batch_size)
     shuffle = torch.Generator().manual_seed(config.seed)
     for epoch in range(config.epochs):
         model.train()
-        # physics warm-up: the closure waits (lr 0) until the physics fields are fitted
-        phase["closure_on"] = epoch >= warmup_physics
-        n_steps = curriculum_stage(config, epoch, n_total)
-        order = torch.randperm(n_cases, generator=shuffle) if size < n_cases else torch.arange(n_cases)
-        for b0 in range(0, n_cases, size):
-            idx = order[b0:b0 + size]
-            whole = size == n_cases
-            f_b = forcing if whole else forcing.select(idx.to(target.device))
-            y_b = target if whole else target[idx.to(target.device)]
-            fl_b = floor2 if whole else floor2[idx.to(target.device)]
-            c, h = model.initial_state(f_b, target.dtype, target.device)
-            k = model.substeps(f_b)
-            prev: list[torch.Tensor] = []
-            for seg0 in range(0, n_steps, config.tbptt_steps):
-                preds = []
-                for n in range(seg0, min(seg0 + config.tbptt_steps, n_steps)):
-                    c, h = model.step(c, h, f_b, n * dt_out, k)
-                    preds.append(model.observe(c))
-                seg = torch.stack(preds, dim=1)
-                loss = rollout_loss_terms(seg, y_b[:, seg0 + 1: seg0 + 1 + seg.shape[1]], fl_b)
-                if config.smoothness > 0:
-                    series = torch.cat([p.detach()[:, None] for p in prev[-2:]] + [seg], dim=1)
-                    if series.shape[1] >= 3:
-                        curv = series[:, 2:] - 2 * series[:, 1:-1] + series[:, :-2]
-                        loss = loss + config.smoothness * ((curv ** 2).sum(dim=(-2, -1)) / fl_b[:, None]).mean()
-                prev = preds
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
-                opt.step()
-                schedule.step()
-                c = c.detach()
-                h = h.detach() if h is not None else None
+        n_steps = optimiser.schedule.begin_epoch(epoch)
+        tbptt_epoch(model, mini_batches(forcing, target, floor2, size, shuffle), n_steps, config.tbptt_steps,
+                    config.smoothness, optimiser.step)
         model.eval()
         report.losses.append(rollout_loss(model, forcing, target, config.loss_floor))
-        judged = report.losses[-1] if validation is None else judge()
+        judged = report.losses[-1] if validation is None else rollout_loss(model, *validation, config.loss_floor)
         if validation is not None:
             report.validation_losses.append(judged)
-        if judged < best_judged:
-            best_judged, report.best_epoch = judged, epoch
-            report.best_loss = judged
-            best_state = copy.deepcopy(model.state_dict())
-            since_best = 0
-        else:
-            since_best += 1
+        if stopping.update(model, judged):
+            report.best_epoch, report.best_loss = epoch, judged
         if progress is not None:
             progress(epoch, report.losses[-1])
-        if config.patience is not None and since_best >= config.patience:
+        if stopping.should_stop:
             report.stopped_early = True
             break
     # Adam on a rollout loss is not monotone; keep the weights of the best full-horizon loss.
-    model.load_state_dict(best_state)
+    model.load_state_dict(stopping.state)
     report.seconds = time.perf_counter() - t_start
     return report

@@ -6,6 +6,7 @@ resumed round simulates what it proposed the first time.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 
@@ -19,7 +20,7 @@ from closedloop.lab.campaign.state import round_complete
 from closedloop.lab.config import CampaignConfig
 from closedloop.lab.store import CampaignStore, now_iso
 from closedloop.planners.ensemble import disagreement
-from closedloop.planners.strategies import Evidence, propose
+from closedloop.planners.strategies import Evidence, Sobol, Strategy, make_strategy
 from closedloop.surrogates.sensitivity import fisher_sketch
 
 
@@ -104,10 +105,24 @@ def information_scorer(config: CampaignConfig, store: CampaignStore, round_index
     return information
 
 
+SCORERS = {"disagreement": ensemble_scorer, "information": information_scorer}
+
+
+def strategy_for(config: CampaignConfig, round_index: int, evidence: Evidence) -> Strategy:
+    """The configured strategy, or the campaign's Sobol sequence continued while the evidence is
+    short of what it needs (a GP needs two validated cases); seeded per round, or by the campaign
+    seed for a strategy that continues one sequence."""
+    settings = config.planner.settings()
+    chosen = make_strategy(config.planner.strategy, settings)
+    if len(evidence.log_error) < chosen.needs.errors:
+        chosen = Sobol(settings)
+    return dataclasses.replace(chosen, seed=config.seed if chosen.sequence else config.seed * 1000 + round_index)
+
+
 def propose_round(config: CampaignConfig, ledger: pd.DataFrame, round_index: int,
                   store: CampaignStore | None = None) -> Proposal:
     """Round 0: a Sobol design. Later rounds: the configured strategy (planners/strategies.py) on
-    the ledger's evidence; Sobol also while fewer than two cases are validated (no GP yet)."""
+    the ledger's evidence, with the surrogate's score where the strategy needs one."""
     space = config.design.space()
     evidence = evidence_for(config, ledger, round_index)
     n = config.budget.initial_cases if round_index == 0 else config.budget.batch_size
@@ -117,31 +132,22 @@ def propose_round(config: CampaignConfig, ledger: pd.DataFrame, round_index: int
     if n < 1:
         raise ValueError(f"round {round_index}: the simulation budget (budget.max_cases = "
                          f"{config.budget.max_cases}) is spent")
-    strategy = config.planner.strategy
-    model_based = strategy in ("error", "variance")
     if round_index == 0:
         x, _ = feasible_sobol(config, n, 0)
         proposal = Proposal(round_index, "sobol", space.as_dicts(x))
-    elif strategy == "sobol" or (model_based and len(evidence.log_error) < 2):
-        # the campaign's Sobol sequence continued: its first feasible points not yet in the ledger
-        # and clear of failed cases
-        x = propose("sobol", space, n, evidence, seed=config.seed, settings=config.planner.settings(),
-                    feasible=lambda z: feasible_mask(config, z))
-        proposal = Proposal(round_index, "sobol", space.as_dicts(x))
     else:
-        seed = config.seed * 1000 + round_index
-        if strategy in ("ensemble", "information") and store is None:
-            raise ValueError(f"planner.strategy {strategy!r}: proposing needs the campaign store (its checkpoints)")
-        scorer = ensemble_scorer(config, store, round_index) if strategy == "ensemble" else None
-        information = information_scorer(config, store, round_index) if strategy == "information" else None
+        chosen = strategy_for(config, round_index, evidence)
+        evidence.feasible = lambda z: feasible_mask(config, z)
+        if chosen.needs.model is not None:
+            if store is None:
+                raise ValueError(f"planner.strategy {chosen.name!r}: proposing needs the campaign store (its checkpoints)")
+            setattr(evidence, chosen.needs.model, SCORERS[chosen.needs.model](config, store, round_index))
         # The GP fit may draw random restarts from the global generator: seed it, so that a resumed
         # process (whose generator has another history) proposes what an uninterrupted one would.
         with torch.random.fork_rng():
-            torch.manual_seed(seed)
-            x = propose(strategy, space, n, evidence, seed=seed, settings=config.planner.settings(),
-                        feasible=lambda z: feasible_mask(config, z), ensemble_score=scorer,
-                        information=information)
-        proposal = Proposal(round_index, strategy, space.as_dicts(x))
+            torch.manual_seed(chosen.seed)
+            x = chosen.propose(space, n, evidence)
+        proposal = Proposal(round_index, chosen.name, space.as_dicts(x))
     faults.point("propose:planned", str(round_index))
     return proposal
 

@@ -1,5 +1,7 @@
 """Exponential integrator for linear diffusion: c(t) = exp(t L) c₀ by a Chebyshev expansion.
 
+A benchmark scheme (bench/reference_peer.py), not part of the library: see ``peer_schemes``.
+
 L is the finite-volume operator c ↦ ∇·(D∇c) (``diffuse``). With uniform cells it is symmetric and
 negative semi-definite, so its spectrum is real and lies in [−ρ, 0], where Gershgorin's theorem on
 row i (diagonal −λ_i, off-diagonals D_f/h² summing to λ_i, λ_i from ``outflow_coefficient``) gives
@@ -30,7 +32,7 @@ Positivity: exp(tL) maps non-negative fields to non-negative ones (L is an M-mat
 truncated series is only guaranteed to within the tolerance (its monomial coefficients have mixed
 signs). With ρ from Gershgorin, X = I + (2/ρ)L is entrywise non-negative, and on a uniform 1D lattice
 T_k(X)δ_i = (δ_{i+k} + δ_{i−k})/2 ≥ 0; no undershoot has been seen on puffs in rooms with solids and
-variable D (tests/physics/test_physics_exponential.py) nor on the peer benchmark (bench/reference_peer.py).
+variable D (tests/bench/test_bench_exponential.py) nor on the peer benchmark (bench/reference_peer.py).
 """
 from __future__ import annotations
 

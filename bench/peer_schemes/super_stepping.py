@@ -1,5 +1,7 @@
 """Super-time-stepping for stiff diffusion: the second-order Runge–Kutta–Legendre scheme (RKL2).
 
+A benchmark scheme (bench/reference_peer.py), not part of the library: see ``peer_schemes``.
+
 Explicit diffusion must keep Δt ≤ Δt_E ∝ h²/D (``stable_time_step``), however slowly the solution
 changes. RKL2 (Meyer, Balsara & Aslam 2014) spends s evaluations of the rate M per step, chains them
 through the Legendre three-term recurrence and is stable for τ ≤ Δt_E (s² + s − 2)/4: the step
@@ -16,7 +18,7 @@ With b₀ = b₁ = b₂ = 1/3, b_j = (j² + j − 2)/(2j(j + 1)), a_j = 1 − b_
 Every stage is a linear combination of Y₀ and rates M(·), so a conservative M (flux form, closed
 walls) keeps the total mass to round-off. The stability polynomial a_s + b_s P_s(1 + w₁ z) stays in
 [0, 1] on the whole stability interval, so no eigenmode is amplified or flips sign; pointwise
-positivity, unlike forward Euler's, is not guaranteed by construction (tests/physics check it on
+positivity, unlike forward Euler's, is not guaranteed by construction (tests/bench check it on
 puffs at the stability limit).
 
 For speed the stage update fuses into one kernel (``rkl2_stage``, compiled by ``physics.kernels``),

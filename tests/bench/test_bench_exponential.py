@@ -1,4 +1,4 @@
-"""Chebyshev exponential integrator for diffusion (physics.exponential).
+"""Chebyshev exponential integrator for diffusion (bench/peer_schemes/exponential.py).
 
 Physics asserted: the operator's columns (and rows) sum to zero and its spectrum lies inside the
 Gershgorin bound; exp(tL)c agrees with torch.linalg.matrix_exp to 1e-10 and converges to it as the
@@ -14,8 +14,9 @@ import math
 import pytest
 import torch
 
-from closedloop.physics import (Grid, Kernel, chebyshev_coefficients, chebyshev_degree, chebyshev_expm,
-                                clenshaw_block, clenshaw_stage, diffuse, face_diffusivity, spectral_bound)
+from closedloop.physics import Grid, Kernel, diffuse, face_diffusivity
+from peer_schemes.exponential import (chebyshev_coefficients, chebyshev_degree, chebyshev_expm, clenshaw_block,
+                                      clenshaw_stage, spectral_bound)
 
 F64 = torch.float64
 

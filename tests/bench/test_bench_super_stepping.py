@@ -1,4 +1,4 @@
-"""RKL2 super-time-stepping (physics.super_stepping) and compiled kernels (physics.kernels).
+"""RKL2 super-time-stepping (bench/peer_schemes/super_stepping.py), eager and compiled.
 
 Physics asserted: second order in time against the exact semi-discrete decay of a cosine mode;
 second-order convergence of the full scheme (Δt ∝ h) to the analytic diffusing Gaussian; mass
@@ -13,8 +13,8 @@ import math
 import pytest
 import torch
 
-from closedloop.physics import (Grid, Kernel, compile_enabled, diffuse, face_diffusivity, heun, rkl2,
-                                rkl2_coefficients, rkl2_stage, rkl2_stages, stable_time_step)
+from closedloop.physics import Grid, Kernel, diffuse, face_diffusivity, heun, stable_time_step
+from peer_schemes.super_stepping import rkl2, rkl2_coefficients, rkl2_stage, rkl2_stages
 
 
 def _box(n: int, lx: float = 2.0, ly: float = 1.5) -> Grid:
@@ -132,19 +132,6 @@ def test_agrees_with_heun_at_small_steps() -> None:
     for _ in range(20):
         c = rkl2(rate, c, T / 20, rkl2_stages(T / 20, dte))
     assert (c - ref).abs().max().item() < 1e-3 * c0.max().item()
-
-
-def test_kernel_switch_and_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CLOSEDLOOP_COMPILE", "off")
-    assert compile_enabled() is False and compile_enabled(True) is True
-    monkeypatch.setenv("CLOSEDLOOP_COMPILE", "1")
-    assert compile_enabled() is True
-    monkeypatch.setenv("CLOSEDLOOP_COMPILE", "maybe")
-    with pytest.raises(ValueError):
-        compile_enabled()
-    eager = Kernel(lambda x: 2 * x, enabled=False)
-    assert not eager.compiled and eager.fallback_reason == "disabled"
-    assert torch.equal(eager(torch.ones(3)), 2 * torch.ones(3)) and eager.first_call_seconds is not None
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
