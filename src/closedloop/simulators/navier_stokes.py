@@ -268,6 +268,53 @@ def pseudo_time_step(velocity: tuple[torch.Tensor, ...], nu_max: float, grid: Gr
     return cfl / lam
 
 
+def starting_flow(initial: SteadyFlow | None, project: Projector, momentum: Momentum, ub: tuple[torch.Tensor, ...],
+                  tight: float, grid: Grid, dtype: torch.dtype, device: torch.device | str | None
+                  ) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+    """(velocity, φ) to march from: the potential flow, or ``initial`` with walls and vents set
+    (the first step then projects it tightly, φ being unknown)."""
+    if initial is None:
+        velocity, phi, info = project(ub, rtol=tight)
+        if not info.converged:
+            raise RuntimeError(f"navier_stokes_flow: the potential flow did not converge "
+                               f"(relative residual {info.residual:.2e})")
+        return velocity, phi
+    velocity = tuple(_with_boundary(u.to(device=device, dtype=dtype) * momentum.open[a], b, a)
+                     for a, (u, b) in enumerate(zip(initial.velocity, ub)))
+    return velocity, torch.zeros(grid.shape, dtype=dtype, device=device)
+
+
+class ProjectionStep:
+    """One pseudo-time step u ← P(u + Δτ R(u)), with ν_t ramped in over ``eddy_ramp`` steps.
+
+    Except on a ``final`` step, the projection solves only for the change of φ, to a fraction of
+    that change: the error shrinks with the steady residual, so it cannot stall the iteration, and
+    CG stays short.
+    """
+
+    def __init__(self, settings: NavierStokesSettings, grid: Grid, length: torch.Tensor, momentum: Momentum,
+                 project: Projector, tight: float):
+        self.s, self.grid, self.length, self.momentum, self.project, self.tight = (
+            settings, grid, length, momentum, project, tight)
+
+    def __call__(self, u: tuple[torch.Tensor, ...], phi: torch.Tensor, dtau: float, it: int, final: bool
+                 ) -> tuple[tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor]:
+        s, grid, project = self.s, self.grid, self.project
+        ramp = 1.0 if s.eddy_ramp == 0 else min(1.0, (it + 1) / s.eddy_ramp)
+        nu_t = ramp * eddy_viscosity(u, grid, self.length)
+        rates = self.momentum(u, s.viscosity, nu_t)
+        u_star = tuple(x + dtau * r for x, r in zip(u, rates))
+        if not final:
+            b = divergence(u_star, grid) * project.fl
+            r0 = b - project.apply_laplacian(phi)
+            b_norm = torch.linalg.vector_norm(b).item()
+            rtol = max(s.step_rtol * torch.linalg.vector_norm(r0).item() / max(b_norm, 1e-300), self.tight)
+        else:
+            rtol = self.tight
+        new, phi, _ = project(u_star, rtol=rtol, phi0=phi)
+        return new, phi, nu_t
+
+
 # ------------------------------------------------------------------------------ the solver
 def navier_stokes_flow(scenario: Scenario, geometry: RoomGeometry,
                        settings: NavierStokesSettings | None = None, dtype: torch.dtype = torch.float64,
@@ -281,7 +328,8 @@ def navier_stokes_flow(scenario: Scenario, geometry: RoomGeometry,
     max|∂u/∂τ|·L/U² (below ``settings.tolerance`` when converged; a warning otherwise). ν_t is
     the cell-centred eddy viscosity (m²/s, ``grid.shape``, zero in solids). Starts from the
     potential flow, or from ``initial`` (e.g. an earlier result). ``progress(iteration, residual)``
-    is called at each residual check.
+    is called at each residual check. (The pseudo-time loop stays in one piece: its residual
+    checks, Δτ updates and Anderson mixing share the iteration's state.)
     """
     s = settings if settings is not None else NavierStokesSettings()
     grid = geometry.grid
@@ -296,34 +344,8 @@ def navier_stokes_flow(scenario: Scenario, geometry: RoomGeometry,
     scale = max(grid.size) / speed ** 2  # residual = max|∂u/∂τ| · L / U²
 
     tight = max(s.projection_rtol, 100 * torch.finfo(dtype).eps)  # reachable in float32 too
-    if initial is None:
-        velocity, phi, info = project(ub, rtol=tight)
-        if not info.converged:
-            raise RuntimeError(f"navier_stokes_flow: the potential flow did not converge "
-                               f"(relative residual {info.residual:.2e})")
-    else:
-        # the first step projects it (tightly, φ being unknown); here only walls and vents are set
-        velocity = tuple(_with_boundary(u.to(device=device, dtype=dtype) * momentum.open[a], b, a)
-                         for a, (u, b) in enumerate(zip(initial.velocity, ub)))
-        phi = torch.zeros(grid.shape, dtype=dtype, device=device)
-
-    def step(u: tuple[torch.Tensor, ...], phi: torch.Tensor, dtau: float, it: int, final: bool):
-        ramp = 1.0 if s.eddy_ramp == 0 else min(1.0, (it + 1) / s.eddy_ramp)
-        nu_t = ramp * eddy_viscosity(u, grid, length)
-        rates = momentum(u, s.viscosity, nu_t)
-        u_star = tuple(x + dtau * r for x, r in zip(u, rates))
-        if not final:
-            # solve only for the change of φ, to a fraction of that change: the error shrinks with
-            # the steady residual, so it cannot stall the iteration, and CG stays short
-            b = divergence(u_star, grid) * project.fl
-            r0 = b - project.apply_laplacian(phi)
-            b_norm = torch.linalg.vector_norm(b).item()
-            rtol = max(s.step_rtol * torch.linalg.vector_norm(r0).item() / max(b_norm, 1e-300),
-                       tight)
-        else:
-            rtol = tight
-        new, phi, _ = project(u_star, rtol=rtol, phi0=phi)
-        return new, phi, nu_t
+    velocity, phi = starting_flow(initial, project, momentum, ub, tight, grid, dtype, device)
+    step = ProjectionStep(s, grid, length, momentum, project, tight)
 
     def change(new: tuple[torch.Tensor, ...], old: tuple[torch.Tensor, ...], dtau: float) -> float:
         return max((n - o).abs().max().item() for n, o in zip(new, old)) / dtau * scale

@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from closedloop.schema import Strict
-from closedloop.simulators.source import Finite, NonNegativeFloat, PositiveFloat, Source, Waypoint  # noqa: F401 - re-exported
+from closedloop.simulators.scenario_source import Finite, NonNegativeFloat, PositiveFloat, Source, Waypoint  # noqa: F401 - re-exported
 
 Vec3 = tuple[Finite, Finite, Finite]
 Vec2 = tuple[Finite, Finite]

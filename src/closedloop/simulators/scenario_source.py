@@ -1,4 +1,7 @@
-"""The scalar source of a scenario: static or moving along waypoints, on over [start, stop)."""
+"""A scenario's scalar source (the pydantic model): static or moving along waypoints, on over [start, stop).
+
+How the solver emits it step by step is simulators/sources.py.
+"""
 from __future__ import annotations
 
 from typing import Annotated, Literal
