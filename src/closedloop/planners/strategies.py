@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 
@@ -134,6 +134,14 @@ class Strategy:
     needs: ClassVar[Needs] = Needs()
     sequence: ClassVar[bool] = False
 
+    def __init_subclass__(cls, **declared: Any) -> None:
+        """A subclass declares its class attributes in its header: ``class Sobol(Strategy, name="sobol")``."""
+        super().__init_subclass__()
+        for key, value in declared.items():
+            if not hasattr(cls, key):
+                raise TypeError(f"{cls.__name__}: unknown strategy attribute {key!r}")
+            setattr(cls, key, value)
+
     def rule(self, space: DesignSpace, evidence: Evidence) -> Feasible:
         """Feasible and clear of failed cases."""
         return both(evidence.feasible, clear_of_failures(space, evidence.failed, self.settings.failure_radius))
@@ -143,12 +151,10 @@ class Strategy:
 
 
 @dataclass(frozen=True)
-class Sobol(Strategy):
+class Sobol(Strategy, name="sobol", sequence=True):
     """The first acceptable points of the seeded scrambled Sobol sequence (from ``skip``)."""
 
     skip: int = 0
-    name: ClassVar[str] = "sobol"
-    sequence: ClassVar[bool] = True
 
     def propose(self, space: DesignSpace, q: int, evidence: Evidence) -> torch.Tensor:
         taken = _taken(space, evidence)
@@ -157,10 +163,8 @@ class Sobol(Strategy):
 
 
 @dataclass(frozen=True)
-class Random(Strategy):
+class Random(Strategy, name="random"):
     """Uniform random points."""
-
-    name: ClassVar[str] = "random"
 
     def propose(self, space: DesignSpace, q: int, evidence: Evidence) -> torch.Tensor:
         return first_acceptable(space, random_design(space, 64 * q + 256, seed=self.seed), q, _taken(space, evidence),
@@ -168,34 +172,38 @@ class Random(Strategy):
 
 
 @dataclass(frozen=True)
-class Ensemble(Strategy):
+class ScoredPool(Strategy):
+    """A batch from a feasible Sobol pool of candidates scored by the surrogate (``needs.model``)."""
+
+    pool_offset: ClassVar[int] = 0  # the pool's seed is the strategy's plus this
+    missing: ClassVar[str] = ""  # what the error names when the score is not given
+
+    def pool(self, space: DesignSpace, q: int, evidence: Evidence) -> torch.Tensor:
+        if self.needs.model is None or getattr(evidence, self.needs.model) is None:
+            raise ValueError(f"strategy {self.name!r}: needs {self.missing}")
+        return candidate_pool(self.name, space, self.settings.candidates, q, self.rule(space, evidence),
+                              seed=self.seed + self.pool_offset)
+
+
+@dataclass(frozen=True)
+class Ensemble(ScoredPool, name="ensemble", needs=Needs(model="disagreement"), pool_offset=31337,
+               missing="an ensemble_score function (member disagreement)"):
     """Greedy batch of the candidates the surrogate ensemble disagrees on most."""
 
-    name: ClassVar[str] = "ensemble"
-    needs: ClassVar[Needs] = Needs(model="disagreement")
-
     def propose(self, space: DesignSpace, q: int, evidence: Evidence) -> torch.Tensor:
-        if evidence.disagreement is None:
-            raise ValueError("strategy 'ensemble': needs an ensemble_score function (member disagreement)")
-        pool = candidate_pool(self.name, space, self.settings.candidates, q, self.rule(space, evidence),
-                              seed=self.seed + 31337)
+        pool = self.pool(space, q, evidence)
         return greedy_batch(space, pool, evidence.disagreement(pool), q, taken=_taken(space, evidence),
                             length=self.settings.ensemble_length, min_distance=self.settings.min_distance)
 
 
 @dataclass(frozen=True)
-class InformationGain(Strategy):
-    """Greedy D-optimal batch on the surrogate's sketched Fisher information."""
-
-    name: ClassVar[str] = "information"
-    needs: ClassVar[Needs] = Needs(model="information")
+class InformationGain(ScoredPool, name="information", needs=Needs(model="information"), pool_offset=4242,
+                      missing="an information function (the surrogate's sketched Fisher)"):
+    """Greedy D-optimal batch on the surrogate's sketched Fisher information of the cases run and
+    pending (failed ones teach nothing) and of the candidates."""
 
     def propose(self, space: DesignSpace, q: int, evidence: Evidence) -> torch.Tensor:
-        if evidence.information is None:
-            raise ValueError("strategy 'information': needs an information function (the surrogate's sketched Fisher)")
-        pool = candidate_pool(self.name, space, self.settings.candidates, q, self.rule(space, evidence),
-                              seed=self.seed + 4242)
-        # what the surrogate learns from: cases run (validated) and pending; failed ones teach nothing
+        pool = self.pool(space, q, evidence)
         known_x = [p.to(torch.float64) for p in (evidence.observed, evidence.pending) if p is not None and len(p)]
         info = evidence.information(torch.cat(known_x + [pool]))
         n_known = sum(len(p) for p in known_x)
@@ -204,12 +212,10 @@ class InformationGain(Strategy):
 
 
 @dataclass(frozen=True)
-class ErrorSeeking(Strategy):
+class ErrorSeeking(Strategy, name="error", needs=Needs(errors=2)):
     """A GP on the log validation error (failed cases are not in ``observed``) and a batch
     acquisition on it: ``settings.acquisition``, or ``acquisition`` when the class fixes one."""
 
-    name: ClassVar[str] = "error"
-    needs: ClassVar[Needs] = Needs(errors=2)
     acquisition: ClassVar[str | None] = None
 
     def propose(self, space: DesignSpace, q: int, evidence: Evidence) -> torch.Tensor:
@@ -227,11 +233,8 @@ class ErrorSeeking(Strategy):
 
 
 @dataclass(frozen=True)
-class VarianceReduction(ErrorSeeking):
+class VarianceReduction(ErrorSeeking, name="variance", acquisition="qnipv"):
     """The same GP; integrated posterior variance reduction (``qnipv``): learn the map evenly."""
-
-    name: ClassVar[str] = "variance"
-    acquisition: ClassVar[str | None] = "qnipv"
 
 
 REGISTRY: dict[str, type[Strategy]] = {s.name: s for s in (ErrorSeeking, VarianceReduction, Ensemble,
