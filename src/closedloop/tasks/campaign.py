@@ -129,9 +129,7 @@ def propose(config: CampaignConfig, campaign_dir: str, round_index: int) -> list
 @task(name="record", cache_policy=NO_CACHE)
 def record(campaign_dir: str, rows: list[dict[str, Any]]) -> None:
     """Write simulation outcomes into the ledger (one atomic write)."""
-    clean = [{k: v for k, v in r.items() if k != "reused"} for r in rows]
-    if clean:
-        CampaignStore(campaign_dir).upsert(clean)
+    steps.record_outcomes(CampaignStore(campaign_dir), rows)
 
 
 @task(name="validate", cache_policy=NO_CACHE)

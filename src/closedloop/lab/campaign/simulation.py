@@ -84,3 +84,11 @@ def failed_row(config: CampaignConfig, params: dict[str, float], error: BaseExce
     """The ledger update of a case whose simulation failed (its proposal row stays, now ``failed``)."""
     return {"case_id": scenario_for(config, params).case_id(), "status": "failed",
             "error": failure_text(config, error), "flow_run_id": flow_run_id, "finished_at": now_iso()}
+
+
+def record_outcomes(store: CampaignStore, rows: list[dict[str, Any]]) -> None:
+    """Write simulation outcomes (done or failed rows) into the ledger in one atomic write; the
+    ``reused`` flag is for logs, not the ledger."""
+    clean = [{k: v for k, v in r.items() if k != "reused"} for r in rows]
+    if clean:
+        store.upsert(clean)
