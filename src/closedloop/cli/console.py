@@ -29,6 +29,7 @@ def progress_bar() -> Progress:
 
 def load_scenario_or_fail(path: Path) -> Scenario:
     from closedloop.lab.config import format_validation_error
+    from closedloop.schema import UnreadableFile
     from closedloop.simulators.scenario import load_scenario
 
     if not path.is_file():
@@ -37,5 +38,5 @@ def load_scenario_or_fail(path: Path) -> Scenario:
         return load_scenario(path)
     except ValidationError as err:
         fail(format_validation_error(err, str(path)))
-    except ValueError as err:  # TOML syntax
-        fail(f"{path}: {err}")
+    except UnreadableFile as err:  # not text, not TOML: the message names the file and position
+        fail(str(err))

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -15,7 +14,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from closedloop.planners.design import DesignSpace
 from closedloop.planners.strategies import PlannerSettings
-from closedloop.schema import Strict
+from closedloop.schema import Strict, UnreadableFile, read_toml
 from closedloop.simulators.scenario import Scenario, set_path
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
@@ -293,25 +292,24 @@ def format_validation_error(err: ValidationError, source: str) -> str:
 
 
 def load_campaign_config(path: str | Path) -> CampaignConfig:
-    """Read a campaign TOML; ``scenario = "file.toml"`` is resolved relative to the config file."""
+    """Read a campaign TOML; ``scenario = "file.toml"`` is resolved relative to the config file.
+
+    Every failure is a :class:`ConfigError` naming the file: missing, not UTF-8 text, not TOML
+    (with the position), or a field that cannot be valid.
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
-        with path.open("rb") as f:
-            data = tomllib.load(f)
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path}: not valid TOML ({err})") from None
-    scen = data.get("scenario")
-    if isinstance(scen, str):
-        scen_path = (path.parent / scen).resolve()
-        if not scen_path.is_file():
-            raise ConfigError(f"{path}: scenario: file {scen!r} not found (looked at {scen_path})")
-        with scen_path.open("rb") as f:
-            try:
-                data["scenario"] = tomllib.load(f)
-            except tomllib.TOMLDecodeError as err:
-                raise ConfigError(f"{scen_path}: not valid TOML ({err})") from None
+        data = read_toml(path)
+        scen = data.get("scenario")
+        if isinstance(scen, str):
+            scen_path = (path.parent / scen).resolve()
+            if not scen_path.is_file():
+                raise ConfigError(f"{path}: scenario: file {scen!r} not found (looked at {scen_path})")
+            data["scenario"] = read_toml(scen_path)
+    except UnreadableFile as err:
+        raise ConfigError(str(err)) from None
     try:
         return CampaignConfig.model_validate(data)
     except ValidationError as err:

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from closedloop.schema import Strict
+from closedloop.schema import Strict, read_toml
 from closedloop.simulators.scenario_source import Finite, NonNegativeFloat, PositiveFloat, Source, Waypoint  # noqa: F401 - re-exported
 
 Vec3 = tuple[Finite, Finite, Finite]
@@ -343,8 +342,5 @@ def set_path(data: dict, path: str, value: object) -> None:
 
 
 def load_scenario(path: str | Path) -> Scenario:
-    """Read a scenario from a TOML file; errors name the file and the field."""
-    path = Path(path)
-    with path.open("rb") as f:
-        data = tomllib.load(f)
-    return Scenario.model_validate(data)
+    """Read a scenario from a TOML file; errors name the file (:class:`UnreadableFile`) or the field."""
+    return Scenario.model_validate(read_toml(path))
