@@ -5,6 +5,7 @@ Every error names its field (pydantic's location, e.g. ``budget.rounds``) and th
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 from pathlib import Path
@@ -15,6 +16,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from closedloop.planners.design import DesignSpace
 from closedloop.planners.strategies import PlannerSettings
 from closedloop.schema import Strict, UnreadableFile, read_toml
+from closedloop.simulators.budget import ScenarioTooLarge, check_size
 from closedloop.simulators.scenario import Scenario, set_path
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
@@ -215,6 +217,10 @@ class SimulationConfig(Strict):
         description="An existing Dask scheduler, e.g. tcp://127.0.0.1:8786; none starts a local cluster")
     dask_workers: int = Field(default=2, ge=1, le=256,
                               description="Worker processes (one thread each) of the local Dask cluster")
+    max_memory_gb: Finite | None = Field(
+        default=None, gt=0, description="Refuse a simulation whose estimated memory is larger (simulators/budget.py); "
+                                        "default: half of this machine's memory")
+    max_cells: int | None = Field(default=None, ge=8, description="Refuse a simulation with more cells")
 
     @field_validator("dask_address")
     @classmethod
@@ -261,9 +267,29 @@ class CampaignConfig(Strict):
                                      f"the scenario is invalid: {first['msg']}") from None
         return self
 
+    @model_validator(mode="after")
+    def _simulations_fit(self) -> CampaignConfig:
+        """Every feasible corner of the design space (all 2^d combinations of the bounds for d ≤ 8,
+        else each parameter at a bound) must fit the simulation limits (simulators/budget.py)."""
+        sim, params = self.simulation, self.design.parameters
+        bounds = [(p.low, p.high) if p.kind != "categorical" else tuple(p.choices or ()) for p in params]
+        corners = itertools.product(*bounds) if len(params) <= 8 else \
+            ([b[i] if j == k else b[0] for j, b in enumerate(bounds)] for k in range(len(params)) for i in (0, -1))
+        for values in corners:
+            try:  # a corner may be infeasible (a source inside a pillar): the planner never proposes it
+                scenario = self.scenario.with_parameters({p.path: v for p, v in zip(params, values)})
+            except ValueError:
+                continue
+            try:
+                check_size(scenario, sim.max_memory_gb, sim.max_cells)
+            except ScenarioTooLarge as err:
+                at = ", ".join(f"{p.name} = {v:.4g}" for p, v in zip(params, values)) or "the base scenario"
+                raise ValueError(f"simulation: at {at}, {err}") from None
+        return self
+
     def config_hash(self) -> str:
-        # where simulations run does not change what they compute
-        placement = {"simulation": {"runner", "dask_address", "dask_workers"}}
+        # where simulations run, and the limits that refuse them, do not change what they compute
+        placement = {"simulation": {"runner", "dask_address", "dask_workers", "max_memory_gb", "max_cells"}}
         text = json.dumps(self.model_dump(mode="json", exclude=placement), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

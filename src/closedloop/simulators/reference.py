@@ -26,6 +26,7 @@ from closedloop.physics import TransportTerms, face_diffusivity, open_faces
 from closedloop.physics.integrator import integrate, is_event
 from closedloop.physics.kernels import Kernel, single_thread
 from closedloop.physics.steppers import STEPPERS, Stepper
+from closedloop.simulators.budget import check_size
 from closedloop.simulators.devices import resolve_device
 from closedloop.simulators.flow_cache import FlowField, steady_flow
 from closedloop.simulators.geometry import RoomGeometry, room_geometry
@@ -127,7 +128,8 @@ class ReferenceStep:
 
 def simulate(scenario: Scenario, device: str | torch.device = "auto",
              dtype: torch.dtype = torch.float64, progress: ProgressFn | None = None,
-             safety: float | None = None, compile: bool | None = None) -> SimulationResult:
+             safety: float | None = None, compile: bool | None = None, max_memory_gb: float | None = None,
+             max_cells: int | None = None) -> SimulationResult:
     """Run the reference simulation of ``scenario`` and reduce it to plane and probe series.
 
     The terms (``transport_terms``) and the source (``SourceTerm``) advance by
@@ -135,8 +137,11 @@ def simulate(scenario: Scenario, device: str | torch.device = "auto",
     and source switch (``physics.integrator``); a ``Recorder`` keeps the outputs. ``compile``: fuse
     each time step into compiled kernels (``physics.kernels``; default from ``$CLOSEDLOOP_COMPILE``,
     off). Same scheme and result up to round-off; the one-time compilation is reported in
-    ``extra["compile_seconds"]``, apart from ``wall_seconds``.
+    ``extra["compile_seconds"]``, apart from ``wall_seconds``. A scenario whose estimated memory is
+    over ``max_memory_gb`` (default half of this machine's) or ``max_cells`` is refused first
+    (:class:`~closedloop.simulators.budget.ScenarioTooLarge`), before anything is allocated.
     """
+    check_size(scenario, max_memory_gb, max_cells, dtype)
     dev = resolve_device(device)
     geometry = room_geometry(scenario)
     probes = probe_indices(scenario, geometry)

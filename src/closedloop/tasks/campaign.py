@@ -62,7 +62,13 @@ def simulation_cache_key(context: TaskRunContext, parameters: dict[str, Any]) ->
     return steps.simulation_cache_key(parameters["config"], parameters["params"])
 
 
-@task(name="simulate-case", cache_key_fn=simulation_cache_key, persist_result=True)
+def transient_only(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry a failed simulation unless its error is permanent (bad input, memory exhausted)."""
+    error = state.data if isinstance(state.data, BaseException) else None
+    return error is None or not steps.is_permanent(error)
+
+
+@task(name="simulate-case", cache_key_fn=simulation_cache_key, persist_result=True, retry_condition_fn=transient_only)
 def simulate_case(config: CampaignConfig, campaign_dir: str, params: dict[str, float]) -> dict[str, Any]:
     """One reference simulation (skipped when its case file already exists)."""
     row = steps.run_case(config, CampaignStore(campaign_dir), params)

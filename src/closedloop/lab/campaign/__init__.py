@@ -29,7 +29,7 @@ from closedloop.lab.campaign.propose import (Proposal, ensemble_scorer, evidence
                                              proposal_rows, propose_round, round_proposals)
 from closedloop.lab.campaign.report import (RoundReport, planner_report, predicted_error_slice, round_report,
                                             write_round_report)
-from closedloop.lab.campaign.simulation import (check_finite, failed_row, record_outcomes, run_case,
+from closedloop.lab.campaign.simulation import (check_finite, failed_row, is_permanent, record_outcomes, run_case,
                                                 simulation_cache_key)
 from closedloop.lab.campaign.state import (campaign_directory, campaign_state, check_same_campaign, model_name,
                                            report_path, round_complete, round_published)
@@ -39,6 +39,6 @@ __all__ = ["AuditReport", "audit", "candidate_problems", "feasible_mask", "feasi
            "initial_model", "load_cases", "model_for_round", "predict_cases", "retrain_round", "round_train_config",
            "training_case_ids", "validate_new_cases", "validate_round", "Proposal", "evidence_for",
            "observed_errors", "proposal_rows", "ensemble_scorer", "information_scorer", "planner_report", "propose_round", "round_proposals", "RoundReport",
-           "predicted_error_slice", "round_report", "write_round_report", "check_finite", "failed_row", "record_outcomes", "run_case",
+           "predicted_error_slice", "round_report", "write_round_report", "check_finite", "failed_row", "is_permanent", "record_outcomes", "run_case",
            "simulation_cache_key", "campaign_directory", "campaign_state", "check_same_campaign", "model_name",
            "report_path", "round_complete", "round_published", "stop_reason"]

@@ -15,6 +15,7 @@ from closedloop.lab import faults
 from closedloop.lab.campaign.state import model_name
 from closedloop.lab.config import CampaignConfig
 from closedloop.lab.store import Case, CampaignStore, now_iso
+from closedloop.lab.timing import timed
 from closedloop.simulators import Scenario
 from closedloop.simulators.devices import resolve_device
 from closedloop.surrogates import HybridSurrogate, TrainConfig, relative_l2, train
@@ -78,6 +79,7 @@ def validate_round(config: CampaignConfig, store: CampaignStore, round_index: in
     return rows, dict(zip(case_ids, pred))
 
 
+@timed("validation")
 def validate_new_cases(config: CampaignConfig, store: CampaignStore, round_index: int) -> list[dict]:
     """Validate the round's simulated cases that have no error yet; store the errors in the ledger."""
     ledger = store.read_ledger()
@@ -110,6 +112,7 @@ def training_case_ids(store: CampaignStore, round_index: int) -> list[str]:
     return done["case_id"].tolist()
 
 
+@timed("training")
 def retrain_round(config: CampaignConfig, store: CampaignStore, round_index: int,
                   case_ids: list[str]) -> TrainReport:
     """Train on every done case, warm-starting from the previous round's checkpoint.

@@ -19,6 +19,7 @@ from closedloop.lab.campaign.learn import initial_model, model_for_round
 from closedloop.lab.campaign.state import round_complete
 from closedloop.lab.config import CampaignConfig
 from closedloop.lab.store import CampaignStore, now_iso
+from closedloop.lab.timing import timed
 from closedloop.planners.ensemble import disagreement
 from closedloop.planners.strategies import Evidence, Sobol, Strategy, make_strategy
 from closedloop.surrogates.sensitivity import fisher_sketch
@@ -119,6 +120,7 @@ def strategy_for(config: CampaignConfig, round_index: int, evidence: Evidence) -
     return dataclasses.replace(chosen, seed=config.seed if chosen.sequence else config.seed * 1000 + round_index)
 
 
+@timed("planning")
 def propose_round(config: CampaignConfig, ledger: pd.DataFrame, round_index: int,
                   store: CampaignStore | None = None) -> Proposal:
     """Round 0: a Sobol design. Later rounds: the configured strategy (planners/strategies.py) on

@@ -22,6 +22,7 @@ from closedloop.lab.campaign.state import report_path
 from closedloop.lab.campaign.stop import stop_reason
 from closedloop.lab.config import CampaignConfig
 from closedloop.lab.store import CampaignStore
+from closedloop.lab.timing import timed
 from closedloop.planners import fit_error_model
 
 
@@ -105,7 +106,8 @@ def round_report(config: CampaignConfig, store: CampaignStore, round_index: int)
     """Learning curve, planner summary, the error GP's map and the worst case's planes."""
     ledger = store.read_ledger()
     mine = ledger[ledger["round"] == round_index]
-    pngs = {"learning_curve.png": figures.learning_curve(ledger)}
+    with timed("reporting"):
+        pngs = {"learning_curve.png": figures.learning_curve(ledger)}
     head = [f"# {config.name}: round {round_index}", "",
             f"Mean validation relative L2 (predicted before training): "
             f"{mine['rel_l2'].mean():.4f}; worst {mine['rel_l2'].max():.4f}", ""]
@@ -116,8 +118,9 @@ def round_report(config: CampaignConfig, store: CampaignStore, round_index: int)
         pts = np.array([[json.loads(p)[n] for n in cut.names] for p in ledger["parameters"]])
         fixed = ", ".join(f"{k} = {v:.3g}" for k, v in cut.fixed.items())
         name = f"round_{round_index:03d}_error_map.png"
-        pngs[name] = figures.error_map(cut.xs, cut.ys, cut.error, cut.names, pts,
-                                       title=f"predicted error ({fixed})" if fixed else "")
+        with timed("reporting"):
+            pngs[name] = figures.error_map(cut.xs, cut.ys, cut.error, cut.names, pts,
+                                           title=f"predicted error ({fixed})" if fixed else "")
         sections.append(("error map", "Error GP, predicted validation error on a 2D slice:", name))
     validated = mine[mine["rel_l2"].notna()]
     if len(validated):
@@ -125,8 +128,9 @@ def round_report(config: CampaignConfig, store: CampaignStore, round_index: int)
         _, preds = validate_round(config, store, round_index, [worst])
         case = store.read_case(worst)
         name = f"round_{round_index:03d}_worst.png"
-        pngs[name] = figures.plane_comparison(preds[worst][-1], case.plane[-1].to(torch.float64), case.plane_mask,
-                                              float(case.times[-1]), title=f"worst case {worst}")
+        with timed("reporting"):
+            pngs[name] = figures.plane_comparison(preds[worst][-1], case.plane[-1].to(torch.float64),
+                                                  case.plane_mask, float(case.times[-1]), title=f"worst case {worst}")
         sections.append(("plane", f"Worst case `{worst}`, final time:", name))
     inline, linked = list(head), list(head)
     for alt, caption, name in sections:

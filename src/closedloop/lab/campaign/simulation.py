@@ -15,6 +15,7 @@ from closedloop.lab import faults
 from closedloop.lab.campaign.design import scenario_for
 from closedloop.lab.config import CampaignConfig
 from closedloop.lab.store import CampaignStore, file_sha256, now_iso, reference_case, write_case
+from closedloop.lab.timing import timed
 from closedloop.simulators import simulate
 
 
@@ -55,27 +56,40 @@ def run_case(config: CampaignConfig, store: CampaignStore, params: dict[str, flo
                "case_sha256": file_sha256(store.case_path(case_id)),
                "sim_seconds": prov.get("sim_seconds"), "finished_at": prov.get("created")}
         return {k: v for k, v in row.items() if v is not None}
-    faults.point("simulate:start", case_id)
-    t0 = time.perf_counter()
-    result = simulate(scenario, device=config.simulation.device,
-                      progress=lambda t, horizon: faults.point("simulate:progress", case_id))
-    seconds = time.perf_counter() - t0
-    check_finite(case_id, result)
-    case = reference_case(scenario, result, seed=config.seed, config_hash=config.config_hash(),
-                          sim_seconds=seconds)
-    sha = write_case(store.case_path(case_id), case)
-    faults.point("simulate:end", case_id)
+    with timed("simulation"):
+        faults.point("simulate:start", case_id)
+        t0 = time.perf_counter()
+        result = simulate(scenario, device=config.simulation.device, max_memory_gb=config.simulation.max_memory_gb,
+                          max_cells=config.simulation.max_cells,
+                          progress=lambda t, horizon: faults.point("simulate:progress", case_id))
+        seconds = time.perf_counter() - t0
+        check_finite(case_id, result)
+        case = reference_case(scenario, result, seed=config.seed, config_hash=config.config_hash(),
+                              sim_seconds=seconds)
+        sha = write_case(store.case_path(case_id), case)
+        faults.point("simulate:end", case_id)
     return {"case_id": case_id, "status": "done", "sim_seconds": seconds, "case_sha256": sha,
             "finished_at": case.provenance["created"], "reused": False}
 
 
+def is_permanent(error: BaseException) -> bool:
+    """Whether a failed simulation would fail again the same way: bad input (an invalid or too large
+    scenario, a ValueError) or memory exhausted. Those are not retried; retries are for transient
+    faults (a crashed worker, a timeout, a diverged solve)."""
+    if isinstance(error, (ValueError, MemoryError)):
+        return True
+    return isinstance(error, RuntimeError) and any(m in str(error) for m in ("can't allocate memory", "out of memory"))
+
+
 def failure_text(config: CampaignConfig, error: BaseException) -> str:
-    """The ledger's ``error`` for a case that failed every attempt (at most 2000 characters)."""
-    attempts = config.simulation.retries + 1
+    """The ledger's ``error`` for a case that failed (every attempt; a permanent error once)."""
     if isinstance(error, TimeoutError):
         what = f"TimeoutError: longer than simulation.timeout_seconds = {config.simulation.timeout_seconds} s"
     else:
         what = f"{type(error).__name__}: {error}"
+    if is_permanent(error):
+        return f"{what} (permanent: not retried)"[:2000]
+    attempts = config.simulation.retries + 1
     return f"{what} (failed {attempts} attempt{'s' if attempts > 1 else ''})"[:2000]
 
 
