@@ -4,6 +4,7 @@ Every error names its field (pydantic's location, e.g. ``budget.rounds``) and th
 """
 from __future__ import annotations
 
+import collections
 import hashlib
 import itertools
 import json
@@ -13,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from closedloop.planners.design import DesignSpace
+from closedloop.planners.design import DesignSpace, sobol_design
 from closedloop.planners.strategies import PlannerSettings
 from closedloop.schema import Strict, UnreadableFile, read_toml
 from closedloop.simulators.budget import ScenarioTooLarge, check_size
@@ -286,6 +287,28 @@ class CampaignConfig(Strict):
                 at = ", ".join(f"{p.name} = {v:.4g}" for p, v in zip(params, values)) or "the base scenario"
                 raise ValueError(f"simulation: at {at}, {err}") from None
         return self
+
+    @model_validator(mode="after")
+    def _design_has_feasible_points(self) -> CampaignConfig:
+        """Some of 64 Sobol points of the design space must give a valid scenario (vents open onto
+        fluid, the source outside every obstacle, ...); else no case could ever be simulated."""
+        space = self.design.space()
+        reasons: collections.Counter[str] = collections.Counter()
+        example: dict[str, str] = {}
+        for row in space.as_dicts(sobol_design(space, 64, seed=self.seed)):
+            try:
+                self.scenario.with_parameters(self.design.scenario_values(row))
+                return self
+            except ValidationError as err:
+                first = err.errors()[0]
+                loc = ".".join(str(x) for x in first["loc"])
+                message = (f"{loc}: " if loc else "") + first["msg"].removeprefix("Value error, ")
+                field = loc or message.split(":")[0]
+                reasons[field] += 1
+                example.setdefault(field, message)
+        field, count = reasons.most_common(1)[0]
+        raise ValueError(f"design: none of 64 Sobol points of the design space gives a valid scenario "
+                         f"({count} of them fail on {field}, e.g. {example[field]})")
 
     def config_hash(self) -> str:
         # where simulations run, and the limits that refuse them, do not change what they compute

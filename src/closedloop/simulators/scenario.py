@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -21,6 +22,10 @@ Vec2 = tuple[Finite, Finite]
 Face = Literal["x-", "x+", "y-", "y+", "z-", "z+"]
 
 FACE_AXES = {"x": 0, "y": 1, "z": 2}
+
+
+class PartlyCovered(UserWarning):
+    """An inlet or exhaust partly covered by obstacles: accepted, with the covered fraction said."""
 
 
 class Room(Strict):
@@ -124,6 +129,23 @@ class Inlet(Vent):
 
 class Exhaust(Vent):
     """An exhaust; the outflow through all exhausts balances the supply, split by area."""
+
+
+def vent_coverage(vent: Vent, room: Room, obstacles: list[Obstacle]) -> tuple[int, int]:
+    """(faces of the opening, faces whose cell behind is solid), by the rules of the grid: a face is
+    in the opening when its centre lies in [lo, hi) (``geometry.vent_faces``), a cell is solid when
+    its centre lies in an obstacle (``geometry.room_geometry``). No grid is allocated."""
+    axis, (t0, t1) = vent.normal_axis, vent.tangent_axes
+    h, n = room.spacing, room.shape
+    depth = 0.5 * h[axis] if vent.face[1] == "-" else (n[axis] - 1 + 0.5) * h[axis]
+    ranges = []
+    for t, c, size in zip((t0, t1), vent.center, vent.size):
+        centres = [(i + 0.5) * h[t] for i in range(n[t])]
+        ranges.append([x for x in centres if c - size / 2 - 1e-9 <= x < c + size / 2 - 1e-9])
+    blockers = [ob for ob in obstacles if ob.min[axis] <= depth <= ob.max[axis]]
+    covered = sum(1 for a in ranges[0] for b in ranges[1]
+                  if any(ob.min[t0] <= a <= ob.max[t0] and ob.min[t1] <= b <= ob.max[t1] for ob in blockers))
+    return len(ranges[0]) * len(ranges[1]), covered
 
 
 class Plane(Strict):
@@ -253,6 +275,15 @@ class Scenario(Strict):
                                          f"({self.room.spacing[t]} m along {'xyz'[t]})")
         vents = [("inlets", i, v) for i, v in enumerate(self.inlets)] + \
                 [("exhausts", i, v) for i, v in enumerate(self.exhausts)]
+        for kind, i, vent in vents:
+            faces, covered = vent_coverage(vent, self.room, self.obstacles)
+            if faces and covered == faces:
+                raise ValueError(f"{kind}.{i}: its opening on {vent.face} is covered by obstacles (all {faces} of "
+                                 f"its cell faces open onto solid cells); no air can pass")
+            if covered:
+                warnings.warn(f"{kind}.{i}: {covered / faces:.0%} of its opening on {vent.face} is covered by "
+                              f"obstacles ({covered} of {faces} cell faces); only the rest passes air",
+                              PartlyCovered, stacklevel=2)
         for a in range(len(vents)):
             for b in range(a + 1, len(vents)):
                 (ka, ia, va), (kb, ib, vb) = vents[a], vents[b]

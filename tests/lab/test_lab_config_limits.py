@@ -1,0 +1,38 @@
+"""A campaign whose design cannot run is refused at load: too large at a corner, or never valid."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from closedloop.lab.config import ConfigError, load_campaign_config
+from tests.conftest import fast_config_text
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    return path
+
+
+def test_a_design_corner_over_the_memory_limit_is_refused(tmp_path: Path):
+    text = fast_config_text() + "max_cells = 1000\n"
+    with pytest.raises(ConfigError, match=r"simulation: at source_x = 1, source_y = 0.75, inlet_speed = 0.3, "
+                                          r"room.cell_size: 1,440 cells .* over simulation.max_cells = 1,000"):
+        load_campaign_config(write(tmp_path, text))
+    cells = fast_config_text().replace('name = "inlet_speed"\npath = "inlets.0.speed"\nlow = 0.3\nhigh = 1.5',
+                                       'name = "cell"\npath = "room.cell_size"\nkind = "categorical"\n'
+                                       'choices = [0.25, 0.5]')
+    assert "room.cell_size" in cells
+    load_campaign_config(write(tmp_path, cells + "max_cells = 12000\n"))  # 0.25 m: 11,520 cells fit
+    with pytest.raises(ConfigError, match=r"cell = 0.25, room.cell_size: 11,520 cells"):
+        load_campaign_config(write(tmp_path, cells + "max_cells = 11000\n"))
+
+
+def test_a_design_that_never_gives_a_valid_scenario_is_refused(tmp_path: Path):
+    # the source moves only inside the pillar (x 4.5–5.5, y 2.5–3.5): no point can be simulated
+    text = fast_config_text().replace("low = 1.0\nhigh = 9.0", "low = 4.6\nhigh = 5.4")
+    text = text.replace("low = 0.75\nhigh = 5.25", "low = 2.6\nhigh = 3.4")
+    with pytest.raises(ConfigError, match=r"design: none of 64 Sobol points of the design space gives a valid "
+                                          r"scenario \(64 of them fail on source, e.g. source: position .* lies inside obstacle 0"):
+        load_campaign_config(write(tmp_path, text))
