@@ -62,10 +62,15 @@ def campaign_status(dir: Annotated[Path, typer.Argument(help="Campaign directory
     except ValueError as err:
         fail(str(err))
     print_ledger(store)
+    from closedloop.lab.lock import is_held
+
     state = store.read_state()
     if state:
         err = state.get("last_round_mean_rel_l2")
-        console.print(f"status: {state['status']}; rounds {state['rounds_done']}/{state['rounds_budget']}; "
+        status = state["status"]
+        if status == "running" and not is_held(store.root):
+            status = "crashed (campaign.json says running, but no live process holds the directory; rerun to continue)"
+        console.print(f"status: {status}; rounds {state['rounds_done']}/{state['rounds_budget']}; "
                       f"cases done {state['cases_done']}, failed {state['cases_failed']}; "
                       f"last round mean rel L2 {'-' if err is None or math.isnan(err) else f'{err:.4f}'}; "
                       f"stop: {state['stop_reason']}")

@@ -1,16 +1,55 @@
 """The campaign flow: propose → simulate → validate (predict before train) → retrain, per round."""
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from prefect import flow, get_run_logger
 
 from closedloop.flows.simulate import simulate
 from closedloop.lab import campaign as steps
-from closedloop.lab.config import load_campaign_config
+from closedloop.lab.config import CampaignConfig, load_campaign_config
 from closedloop.lab.store import CampaignStore
 from closedloop.tasks.campaign import (audit, current_flow_run_id, hold_campaign, propose, publish_round, record,
                                        retrain, validate)
+
+
+def run_rounds(config: CampaignConfig, store: CampaignStore, directory: str) -> str | None:
+    """Repair, then every round not yet complete: propose → simulate → validate → retrain → publish."""
+    checked = audit(config, directory)
+    if checked.resimulate:
+        record(directory, simulate(config, directory, checked.resimulate, refresh=True))
+    store.write_state(steps.campaign_state(config, store, status="running", run_id=current_flow_run_id(),
+                                           repairs=checked.damaged))
+    reason = None
+    for r in range(config.budget.rounds):
+        if not steps.round_complete(store, r):
+            batch = propose(config, directory, r)
+            record(directory, simulate(config, directory, batch))
+            validate(config, directory, r)
+            retrain(config, directory, r)
+        if not steps.round_published(store, r):
+            publish_round(config, directory, r)
+        reason = steps.stop_reason(config, store.read_ledger(), r)
+        if reason:
+            break
+    return reason
+
+
+@contextlib.contextmanager
+def ending_told(config: CampaignConfig, store: CampaignStore) -> Iterator[None]:
+    """A run that fails or is cancelled says so in ``campaign.json`` (with the reason) before the
+    error goes on; a run killed outright is found by the next one (``record_crash``)."""
+    try:
+        yield
+    except BaseException as err:
+        status = "failed" if isinstance(err, Exception) else "cancelled"
+        reason = f"{type(err).__name__}: {err}".strip().removesuffix(":")[:1000]
+        with contextlib.suppress(Exception):  # the original error matters more than this write
+            store.write_state(steps.campaign_state(config, store, status=status, run_id=current_flow_run_id(),
+                                                   reason=reason))
+        raise
 
 
 @flow(name="campaign", log_prints=True)
@@ -32,25 +71,12 @@ def campaign(config_path: str = "configs/smoke.toml", campaign_dir: str | None =
         config = config.with_overrides(**given)
     directory = steps.campaign_directory(config, campaign_dir)
     store = CampaignStore(directory)
-    with hold_campaign(directory):
+    with hold_campaign(directory) as lock:
         steps.check_same_campaign(store, config)
-        checked = audit(config, directory)
-        if checked.resimulate:
-            record(directory, simulate(config, directory, checked.resimulate, refresh=True))
-        store.write_state(steps.campaign_state(config, store, status="running", run_id=current_flow_run_id(),
-                                               repairs=checked.damaged))
-        reason = None
-        for r in range(config.budget.rounds):
-            if not steps.round_complete(store, r):
-                batch = propose(config, directory, r)
-                record(directory, simulate(config, directory, batch))
-                validate(config, directory, r)
-                retrain(config, directory, r)
-            if not steps.round_published(store, r):
-                publish_round(config, directory, r)
-            reason = steps.stop_reason(config, store.read_ledger(), r)
-            if reason:
-                break
+        if lock.stale:
+            steps.record_crash(store, lock.stale)
+        with ending_told(config, store):
+            reason = run_rounds(config, store, directory)
         state = steps.campaign_state(config, store, status="finished", run_id=current_flow_run_id(), reason=reason)
         store.write_state(state)
     get_run_logger().info("campaign %s: %s", config.name, reason)

@@ -119,3 +119,21 @@ def campaign_lock(root: str | Path, owner: str | None = None) -> Iterator[LockIn
             os.ftruncate(fd, 0)  # an empty record: released cleanly
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+def is_held(root: str | Path) -> bool:
+    """Whether a live process holds ``root/campaign.lock`` now (probed without taking it for long)."""
+    path = Path(root) / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)

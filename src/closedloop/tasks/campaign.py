@@ -5,17 +5,19 @@ import contextlib
 import logging
 from collections.abc import Iterator
 from typing import Any
+from uuid import UUID
 
-from prefect import get_run_logger, task, unmapped
+from prefect import get_client, get_run_logger, task, unmapped
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 from prefect.exceptions import MissingContextError
 from prefect.runtime import flow_run
+from prefect.states import Crashed
 
 from closedloop.lab import campaign as steps
 from closedloop.lab.config import CampaignConfig
-from closedloop.lab.lock import campaign_lock
+from closedloop.lab.lock import LockInfo, campaign_lock
 from closedloop.lab.store import CampaignStore
 from closedloop.tasks import gpu_slot
 
@@ -49,12 +51,35 @@ def current_flow_run_id() -> str | None:
 
 
 @contextlib.contextmanager
-def hold_campaign(campaign_dir: str) -> Iterator[None]:
-    """Hold the campaign directory's lock for the flow (a second campaign there refuses to start)."""
+def hold_campaign(campaign_dir: str) -> Iterator[LockInfo]:
+    """Hold the campaign directory's lock for the flow (a second campaign there refuses to start).
+
+    A lock record left by a run that died (killed, lost) is taken over; that run's Prefect flow
+    run, still Running in the UI, is marked Crashed through the API.
+    """
     with campaign_lock(campaign_dir, owner=current_flow_run_id()) as lock:
         for note in lock.notes:
             run_logger().warning(note)
-        yield
+        dead = (lock.stale or {}).get("owner")
+        if dead and dead != current_flow_run_id():
+            mark_crashed(dead, f"taken over by flow run {current_flow_run_id()}: its process ended without "
+                               f"finishing (lock record {lock.stale})")
+        yield lock
+
+
+def mark_crashed(flow_run_id: str, message: str) -> bool:
+    """Set a flow run that is not in a final state to Crashed; False (and a warning) if it cannot."""
+    try:
+        with get_client(sync_client=True) as client:
+            run = client.read_flow_run(UUID(flow_run_id))
+            if run.state is not None and run.state.is_final():
+                return False
+            client.set_flow_run_state(UUID(flow_run_id), Crashed(message=message[:2000]), force=True)
+        run_logger().warning("flow run %s marked Crashed: %s", flow_run_id, message)
+        return True
+    except Exception as err:  # noqa: BLE001 - the campaign resumes whatever the API says
+        run_logger().warning("could not mark flow run %s Crashed: %s", flow_run_id, err)
+        return False
 
 
 def simulation_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:

@@ -31,7 +31,7 @@ from closedloop.lab.campaign.report import (RoundReport, planner_report, predict
                                             write_round_report)
 from closedloop.lab.campaign.simulation import (check_finite, failed_row, is_permanent, record_outcomes, run_case,
                                                 simulation_cache_key)
-from closedloop.lab.campaign.state import (campaign_directory, campaign_state, check_same_campaign, model_name,
+from closedloop.lab.campaign.state import (campaign_directory, campaign_state, check_same_campaign, model_name, record_crash,
                                            report_path, round_complete, round_published)
 from closedloop.lab.campaign.stop import stop_reason
 
@@ -40,5 +40,5 @@ __all__ = ["AuditReport", "audit", "candidate_problems", "feasible_mask", "feasi
            "training_case_ids", "validate_new_cases", "validate_round", "Proposal", "evidence_for",
            "observed_errors", "proposal_rows", "ensemble_scorer", "information_scorer", "planner_report", "propose_round", "round_proposals", "RoundReport",
            "predicted_error_slice", "round_report", "write_round_report", "check_finite", "failed_row", "is_permanent", "record_outcomes", "run_case",
-           "simulation_cache_key", "campaign_directory", "campaign_state", "check_same_campaign", "model_name",
+           "simulation_cache_key", "campaign_directory", "campaign_state", "record_crash", "check_same_campaign", "model_name",
            "report_path", "round_complete", "round_published", "stop_reason"]

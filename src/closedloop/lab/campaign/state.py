@@ -48,12 +48,21 @@ def campaign_directory(config: CampaignConfig, campaign_dir: str | None) -> str:
     return str(path)
 
 
+STATUSES = ("running", "finished", "failed", "cancelled", "crashed")
+
+
 def campaign_state(config: CampaignConfig, store: CampaignStore, *, status: str,
                    run_id: str | None = None, reason: str | None = None,
                    repairs: list[str] | None = None) -> dict[str, Any]:
     """The summary written to ``campaign.json`` and returned by the flow (``repairs``: damage found
-    by :func:`audit`, appended to earlier runs' findings)."""
+    by :func:`audit`, appended to earlier runs' findings). ``status`` is one of :data:`STATUSES`;
+    every status but ``running`` ends a run and is appended to ``history`` with its reason."""
+    if status not in STATUSES:
+        raise ValueError(f"status: {status!r} is not one of {STATUSES}")
     previous = store.read_state()
+    history = list(previous.get("history", []))
+    if status != "running":
+        history.append({"run": run_id, "status": status, "reason": reason, "at": now_iso()})
     ledger = store.read_ledger()
     rounds_done = [r for r in range(config.budget.rounds) if round_complete(store, r)]
     runs = list(previous.get("flow_run_ids", []))
@@ -73,4 +82,20 @@ def campaign_state(config: CampaignConfig, store: CampaignStore, *, status: str,
         "ledger": str(store.ledger_path), "figures": str(store.figures_dir),
         "flow_run_ids": runs, "updated": now_iso(),
         "repairs": (list(previous.get("repairs", [])) + list(repairs or []))[-200:],
+        "history": history[-100:],
     }
+
+
+def record_crash(store: CampaignStore, stale: dict[str, Any]) -> dict[str, Any] | None:
+    """When a run died holding the campaign (its lock record was left behind, ``stale``) and
+    ``campaign.json`` still says ``running``: say ``crashed`` there, with who died, and return it."""
+    state = store.read_state()
+    if state.get("status") != "running":
+        return None
+    who = f"pid {stale.get('pid')} on {stale.get('host')}" + (f", flow run {stale['owner']}" if stale.get("owner") else "")
+    reason = f"the run ({who}, since {stale.get('started')}) ended without finishing: killed or lost"
+    state = {**state, "status": "crashed", "stop_reason": reason, "updated": now_iso(),
+             "history": (list(state.get("history", [])) + [{"run": stale.get("owner"), "status": "crashed",
+                                                            "reason": reason, "at": now_iso()}])[-100:]}
+    store.write_state(state)
+    return state
