@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from prefect import get_client
 from prefect.states import Running
@@ -12,6 +13,7 @@ from typer.testing import CliRunner
 from closedloop.cli import app
 from closedloop.flows.campaign import campaign
 from closedloop.lab.campaign import learn
+from closedloop.lab.store import CampaignStore
 from closedloop.lab.lock import LOCK_NAME, campaign_lock, is_held
 from closedloop.tasks.campaign import mark_crashed
 from tests.conftest import fast_config_text
@@ -60,6 +62,8 @@ def test_a_killed_run_is_told_crashed_then_resumed(config: Path, tmp_path: Path)
     out = tmp_path / "camp"
     first = campaign(str(config), str(out), rounds=1)
     assert first["status"] == "finished"
+    store = CampaignStore(out)  # a real campaign's journal rebuilds its ledger exactly
+    pd.testing.assert_frame_equal(store.rebuild_ledger(), store.read_ledger())
     # what a run killed by SIGKILL leaves: campaign.json 'running' and its lock record, the flock gone
     state = json.loads((out / "campaign.json").read_text())
     (out / "campaign.json").write_text(json.dumps({**state, "status": "running"}))

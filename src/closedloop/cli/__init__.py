@@ -1,14 +1,14 @@
 """The ``closedloop`` command (typer + rich): parse, call a flow or a lab function, print.
 
 One module per command group: ``simulate``, ``surrogate`` (train, predict), ``campaign`` (run,
-status), ``steer``, ``serve``; ``console`` holds what they share. Heavy imports (torch, Prefect)
+status, repair), ``steer``, ``serve``; ``console`` holds what they share. Heavy imports (torch, Prefect)
 happen inside the commands, so ``--help`` stays fast.
 """
 from __future__ import annotations
 
 import typer
 
-from closedloop.cli.campaign import campaign_run, campaign_status
+from closedloop.cli.campaign import campaign_repair, campaign_run, campaign_status
 from closedloop.cli.serve import serve
 from closedloop.cli.simulate import simulate
 from closedloop.cli.steer import steer
@@ -22,5 +22,6 @@ for command in (simulate, train, predict, steer, serve):
     app.command()(command)
 campaign_app.command("run")(campaign_run)
 campaign_app.command("status")(campaign_status)
+campaign_app.command("repair")(campaign_repair)
 
 __all__ = ["app"]

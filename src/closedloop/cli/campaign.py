@@ -76,3 +76,18 @@ def campaign_status(dir: Annotated[Path, typer.Argument(help="Campaign directory
                       f"stop: {state['stop_reason']}")
         for line in state.get("repairs", [])[-5:]:
             console.print(f"[yellow]repaired:[/] {line}", highlight=False)
+
+
+def campaign_repair(dir: Annotated[Path, typer.Argument(help="Campaign directory.")]) -> None:
+    """Rebuild a missing, truncated or corrupted ledger.parquet from its journal (ledger.journal)."""
+    from closedloop.lab.campaign.audit import repair_ledger
+    from closedloop.lab.lock import CampaignLocked, campaign_lock
+    from closedloop.lab.store import CampaignStore
+
+    if not (dir / "ledger.journal").is_file():
+        fail(f"{dir}: no ledger.journal here; nothing to rebuild the ledger from")
+    try:
+        with campaign_lock(dir):
+            console.print(repair_ledger(CampaignStore(dir, create=False)), highlight=False)
+    except (CampaignLocked, ValueError) as err:
+        fail(str(err))

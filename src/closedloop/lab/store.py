@@ -26,7 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from closedloop.lab import faults
+from closedloop.lab import faults, journal
 from closedloop.lab.atomic import (IntegrityError, atomic_path, atomic_write, atomic_write_text, check_sha256,
                                    file_sha256, remove_temp_files)
 # the case format is owned by lab.cases; re-exported for the store's users
@@ -50,6 +50,35 @@ STATUSES = ("proposed", "done", "failed")
 
 def empty_ledger() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=t) for c, t in LEDGER_COLUMNS.items()})
+
+
+def apply_upsert(df: pd.DataFrame, rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """``df`` with ``rows`` inserted, or their fields updated where the ``case_id`` is there."""
+    df = df.copy()
+    for row in rows:
+        if "case_id" not in row:
+            raise ValueError("ledger row without case_id")
+        hit = df.index[df["case_id"] == row["case_id"]]
+        if len(hit):
+            for key, value in row.items():
+                if key not in df.columns:
+                    df[key] = pd.Series([None] * len(df), dtype="object")
+                df.loc[hit[0], key] = value
+        else:
+            df = pd.concat([df, normalise_ledger(pd.DataFrame([row]))], ignore_index=True)
+    return df
+
+
+def checked_ledger(df: pd.DataFrame) -> pd.DataFrame:
+    """The normalised ledger; ValueError for duplicate case ids or an unknown status."""
+    df = normalise_ledger(df.copy())
+    if df["case_id"].duplicated().any():
+        dup = df.loc[df["case_id"].duplicated(), "case_id"].tolist()
+        raise ValueError(f"ledger: duplicate case_id rows {dup}")
+    bad = set(df["status"].dropna()) - set(STATUSES)
+    if bad:
+        raise ValueError(f"ledger.status: unknown values {sorted(bad)}; allowed {STATUSES}")
+    return df
 
 
 def normalise_ledger(df: pd.DataFrame) -> pd.DataFrame:
@@ -161,42 +190,48 @@ class CampaignStore:
         return json.loads(pq.read_schema(self.case_path(case_id)).metadata[METADATA_KEY])
 
     # ledger
+    @property
+    def journal_path(self) -> Path:
+        return self.root / "ledger.journal"
+
     def read_ledger(self) -> pd.DataFrame:
         if not self.ledger_path.exists():
             return empty_ledger()
         try:
             df = pd.read_parquet(self.ledger_path)
         except (OSError, pa.ArrowInvalid) as err:
-            raise IntegrityError(f"{self.ledger_path}: the ledger is unreadable ({err}); it is the campaign's "
-                                 "record and cannot be rebuilt automatically: restore it from a backup") from err
+            raise IntegrityError(f"{self.ledger_path}: the ledger is unreadable ({err}); rebuild it from its journal "
+                                 f"with `closedloop campaign repair {self.root}`") from err
         return normalise_ledger(df)
 
     def write_ledger(self, df: pd.DataFrame) -> None:
-        df = normalise_ledger(df.copy())
-        if df["case_id"].duplicated().any():
-            dup = df.loc[df["case_id"].duplicated(), "case_id"].tolist()
-            raise ValueError(f"ledger: duplicate case_id rows {dup}")
-        bad = set(df["status"].dropna()) - set(STATUSES)
-        if bad:
-            raise ValueError(f"ledger.status: unknown values {sorted(bad)}; allowed {STATUSES}")
+        """Replace the whole ledger (journaled as one ``write``)."""
+        df = checked_ledger(df)
+        journal.append(self.journal_path, "write", df.to_dict(orient="records"))
+        self._write_parquet(df)
+
+    def _write_parquet(self, df: pd.DataFrame) -> None:
         atomic_write(self.ledger_path, lambda tmp: df.to_parquet(tmp, index=False), label="ledger")
 
     def upsert(self, rows: list[dict[str, Any]]) -> pd.DataFrame:
-        """Insert rows, or update the given fields of rows with the same ``case_id``."""
-        df = self.read_ledger()
-        for row in rows:
-            if "case_id" not in row:
-                raise ValueError("ledger row without case_id")
-            hit = df.index[df["case_id"] == row["case_id"]]
-            if len(hit):
-                for key, value in row.items():
-                    if key not in df.columns:
-                        df[key] = pd.Series([None] * len(df), dtype="object")
-                    df.loc[hit[0], key] = value
-            else:
-                df = pd.concat([df, normalise_ledger(pd.DataFrame([row]))], ignore_index=True)
-        self.write_ledger(df)
+        """Insert rows, or update the given fields of rows with the same ``case_id`` (journaled first)."""
+        df = checked_ledger(apply_upsert(self.read_ledger(), rows))
+        journal.append(self.journal_path, "upsert", rows)
+        self._write_parquet(df)
         return self.read_ledger()
+
+    def restore_ledger(self, df: pd.DataFrame) -> None:
+        """Write a ledger rebuilt from the journal (not journaled again: the journal holds it)."""
+        self._write_parquet(checked_ledger(df))
+
+    def rebuild_ledger(self) -> pd.DataFrame:
+        """The ledger as its journal says it is (ValueError when there is no journal)."""
+        if not self.journal_path.is_file():
+            raise ValueError(f"{self.journal_path}: no journal to rebuild the ledger from")
+        df = empty_ledger()
+        for op, rows in journal.changes(self.journal_path):
+            df = normalise_ledger(pd.DataFrame(rows)) if op == "write" else apply_upsert(df, rows)
+        return checked_ledger(df)
 
     # checkpoints
     def model_path(self, name: str) -> Path:

@@ -20,7 +20,7 @@ ends where an uninterrupted one would. The :mod:`closedloop.lab.faults` points m
 crash tests kill the process. The names below are re-exported for ``from closedloop.lab import
 campaign``; each is owned by its step's module.
 """
-from closedloop.lab.campaign.audit import AuditReport, audit
+from closedloop.lab.campaign.audit import AuditReport, audit, repair_ledger
 from closedloop.lab.campaign.design import candidate_problems, feasible_mask, feasible_sobol, scenario_for
 from closedloop.lab.campaign.learn import (initial_model, load_cases, model_for_round, predict_cases,
                                            retrain_round, round_train_config, training_case_ids, validate_new_cases,
@@ -35,7 +35,7 @@ from closedloop.lab.campaign.state import (campaign_directory, campaign_state, c
                                            report_path, round_complete, round_published)
 from closedloop.lab.campaign.stop import stop_reason
 
-__all__ = ["AuditReport", "audit", "candidate_problems", "feasible_mask", "feasible_sobol", "scenario_for",
+__all__ = ["AuditReport", "audit", "repair_ledger", "candidate_problems", "feasible_mask", "feasible_sobol", "scenario_for",
            "initial_model", "load_cases", "model_for_round", "predict_cases", "retrain_round", "round_train_config",
            "training_case_ids", "validate_new_cases", "validate_round", "Proposal", "evidence_for",
            "observed_errors", "proposal_rows", "ensemble_scorer", "information_scorer", "planner_report", "propose_round", "round_proposals", "RoundReport",

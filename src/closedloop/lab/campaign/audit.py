@@ -124,3 +124,22 @@ def audit(config: CampaignConfig, store: CampaignStore) -> AuditReport:
     stranded = ledger[(ledger["status"] == "proposed") & ledger["round"].isin(complete)]
     report.resimulate = [json.loads(p) for p in stranded["parameters"]]
     return report
+
+
+def repair_ledger(store: CampaignStore) -> str:
+    """Rebuild ``ledger.parquet`` from its journal when it is missing, unreadable or differs; the
+    damaged file is set aside in ``quarantine/``. Returns what was done, in one line."""
+    rebuilt = store.rebuild_ledger()
+    problem = "missing"
+    if store.ledger_path.exists():
+        try:
+            pd.testing.assert_frame_equal(store.read_ledger(), rebuilt)
+            return f"{store.ledger_path}: intact ({len(rebuilt)} cases, as its journal says)"
+        except IntegrityError as err:
+            problem = str(err).removeprefix(f"{store.ledger_path}: ").split(";")[0]
+        except AssertionError:
+            problem = "differs from its journal"
+        where = store.quarantine(store.ledger_path)
+        problem += f"; set aside as {where}"
+    store.restore_ledger(rebuilt)
+    return f"{store.ledger_path}: {problem}; rebuilt from {store.journal_path.name} ({len(rebuilt)} cases)"
