@@ -12,7 +12,9 @@ from typer.testing import CliRunner
 
 from closedloop.cli import app
 from closedloop.flows.campaign import campaign
-from closedloop.lab.campaign import learn
+from closedloop.lab.campaign import learn, simulation
+from closedloop.lab.campaign import propose as propose_step
+from closedloop.simulators.budget import ScenarioTooLarge
 from closedloop.lab.store import CampaignStore
 from closedloop.lab.lock import LOCK_NAME, campaign_lock, is_held
 from closedloop.tasks.campaign import mark_crashed
@@ -34,24 +36,55 @@ def config(tmp_path: Path) -> Path:
     return path
 
 
-def test_a_failed_run_says_failed_with_the_reason(config: Path, tmp_path: Path, monkeypatch):
+def test_a_failed_run_says_failed_and_permanent_errors_are_not_retried(tmp_path: Path, monkeypatch):
+    """Round 0: one case fails for good (not retried), one transiently (retried), then training
+    breaks: the ledger says how each case failed, campaign.json that the run failed and why."""
+    from closedloop.lab import campaign as steps
+    from closedloop.lab.config import load_campaign_config
+    from closedloop.lab.store import empty_ledger
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(fast_config_text(retries="2") + "retry_delay_seconds = 0.1\n")
+    config = load_campaign_config(cfg)
+    ids = sorted(steps.scenario_for(config, p).case_id()
+                 for p in steps.propose_round(config, empty_ledger(), 0).parameters)
+    attempts: dict[str, int] = {}
+    real = simulation.simulate
+
+    def some_fail(scenario, **kwargs):
+        cid = scenario.case_id()
+        attempts[cid] = attempts.get(cid, 0) + 1
+        if cid == ids[0]:
+            raise ScenarioTooLarge("room.cell_size: 9 cells need 9 GiB")
+        if cid == ids[1]:
+            raise RuntimeError("solver diverged")
+        return real(scenario, **kwargs)
+
     def broken(*args, **kwargs):
         raise RuntimeError("training diverged")
 
+    monkeypatch.setattr(simulation, "simulate", some_fail)
     monkeypatch.setattr(learn, "train", broken)
     with pytest.raises(RuntimeError, match="training diverged"):
-        campaign(str(config), str(tmp_path / "camp"), rounds=1)
+        campaign(str(cfg), str(tmp_path / "camp"), rounds=1)
+    ledger = pd.read_parquet(tmp_path / "camp" / "ledger.parquet").set_index("case_id")
+    assert list(ledger.index[ledger["status"] == "failed"].sort_values()) == ids[:2]
+    assert ledger.loc[ids[0], "error"] == "ScenarioTooLarge: room.cell_size: 9 cells need 9 GiB (permanent: not retried)"
+    assert attempts[ids[0]] == 1
+    assert ledger.loc[ids[1], "error"] == "RuntimeError: solver diverged (failed 3 attempts)"
+    assert attempts[ids[1]] == 3
     state = json.loads((tmp_path / "camp" / "campaign.json").read_text())
     assert state["status"] == "failed" and state["stop_reason"] == "RuntimeError: training diverged"
-    assert state["history"][-1]["status"] == "failed" and state["cases_done"] == 4
-    assert "status: failed;" in status_line(tmp_path / "camp")
+    assert state["history"][-1]["status"] == "failed"
+    assert state["cases_done"] == 2 and state["cases_failed"] == 2
+    assert "status: failed;" in status_line(tmp_path / "camp") and "failed 2" in status_line(tmp_path / "camp")
 
 
 def test_a_cancelled_run_says_cancelled(config: Path, tmp_path: Path, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(learn, "train", interrupted)
+    monkeypatch.setattr(propose_step, "propose_round", interrupted)
     with pytest.raises(KeyboardInterrupt):
         campaign(str(config), str(tmp_path / "camp"), rounds=1)
     state = json.loads((tmp_path / "camp" / "campaign.json").read_text())
@@ -71,8 +104,8 @@ def test_a_killed_run_is_told_crashed_then_resumed(config: Path, tmp_path: Path)
     (out / LOCK_NAME).write_text(json.dumps(record))
     assert not is_held(out)
     assert "status: crashed (campaign.json says running, but no live process" in status_line(out)
-    second = campaign(str(config), str(out), rounds=2)
-    assert second["status"] == "finished" and second["rounds_done"] == 2
+    second = campaign(str(config), str(out), rounds=1)  # resumes: nothing left to simulate or train
+    assert second["status"] == "finished" and second["rounds_done"] == 1
     statuses = [h["status"] for h in second["history"]]
     assert statuses == ["finished", "crashed", "finished"]
     assert "pid 999999 on elsewhere" in second["history"][1]["reason"]
