@@ -17,7 +17,9 @@ trained on it (:class:`IntegrityError`).
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -109,6 +111,14 @@ class CampaignStore:
     @property
     def state_path(self) -> Path:
         return self.root / "campaign.json"
+
+    def artifact_key(self, name: str, *parts: str | int) -> str:
+        """A Prefect artifact key that names this campaign and directory: ``NAME-DIGEST-PARTS``
+        (DIGEST: 8 hex digits of the resolved directory), so two campaigns of one name never
+        share a key. Lower-case letters, digits and dashes, as Prefect requires."""
+        digest = hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:8]
+        words = [name, digest, *map(str, parts)]
+        return "-".join(re.sub(r"[^a-z0-9]+", "-", w.lower()).strip("-") for w in words)
 
     def read_state(self) -> dict[str, Any]:
         """``campaign.json`` (the campaign's identity and summary), or {} before the first run."""

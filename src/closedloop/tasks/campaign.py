@@ -196,9 +196,8 @@ def publish_round(config: CampaignConfig, campaign_dir: str, round_index: int) -
     """
     store = CampaignStore(campaign_dir)
     report = steps.round_report(config, store, round_index)
-    key = f"{config.name}-round-{round_index}".lower().replace("_", "-")
-    create_table_artifact(table=report.table, key=f"{key}-cases",
+    create_table_artifact(table=report.table, key=store.artifact_key(config.name, "round", round_index, "cases"),
                           description=f"Campaign {config.name}, round {round_index}: cases and validation errors")
-    create_markdown_artifact(markdown=report.markdown, key=f"{key}-report",
+    create_markdown_artifact(markdown=report.markdown, key=store.artifact_key(config.name, "round", round_index, "report"),
                              description=f"Campaign {config.name}, round {round_index}")
     steps.write_round_report(store, round_index, report)

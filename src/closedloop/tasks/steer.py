@@ -74,10 +74,11 @@ def publish(prepared: Prepared, config: steering.SteeringConfig, directions: lis
     report = steering.build_report(prepared.campaign, config, prepared.groups, directions, problem, search,
                               flow_run_id=current_flow_run_id())
     steering.write_results(prepared.campaign, report)
-    key = f"steer-{config.name}".lower().replace("_", "-")
-    table = report.experiments.drop(columns=["checkpoint_id", "flow_run_id", "created"]).round(5)
-    create_table_artifact(table=table.to_dict(orient="records"), key=f"{key}-experiments",
+    store = prepared.campaign.store
+    table = steering.experiments_table(report)
+    create_table_artifact(table=table, key=store.artifact_key("steer", config.name, "experiments"),
                           description=f"Steering {config.name}: experiments, steered vs unsteered distance")
-    create_markdown_artifact(markdown=steering.markdown_with_images(report), key=f"{key}-report",
+    create_markdown_artifact(markdown=steering.markdown_with_images(report),
+                             key=store.artifact_key("steer", config.name, "report"),
                              description=f"Steering {config.name}: dose-response and before/after planes")
     return {**report.summary, "paths": report.paths}

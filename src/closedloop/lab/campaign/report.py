@@ -22,6 +22,7 @@ from closedloop.lab.campaign.state import report_path
 from closedloop.lab.campaign.stop import stop_reason
 from closedloop.lab.config import CampaignConfig
 from closedloop.lab.store import CampaignStore
+from closedloop.lab.tables import significant
 from closedloop.lab.timing import timed
 from closedloop.planners import fit_error_model
 
@@ -91,14 +92,14 @@ class RoundReport:
 
 
 def case_table(ledger: pd.DataFrame, round_index: int) -> list[dict]:
-    """One row per case of the round: id, status, strategy, parameters, rel L2 and simulation time."""
+    """One row per case of the round: id, status, validation error and simulation time first (so
+    they stay in view), then strategy and parameters; numbers to 4 significant digits."""
     table = []
     for _, row in ledger[ledger["round"] == round_index].iterrows():
-        table.append({"case_id": row["case_id"], "status": row["status"], "strategy": row["strategy"],
-                      **json.loads(row["parameters"]),
-                      "rel_l2": None if row["rel_l2"] != row["rel_l2"] else round(float(row["rel_l2"]), 5),
-                      "sim_seconds": None if row["sim_seconds"] != row["sim_seconds"]
-                      else round(float(row["sim_seconds"]), 3)})
+        entry = {"case_id": row["case_id"], "status": row["status"], "rel_l2": float(row["rel_l2"]),
+                 "sim_seconds": float(row["sim_seconds"]), "strategy": row["strategy"],
+                 **json.loads(row["parameters"])}
+        table.append({k: significant(v) for k, v in entry.items()})
     return table
 
 

@@ -44,6 +44,7 @@ _OWNERS = {
     "dose_response_table": "report",
     "experiment_rows": "report",
     "markdown_with_images": "report",
+    "experiments_table": "report",
     "write_results": "report",
     "SteeringProblem": "search",
     "agreement": "search",

@@ -16,6 +16,7 @@ from closedloop.lab.steering.groups import Groups
 from closedloop.lab.steering.opened import SteeringCampaign
 from closedloop.lab.steering.search import SteeringProblem
 from closedloop.lab.store import now_iso
+from closedloop.lab.tables import significant
 from closedloop.planners.steering import SteeringExperiment, SteeringSearch
 from closedloop.surrogates.steering import ConceptDirection
 
@@ -136,6 +137,15 @@ def write_results(campaign: SteeringCampaign, report: SteeringReport) -> Steerin
     paths["summary"] = str(summary_path)
     report.paths = paths
     return report
+
+
+def experiments_table(report: SteeringReport) -> list[dict[str, Any]]:
+    """The experiments as table rows for the UI: numbers to 4 significant digits, the distances
+    next to the experiment's identity (bookkeeping columns left out)."""
+    table = report.experiments.drop(columns=["checkpoint_id", "flow_run_id", "created"])
+    first = ["experiment", "base_case", "distance_steered", "distance_unsteered", "improved", "objective"]
+    table = table[first + [c for c in table.columns if c not in first]]
+    return [{k: significant(v) for k, v in row.items()} for row in table.to_dict(orient="records")]
 
 
 def markdown_with_images(report: SteeringReport) -> str:
