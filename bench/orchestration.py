@@ -1,10 +1,11 @@
 """Orchestration overhead of the demo campaign, and how fast a killed campaign resumes.
 
 The demo campaign (configs/smoke.toml, what `make demo` runs: 2 rounds, 4 + 4 reference simulations)
-runs as a Prefect flow against a local Prefect server (127.0.0.1, as `make ui` starts it), in a child
-process whose science steps are timed from inside: every call of the plain functions the tasks wrap
-(``closedloop.lab.campaign``: ``run_case`` that simulates, ``validate_new_cases``, ``retrain_round``,
-``propose_round``; and the report's figures) records its wall-clock interval. Then
+runs as a Prefect flow against a local Prefect server (127.0.0.1 on a free port, its own PREFECT_HOME:
+``closedloop.deployments.local_server``), in a child process whose science steps are timed from inside
+by the library's step-timing hook (``closedloop.lab.timing``): a listener records the wall-clock
+interval of every simulation (``run_case`` when it simulates), validation, training, planning and
+report figure. Then
 
     orchestration = flow wall time − |union of the science intervals|
 
@@ -20,13 +21,13 @@ included, and apart: from entering the flow to that step). The resumed ledger is
 uninterrupted run's.
 
     .venv/bin/python bench/orchestration.py      # → bench/results/orchestration.json
+    .venv/bin/python bench/orchestration.py --results /tmp/orch   # a check that leaves bench/results alone
 """
 from __future__ import annotations
 
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,50 +40,25 @@ T_LAUNCH_SEEN = time.time()  # the child's first statement: what imports follow 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 CONFIG = REPO / "configs" / "smoke.toml"
-STEPS = {"run_case": "simulation", "validate_new_cases": "validation", "retrain_round": "training",
-         "propose_round": "planning"}
-REPORT_STEPS = {"learning_curve": "reporting", "plane_comparison": "reporting"}
 
 
 # ----------------------------------------------------------------------------- the child: one campaign
 def child(config: str, campaign_dir: str, out: str) -> None:
-    """Run the campaign flow with every science step timed; write the intervals to ``out``."""
+    """Run the campaign flow with a step-timing listener; write the intervals to ``out``."""
     import closedloop.flows.campaign as flows
-    from closedloop.lab import campaign as steps
-    from closedloop.lab import figures
+    from closedloop.lab import timing
 
     t_imported = time.time()
     intervals: list[dict] = []
-    inside = threading.local()
-    lock = threading.Lock()
+    lock = threading.Lock()  # simulations run in worker threads
 
-    def timed(module, name: str, category: str) -> None:
-        original = getattr(module, name)
+    def record(step: str, start: float, end: float) -> None:
+        with lock:
+            intervals.append({"step": step, "start": start, "end": end})
 
-        def wrapper(*args, **kwargs):
-            if getattr(inside, "busy", False):  # a step called from a step is counted once
-                return original(*args, **kwargs)
-            inside.busy = True
-            start = time.time()
-            try:
-                result = original(*args, **kwargs)
-            finally:
-                inside.busy = False
-            end = time.time()
-            # a case whose file already exists is only looked up: that is I/O, not simulation
-            if not (name == "run_case" and result.get("reused")):
-                with lock:
-                    intervals.append({"step": category, "start": start, "end": end})
-            return result
-
-        setattr(module, name, wrapper)
-
-    for name, category in STEPS.items():
-        timed(lab, name, category)
-    for name, category in REPORT_STEPS.items():
-        timed(figures, name, category)
     t_flow = time.time()
-    state = flows.campaign(config_path=config, campaign_dir=campaign_dir)
+    with timing.listening(record):
+        state = flows.campaign(config_path=config, campaign_dir=campaign_dir)
     t_end = time.time()
     Path(out).write_text(json.dumps({"launch_seen": T_LAUNCH_SEEN, "imported": t_imported, "flow_start": t_flow,
                                      "flow_end": t_end, "intervals": intervals, "state": state}))
@@ -99,42 +75,12 @@ def union_seconds(intervals: list[tuple[float, float]]) -> float:
     return total
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(tmp: Path) -> tuple[subprocess.Popen, str]:
-    import httpx
-
-    port = free_port()
-    api = f"http://127.0.0.1:{port}/api"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(PREFECT_HOME=str(tmp / "server-home"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
-               PREFECT_SERVER_UI_ENABLED="false", PREFECT_LOGGING_LEVEL="WARNING")
-    log = (tmp / "server.log").open("w")
-    proc = subprocess.Popen([str(Path(sys.executable).with_name("prefect")), "server", "start", "--host", "127.0.0.1",
-                             "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    for _ in range(240):
-        try:
-            if httpx.get(f"{api}/health", timeout=1).status_code == 200:
-                return proc, api
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            break
-        time.sleep(0.5)
-    raise RuntimeError("the Prefect server did not start:\n" + (tmp / "server.log").read_text()[-2000:])
-
-
 def run_child(api: str, tmp: Path, campaign_dir: Path, tag: str, fault: str | None = None,
               fault_log: Path | None = None) -> tuple[int, float, dict | None]:
     """One campaign process; returns (exit code, launch time, its timing record or None if killed)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(PREFECT_API_URL=api, PREFECT_HOME=str(tmp / f"home-{tag}"), PREFECT_LOGGING_LEVEL="WARNING",
-               CLOSEDLOOP_FLOW_CACHE="off", MPLBACKEND="Agg")
+    from closedloop.deployments.local_server import clean_env
+
+    env = dict(clean_env(tmp / f"home-{tag}"), PREFECT_API_URL=api, MPLBACKEND="Agg")
     env.pop("CLOSEDLOOP_FAULT_POINT", None)
     if fault:
         env["CLOSEDLOOP_FAULT_POINT"] = fault
@@ -215,9 +161,11 @@ def code_commit() -> str | None:
     return out.stdout.strip() or None
 
 
-def main() -> None:
+def main(results: Path) -> None:
     from rich.console import Console
     from rich.table import Table
+
+    from closedloop.deployments.local_server import local_server
 
     sys.path.insert(0, str(HERE))
     from common import machine, write_result
@@ -226,9 +174,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="closedloop-orch-") as name:
         tmp = Path(name)
         t0 = time.time()
-        server, api = start_server(tmp)
-        server_start = time.time() - t0
-        try:
+        with local_server(tmp, timeout=120) as server:
+            server_start = time.time() - t0
+            api = server.api
             fault_log = tmp / "points.log"
             rc, launched, record = run_child(api, tmp, tmp / "demo", "demo", fault_log=fault_log)
             demo = split(record)
@@ -236,16 +184,13 @@ def main() -> None:
             reference = ledger_rows(tmp / "demo")
             resumes = [resume_case(api, tmp, point, kill_count(fault_log, point, 1), reference)
                        for point in ("simulate:progress", "train:epoch")]
-        finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(20)
 
     payload = {"machine": machine(), "config": str(CONFIG.relative_to(REPO)), "prefect_server": "local, SQLite",
                "code_commit": code_commit(),
                "server_start_s": server_start, "demo_campaign": demo, "resume_after_kill": resumes,
                "target_orchestration_fraction": 0.03,
                "meets_target": demo["orchestration_fraction"] < 0.03}
-    path = write_result("orchestration", payload)
+    path = write_result("orchestration", payload, results)
 
     table = Table(title=f"demo campaign ({payload['config']}) on a local Prefect server")
     table.add_column("part")
@@ -272,7 +217,13 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 5 and sys.argv[1] == "--child":
-        child(*sys.argv[2:])
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--results", type=Path, default=HERE / "results", help="where orchestration.json goes")
+    ap.add_argument("--child", nargs=3, metavar=("CONFIG", "CAMPAIGN_DIR", "OUT"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        child(*args.child)
     else:
-        main()
+        main(args.results)

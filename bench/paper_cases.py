@@ -13,7 +13,7 @@ which sees static sources only.
 """
 from __future__ import annotations
 
-import sys
+import argparse
 import time
 from pathlib import Path
 
@@ -105,6 +105,8 @@ def ensure_cases(items: list[Scenario], log=print) -> list:
 
 
 if __name__ == "__main__":
-    torch.set_num_threads(int(sys.argv[1]) if len(sys.argv) > 1 else 1)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("threads", nargs="?", type=int, default=1, help="torch threads (default 1)")
+    torch.set_num_threads(ap.parse_args().threads)
     static, moving = scenarios()
     ensure_cases(moving + static)

@@ -18,7 +18,6 @@ Writes bench/results/paper_table.json and bench/results/paper_table.png.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 import time
 
@@ -33,7 +32,8 @@ from rich.table import Table  # noqa: E402
 
 from closedloop.surrogates.coupling import batch_problems, spec_for  # noqa: E402
 from closedloop.simulators import simulate  # noqa: E402
-from closedloop.surrogates import Forcing, HybridSurrogate, SurrogateSpec  # noqa: E402
+from closedloop.surrogates import Forcing, HybridSurrogate  # noqa: E402
+from closedloop.surrogates.checkpoint import checkpoint_payload, load_model, read_checkpoint, write_checkpoint  # noqa: E402
 from closedloop.surrogates.metrics import mse_per_time, relative_l2_per_time, spearman  # noqa: E402
 from closedloop.surrogates.model import PHYSICS_PARAMETERS  # noqa: E402
 from closedloop.surrogates.training import TrainConfig, train  # noqa: E402
@@ -56,14 +56,14 @@ def model_spec(problem, variant: str, args):
     with the vertical outflow sink and a learned exchange rate λ instead). The closure corrects
     multiplicatively (bounded, positive; ``--closure-form additive``: c̄ + s·M, which can also put scalar
     where the physics left none); data_only has no physics to correct, so its closure adds."""
-    spec = spec_for(problem, hidden_channels=args.hidden, use_closure=variant != "physics_only",
-                    learn_sink=True, vertical_exchange=True, room_layers=args.layers)
-    return dataclasses.replace(spec, variant=variant, closure=args.closure, closure_layers=2, advection="tvd",
-                               learn_velocity_correction=args.velocity_correction,
-                               closure_form="additive" if variant == "data_only" else args.closure_form,
-                               closure_gain=args.closure_gain, closure_context=args.global_context,
-                               closure_scale="peak" if variant == "data_only" else args.closure_scale,
-                               memory_gate=args.memory_gate and variant == "hybrid")
+    return spec_for(problem, hidden_channels=args.hidden, use_closure=variant != "physics_only",
+                    learn_sink=True, vertical_exchange=True, room_layers=args.layers, variant=variant,
+                    closure=args.closure, closure_layers=2, advection="tvd",
+                    learn_velocity_correction=args.velocity_correction,
+                    closure_form="additive" if variant == "data_only" else args.closure_form,
+                    closure_gain=args.closure_gain, closure_context=args.global_context,
+                    closure_scale="peak" if variant == "data_only" else args.closure_scale,
+                    memory_gate=args.memory_gate and variant == "hybrid")
 
 
 def fit_variant(variant: str, train_f: Forcing, train_y: torch.Tensor, val_f: Forcing, val_y: torch.Tensor,
@@ -239,7 +239,56 @@ def figure(test_pred: dict, test_ref: torch.Tensor, ood_pred: torch.Tensor, ood_
     fig.savefig(RESULTS / f"{out_name}.png", dpi=80)
 
 
-def main() -> None:
+def trained_or_reused(variant: str, args, models: dict, fit: tuple, val: tuple, problem) -> tuple[HybridSurrogate, dict]:
+    """The variant's model and its training record: loaded from an earlier run's checkpoint
+    (``--reuse``), or trained (stage 1 from the fitted physics_only, or from the markovian with
+    ``--memory-gate``) and saved unless a quick run."""
+    physics = models["physics_only"][0] if "physics_only" in models and args.staged else None
+    saved = DATA / "models" / f"{args.name}_{variant}.pt"
+    reused = DATA / "models" / f"{args.models_from or args.name}_{variant}.pt"
+    if variant in args.reuse.split(",") or args.reuse == "all":  # e.g. re-evaluate on another device
+        if not reused.exists():
+            raise SystemExit(f"--reuse: no trained {variant} at {reused}; train it first")
+        payload = read_checkpoint(reused)
+        model = load_model(payload).float().to(args.device)
+        info = payload["info"]
+        if variant in ("physics_only", "markovian"):  # stage times of the variants that start from it
+            physics_seconds[variant] = info.get("train_seconds", 0.0)
+    else:
+        start = None
+        if args.memory_gate and variant == "hybrid":
+            if "markovian" not in models:
+                raise SystemExit("--memory-gate: the hybrid starts from the trained markovian; "
+                                 "list markovian before hybrid in --variants")
+            start = models["markovian"][0]
+        model, info = fit_variant(variant, *fit, *val, problem, args, physics, start)
+        if args.epochs >= 10:
+            saved.parent.mkdir(parents=True, exist_ok=True)
+            write_checkpoint(saved, checkpoint_payload(model, info=info))
+    return model, info
+
+
+def print_tables(results: dict) -> None:
+    """Per variant: test relative L2 (MSE) by time, Spearman, training seconds; the paired comparisons; speed."""
+    table = Table(title="hall, 27 test cases: relative L2 (MSE) of the plane by time")
+    table.add_column("variant")
+    for t in REPORT_TIMES:
+        table.add_column(f"{t:g} s")
+    table.add_column("Spearman 600 s"); table.add_column("OOD Spearman 600 s"); table.add_column("train s")
+    for v, r in results["variants"].items():
+        pt = r["test"]["per_time"]
+        table.add_row(v, *[f"{pt[f'{t:g}']['rel_l2_mean']:.4f} ({pt[f'{t:g}']['mse_mean']:.2e})" for t in REPORT_TIMES],
+                      f"{r['test']['spearman_final_mean']:.4f}", f"{results['ood'][v]['spearman_final_mean']:.4f}",
+                      f"{r['train_seconds']:.0f}")
+    console.print(table)
+    for split, rows in results["paired_vs_hybrid"].items():
+        for other, r in rows.items():
+            console.print(f"hybrid − {other} ({split}, 600 s): {r['mean_difference']:+.4f}, better on "
+                          f"{r['better_on']}/{r['cases']}, Wilcoxon p = {r['wilcoxon_p']:.3g}", highlight=False)
+    console.print(results.get("speed", "speed test skipped"))
+
+
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--hidden", type=int, default=8)
@@ -277,7 +326,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0, help="initialisation and mini-batch order")
     ap.add_argument("--no-speed", dest="speed", action="store_false", help="skip the speed test")
     ap.add_argument("--name", default="paper_table", help="result file bench/results/NAME.json (and .png)")
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     torch.set_num_threads(args.threads)
     static, moving = scenarios()
     cases = ensure_cases(static + moving, log=console.print)
@@ -300,31 +353,7 @@ def main() -> None:
     test_pred, models = {}, {}
     for variant in args.variants.split(","):
         console.rule(f"training {variant}")
-        physics = models["physics_only"][0] if "physics_only" in models and args.staged else None
-        saved = DATA / "models" / f"{args.name}_{variant}.pt"
-        reused = DATA / "models" / f"{args.models_from or args.name}_{variant}.pt"
-        if variant in args.reuse.split(",") or args.reuse == "all":  # e.g. re-evaluate on another device
-            if not reused.exists():
-                raise SystemExit(f"--reuse: no trained {variant} at {reused}; train it first")
-            payload = torch.load(reused, weights_only=True)
-            model = HybridSurrogate(SurrogateSpec.from_dict(payload["spec"]), problem.mask).float().to(args.device)
-            model.load_state_dict(payload["state_dict"])
-            info = payload["info"]
-            if variant in ("physics_only", "markovian"):  # stage times of the variants that start from it
-                physics_seconds[variant] = info.get("train_seconds", 0.0)
-            model.eval()
-        else:
-            start = None
-            if args.memory_gate and variant == "hybrid":
-                if "markovian" not in models:
-                    raise SystemExit("--memory-gate: the hybrid starts from the trained markovian; "
-                                     "list markovian before hybrid in --variants")
-                start = models["markovian"][0]
-            model, info = fit_variant(variant, fit_f, fit_y, val_f, val_y, problem, args, physics, start)
-            if args.epochs >= 10:
-                saved.parent.mkdir(parents=True, exist_ok=True)
-                state = {k: v.cpu() for k, v in model.state_dict().items()}
-                torch.save({"spec": model.spec.to_dict(), "state_dict": state, "info": info}, saved)
+        model, info = trained_or_reused(variant, args, models, (fit_f, fit_y), (val_f, val_y), problem)
         test_metrics, pred = evaluate(model, test_f, test_y, mask, times)
         ood_metrics, ood_pred = evaluate(model, ood_f, ood_y, mask, times)
         results["variants"][variant] = {**info, "test": test_metrics}
@@ -336,22 +365,7 @@ def main() -> None:
         hybrid = models.get("hybrid", next(iter(models.values())))[0]
         results["speed"] = speed(hybrid, test_f, problem.n_steps, test_cases[0].scenario, args.batch, args.device)
 
-    table = Table(title="hall, 27 test cases: relative L2 (MSE) of the plane by time")
-    table.add_column("variant")
-    for t in REPORT_TIMES:
-        table.add_column(f"{t:g} s")
-    table.add_column("Spearman 600 s"); table.add_column("OOD Spearman 600 s"); table.add_column("train s")
-    for v, r in results["variants"].items():
-        pt = r["test"]["per_time"]
-        table.add_row(v, *[f"{pt[f'{t:g}']['rel_l2_mean']:.4f} ({pt[f'{t:g}']['mse_mean']:.2e})" for t in REPORT_TIMES],
-                      f"{r['test']['spearman_final_mean']:.4f}", f"{results['ood'][v]['spearman_final_mean']:.4f}",
-                      f"{r['train_seconds']:.0f}")
-    console.print(table)
-    for split, rows in results["paired_vs_hybrid"].items():
-        for other, r in rows.items():
-            console.print(f"hybrid − {other} ({split}, 600 s): {r['mean_difference']:+.4f}, better on "
-                          f"{r['better_on']}/{r['cases']}, Wilcoxon p = {r['wilcoxon_p']:.3g}", highlight=False)
-    console.print(results.get("speed", "speed test skipped"))
+    print_tables(results)
     if args.epochs < 10:
         console.print("[yellow]quick run: results not written[/]")
         return

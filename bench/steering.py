@@ -21,6 +21,7 @@ Writes bench/results/steering.json and prints a table.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import time
 from pathlib import Path
@@ -33,15 +34,14 @@ from rich.table import Table
 from closedloop.lab import campaign as camp
 from closedloop.lab import steering
 from closedloop.lab.config import load_campaign_config
-from closedloop.surrogates.coupling import batch_problems
-from closedloop.lab.store import CampaignStore, code_version, read_case
+from closedloop.lab.store import CampaignStore, code_version
 from closedloop.planners.design import sobol_design
 from closedloop.planners.steering import SteeringExperiment
 from closedloop.simulators import Scenario
 from closedloop.surrogates.steering import (dose_response, effect_measures, random_direction, specificity,
                                             transfer)
 
-from common import machine, write_result
+from common import RESULTS, machine, write_result
 
 os.environ.setdefault("CLOSEDLOOP_FLOW_CACHE", "off")
 REPO = Path(__file__).resolve().parents[1]
@@ -57,24 +57,21 @@ ALPHAS = [float(a) for a in range(-6, 7)]
 console = Console(width=160)
 
 
-def build_campaign() -> Path:
+def build_campaign(data: Path = DATA) -> Path:
     """16 Sobol reference cases and round_000 trained on them (reused when already built)."""
     config = load_campaign_config(REPO / "configs" / "smoke.toml").with_overrides(
         **{"name": "steering_bench", "budget.initial_cases": N_CASES, "budget.rounds": 1, "surrogate.epochs": 40})
     # the surrogate's code changes what a checkpoint means: one campaign per config and code version
-    root = DATA / f"campaign-{config.config_hash()}-{code_version().replace('+', '-')}"
+    root = data / f"campaign-{config.config_hash()}-{code_version().replace('+', '-')}"
     store = CampaignStore(root)
     if camp.round_complete(store, 0):
         return root
     t0 = time.perf_counter()
-    x, _ = camp.feasible_sobol(config, N_CASES, 0)
-    proposal = camp.Proposal(0, "sobol", config.design.space().as_dicts(x))
-    store.upsert(camp.proposal_rows(config, proposal, None))
-    rows = [camp.run_case(config, store, p) for p in proposal.parameters]
-    store.upsert([{k: v for k, v in r.items() if k != "reused"} for r in rows])
+    batch, _ = camp.round_proposals(config, store, 0)  # the campaign's Sobol design, stored first
+    camp.record_outcomes(store, [camp.run_case(config, store, p) for p in batch])
     t1 = time.perf_counter()
-    report = camp.retrain_round(config, store, 0, [r["case_id"] for r in rows])
-    camp.write_state(store, camp.campaign_state(config, store, status="finished"))
+    report = camp.retrain_round(config, store, 0, camp.training_case_ids(store, 0))
+    store.write_state(camp.campaign_state(config, store, status="finished"))
     console.print(f"campaign: {N_CASES} simulations {t1 - t0:.0f} s, training {report.seconds:.0f} s "
                   f"(loss {report.initial_loss:.3f} → {report.best_loss:.3f})")
     return root
@@ -121,7 +118,7 @@ def walking(scenario: Scenario, x0: float, y0: float, x1: float, y1: float) -> S
 
 def references(campaign: steering.SteeringCampaign, targets: list[steering.Target]) -> list[torch.Tensor]:
     rows = [steering.simulate_target(campaign.steering_dir, t.scenario, "cpu", campaign.seed) for t in targets]
-    return [read_case(r["path"]).plane for r in rows]
+    return steering.read_references(targets, rows)
 
 
 def log_ratio(d0: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
@@ -145,18 +142,13 @@ def dose(problem: steering.SteeringProblem, direction, best: SteeringExperiment)
 def surrogate_floor(campaign: steering.SteeringCampaign, problem: steering.SteeringProblem) -> list[float]:
     """Distance of the surrogate's prediction *of the target scenario* to its reference: the model's own
     error there, which no steering of the base case can be expected to beat."""
-    forcing, p = batch_problems([t.scenario for t in problem.targets])
-    with torch.no_grad():
-        pred = campaign.model.rollout(forcing, p.n_steps)
-    return problem.distance(pred).tolist()
+    return problem.distance(camp.predict_cases(campaign.model, [t.scenario for t in problem.targets])).tolist()
 
 
 def model_target(campaign: steering.SteeringCampaign, problem: steering.SteeringProblem, best: SteeringExperiment) -> dict:
     """The same experiment scored against the surrogate's own prediction of the target scenario: does
     steering reproduce the regime change *as the model sees it*, free of the model's error?"""
-    forcing, p = batch_problems([t.scenario for t in problem.targets])
-    with torch.no_grad():
-        own = campaign.model.rollout(forcing, p.n_steps)
+    own = camp.predict_cases(campaign.model, [t.scenario for t in problem.targets])
 
     def dist(pred: torch.Tensor) -> torch.Tensor:
         return (pred - own).flatten(1).norm(dim=1) / own.flatten(1).norm(dim=1).clamp_min(1e-300)
@@ -245,13 +237,18 @@ def walking_transfer(campaign: steering.SteeringCampaign, groups: steering.Group
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--concepts", type=int, default=len(CONCEPTS), help="the first N concepts only (a smoke run)")
+    ap.add_argument("--data", type=Path, default=DATA, help="where the campaign and target cases are kept")
+    ap.add_argument("--results", type=Path, default=RESULTS, help="where steering.json goes")
+    args = ap.parse_args()
     torch.set_num_threads(min(2, torch.get_num_threads()))
     t0 = time.perf_counter()
-    root = build_campaign()
+    root = build_campaign(args.data)
     campaign = steering.open_campaign(root)
     layers = steering.candidate_layers(campaign.model)
     results = []
-    for k, (parameter, toward, reduce) in enumerate(CONCEPTS):
+    for k, (parameter, toward, reduce) in enumerate(CONCEPTS[:args.concepts]):
         r = run_concept(campaign, layers, parameter, toward, reduce, seed=k)
         results.append(r)
         console.print(f"{r['concept']}: {r['seconds']:.0f} s")
@@ -275,9 +272,11 @@ def main() -> None:
             t = r["transfer_walking"]
             console.print(f"{r['concept']} → walking source: improved {t['fraction_improved']:.0%}, mean log(d₀/d) "
                           f"{t['mean_log_ratio']:+.4f}, dose slope ratio {t['distance_slope_ratio']:.2f}")
-    path = write_result("steering", {"machine": machine(), "campaign": str(root.relative_to(REPO)),
+    where = root.relative_to(REPO) if root.is_relative_to(REPO) else root
+    path = write_result("steering", {"machine": machine(), "campaign": str(where),
                                      "model": campaign.model_name, "checkpoint_id": campaign.checkpoint_id,
-                                     "layers": layers, "concepts": results, "seconds": time.perf_counter() - t0})
+                                     "layers": layers, "concepts": results, "seconds": time.perf_counter() - t0},
+                        args.results)
     console.print(f"wrote {path} ({time.perf_counter() - t0:.0f} s)")
 
 

@@ -50,6 +50,12 @@ def steer(campaign_dir: Annotated[Path, typer.Argument(help="Campaign directory 
         config = SteeringConfig(**{**fields, "layers": fields["layers"] or None})
     except ValidationError as err:
         fail(format_validation_error(err, "steer"))
+    from closedloop.lab.steering.prepared import prepare
+
+    try:  # a request that cannot be steered is refused here, before a flow run starts
+        prepare(campaign_dir, config)
+    except ValueError as err:
+        fail(str(err))
     from closedloop.flows.steer import steer as steer_flow
 
     with console.status(f"steer {config.name}: running the steer flow on Prefect"):

@@ -18,7 +18,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Self
 
 Listener = Callable[[str, float, float], None]
 
@@ -63,11 +63,11 @@ class timed(contextlib.ContextDecorator):
     def _recreate_cm(self) -> timed:
         return timed(self.step)  # one per call: a decorated function may run in several threads at once
 
-    def __enter__(self) -> timed:
+    def __enter__(self) -> Self:
         self.start = time.time() if _listeners else None
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self.start is None:
             return
         end = time.time()
