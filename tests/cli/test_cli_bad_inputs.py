@@ -127,6 +127,7 @@ BAD = [
     Bad("run-too-large", RUN, "over simulation.max_cells = 100", CONFIG_TEXT + "max_cells = 100\n"),
     Bad("run-never-valid", RUN, "design: none of 64 Sobol points",
         config("low = 1.0\nhigh = 9.0", "low = 4.6\nhigh = 5.4").replace("low = 0.75\nhigh = 5.25", "low = 2.6\nhigh = 3.4")),
+    Bad("run-dir-is-file", ("campaign", "run", str(SMOKE), "--dir", str(SMOKE)), "campaign_dir: "),
     Bad("run-rounds-option", ("campaign", "run", str(SMOKE), "--rounds", "0"), "rounds"),
     Bad("status-not-campaign", ("campaign", "status", "{tmp}"), "not a campaign directory"),
     Bad("repair-no-journal", ("campaign", "repair", "{tmp}"), "no ledger.journal here"),

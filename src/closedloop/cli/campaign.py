@@ -17,19 +17,22 @@ def campaign_run(config: Annotated[Path, typer.Argument(help="Campaign TOML file
                  dir: Annotated[Optional[Path], typer.Option("--dir", help="Campaign directory (default runs/NAME).")] = None,
                  rounds: Annotated[Optional[int], typer.Option(min=1, help="Override budget.rounds.")] = None) -> None:
     """Run or continue a campaign on Prefect (ephemeral local server unless PREFECT_API_URL is set)."""
-    from closedloop.lab.config import ConfigError, load_campaign_config
+    from closedloop.lab.config import load_campaign_config
 
-    try:
+    from closedloop.lab.campaign.state import campaign_directory
+
+    try:  # a config or directory that cannot be used is refused here, before a flow run starts
         cfg = load_campaign_config(config)
-    except ConfigError as err:
+        campaign_directory(cfg, str(dir) if dir else None)
+    except ValueError as err:
         fail(str(err))
     from closedloop.flows.campaign import campaign
     from closedloop.lab.lock import CampaignLocked
-    from closedloop.lab.store import CampaignStore, IntegrityError
+    from closedloop.lab.store import CampaignStore
 
     try:
         state = campaign(config_path=str(config), campaign_dir=str(dir) if dir else None, rounds=rounds)
-    except (CampaignLocked, IntegrityError) as err:
+    except (CampaignLocked, ValueError) as err:  # IntegrityError and ConfigError are ValueErrors
         fail(str(err))
     console.rule(f"campaign {cfg.name}: {state['stop_reason']}")
     print_ledger(CampaignStore.existing(Path(state["ledger"]).parent))

@@ -9,7 +9,7 @@ from prefect import flow, get_run_logger
 
 from closedloop.flows.simulate import simulate
 from closedloop.lab import campaign as steps
-from closedloop.lab.config import CampaignConfig, load_campaign_config
+from closedloop.lab.config import CampaignConfig, load_with_overrides
 from closedloop.lab.store import CampaignStore
 from closedloop.tasks.campaign import (audit, current_flow_run_id, hold_campaign, propose, publish_round, record,
                                        retrain, validate)
@@ -62,13 +62,9 @@ def campaign(config_path: str = "configs/smoke.toml", campaign_dir: str | None =
     The other parameters, when given, override the config: the planner's strategy, the batch size,
     the simulation budget and the stopping rule (GP-expected maximum error target, patience).
     """
-    config = load_campaign_config(config_path)
-    overrides = {"budget.rounds": rounds, "planner.strategy": strategy, "budget.batch_size": batch_size,
-                 "budget.max_cases": max_cases, "budget.max_error_target": max_error_target,
-                 "budget.patience": patience}
-    given = {k: v for k, v in overrides.items() if v is not None}
-    if given:
-        config = config.with_overrides(**given)
+    config = load_with_overrides(config_path, **{
+        "budget.rounds": rounds, "planner.strategy": strategy, "budget.batch_size": batch_size,
+        "budget.max_cases": max_cases, "budget.max_error_target": max_error_target, "budget.patience": patience})
     directory = steps.campaign_directory(config, campaign_dir)
     store = CampaignStore(directory)
     with hold_campaign(directory) as lock:

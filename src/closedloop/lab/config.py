@@ -363,3 +363,28 @@ def load_campaign_config(path: str | Path) -> CampaignConfig:
         return CampaignConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError(format_validation_error(err, str(path))) from None
+
+
+def one_line(message: str) -> str:
+    """A multi-line error message (a file, then one field per line) as one line, for a run's state."""
+    return "; ".join(line.strip() for line in message.splitlines() if line.strip())
+
+
+def load_with_overrides(path: str | Path, **overrides: Any) -> CampaignConfig:
+    """The campaign config with dotted-path overrides (``budget.rounds=3``; None leaves a field as
+    configured), or one :class:`ConfigError` in one line naming the file, the overrides and every
+    field that cannot be valid: what a flow run's failed state says."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        config = load_campaign_config(path)
+        if not given:
+            return config
+        try:
+            return config.with_overrides(**given)
+        except ValidationError as err:
+            source = f"{path} with " + ", ".join(f"{k.split('.')[-1]}={v!r}" for k, v in given.items())
+            raise ConfigError(format_validation_error(err, source)) from None
+        except ValueError as err:
+            raise ConfigError(f"{path}: {err}") from None
+    except ConfigError as err:
+        raise ConfigError(one_line(str(err))) from None
