@@ -7,7 +7,7 @@ Three gates, in the order a triggered run meets them:
 3. the flow body refuses values the schema allows but a campaign cannot use, before it simulates.
 
 Plus the deployment's own settings (its cron schedule) and the CLI's options. Malformed configs and
-scenarios have their own tables (tests/lab/test_lab_config.py, tests/simulators/test_sim_scenario.py).
+scenarios have their own tables (tests/lab/test_lab_config.py, tests/simulators/test_simulators_scenario.py).
 """
 from __future__ import annotations
 

@@ -41,8 +41,13 @@ def test_steer_flow_writes_results_and_artifacts_and_reuses_targets(tmp_path: Pa
     assert (out / "directions" / "source_x_high.pt").is_file()
 
     from prefect.artifacts import Artifact
-    assert Artifact.get("steer-source-x-high-experiments") is not None
-    report = Artifact.get("steer-source-x-high-report")
+
+    from closedloop.lab.store import CampaignStore
+    keys = [CampaignStore(camp).artifact_key("steer", "source_x_high", kind) for kind in ("experiments", "report")]
+    assert keys[0].startswith("steer-") and keys[0].endswith("-source-x-high-experiments")  # names the directory
+    rows = Artifact.get(keys[0])
+    assert rows is not None and '"distance_steered"' in rows.data
+    report = Artifact.get(keys[1])
     assert report is not None and "data:image/png;base64" in report.data
 
     # a second run reuses the target reference (Prefect cache and case file): no simulation

@@ -2,22 +2,15 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
+import torch
 from pydantic import ValidationError
 
+from closedloop.lab import campaign as steps
 from closedloop.lab.config import CampaignConfig, ConfigError, load_campaign_config
-
-REPO = Path(__file__).resolve().parents[2]
-ROOM_TOML = REPO / "configs" / "scenarios" / "room.toml"
-SMOKE_TOML = REPO / "configs" / "smoke.toml"
-
-
-def smoke_text() -> str:
-    text = SMOKE_TOML.read_text()
-    assert 'scenario = "scenarios/room.toml"' in text
-    return text.replace('scenario = "scenarios/room.toml"', f'scenario = "{ROOM_TOML.as_posix()}"')
+from tests.lab.config_text import REPO, ROOM_TOML, SMOKE_TOML, altered, smoke_text, write
+from tests.lab.planner_ledgers import SMOKE, planner_config
 
 
 def inline_text() -> str:
@@ -38,15 +31,10 @@ def inline_text() -> str:
     return "\n".join(head + scen + rest) + "\n"
 
 
-def altered(text: str, old: str, new: str, count: int = 1) -> str:
-    assert text.count(old) >= count, f"{old!r} not in the base config"
-    return text.replace(old, new, count)
-
-
-def write(tmp_path, text, name="campaign.toml"):
-    path = tmp_path / name
-    path.write_text(text)
-    return path
+@pytest.fixture(scope="module")
+def config() -> CampaignConfig:
+    """The smoke campaign with fast planner settings (for the planner's fields)."""
+    return planner_config()
 
 
 def test_smoke_config_loads(tmp_path):
@@ -248,48 +236,52 @@ def test_with_overrides_rejects_unknown_path():
         cfg.with_overrides(**{"nothing.here": 3})
 
 
-def test_band_physics_options_reach_the_model(tmp_path):
-    """The paper-table surrogate (bench/paper_table.py) is one config away for a campaign."""
-    from closedloop.lab.campaign import initial_model
-
-    text = altered(smoke_text(), "tbptt_steps = 4", "tbptt_steps = 4\nlearn_sink = true\n"
-                   'vertical_exchange = true\nclosure_form = "multiplicative"\nphysics_warmup_epochs = 2')
-    config = load_campaign_config(write(tmp_path, text))
-    model = initial_model(config, [config.scenario])
-    spec = model.spec
-    assert (spec.learn_sink, spec.vertical_outflow, spec.closure_form) == (True, True, "multiplicative")
-    assert spec.initial_sink > 0 and model.log_sink.shape == tuple(spec.shape)
-    plain = initial_model(load_campaign_config(write(tmp_path, smoke_text())), [config.scenario])
-    assert (plain.spec.learn_sink, plain.spec.vertical_outflow, plain.spec.closure_form) == (False, False, "additive")
-    assert not plain.spec.room_layers
-    layered = load_campaign_config(write(tmp_path, altered(text, "learn_sink = true", "learn_sink = true\nroom_layers = true")))
-    spec = initial_model(layered, [config.scenario]).spec
-    assert spec.room_layers and not spec.vertical_outflow and spec.layer_heights[1] > 0
-    closure = load_campaign_config(write(tmp_path, altered(text, "learn_sink = true", "learn_sink = true\n"
-                                                           "closure_gain = 0.05\nclosure_context = true\n"
-                                                           'closure_scale = "mixed"')))
-    spec = initial_model(closure, [config.scenario]).spec
-    assert (spec.closure_gain, spec.closure_context, spec.closure_scale) == (0.05, True, "mixed")
-    assert plain.spec.closure_gain == 1.0 and not plain.spec.closure_context and plain.spec.closure_scale == "peak"
-
-
-def test_training_options_reach_each_round(tmp_path):
-    """Round 0 trains the full schedule with the physics warm-up, later rounds warm-start; the
-    mini-batch size and the seed (campaign seed + round) reach the trainer."""
-    from closedloop.lab.campaign import round_train_config
-
-    text = altered(smoke_text(), "tbptt_steps = 4", "tbptt_steps = 4\nbatch_size = 3\nphysics_warmup_epochs = 5")
-    config = load_campaign_config(write(tmp_path, text))
-    first, later = round_train_config(config, 0), round_train_config(config, 2)
-    sc = config.surrogate
-    assert (first.epochs, first.physics_warmup_epochs, first.batch_size) == (sc.epochs, 5, 3)
-    assert (later.epochs, later.physics_warmup_epochs, later.batch_size) == (sc.warm_start_epochs, 0, 3)
-    assert later.seed == config.seed + 2
-    plain = load_campaign_config(write(tmp_path, smoke_text()))
-    assert round_train_config(plain, 0).batch_size is None
-
-
 def test_hall_campaign_config_loads():
     config = load_campaign_config(REPO / "configs" / "hall.toml")
     assert config.scenario.name == "hall" and config.surrogate.closure_form == "multiplicative"
     assert [p.path for p in config.design.parameters] == ["source.x", "source.y", "source.rate"]
+
+
+def test_config_strategy_and_mixed_parameters(tmp_path):
+    text = SMOKE.read_text().replace('strategy = "error"', 'strategy = "variance"')
+    text = text.replace('[budget]', '''[[design.parameters]]
+name = "release"
+path = "source.start"
+kind = "categorical"
+choices = [0.0, 30.0, 60.0]
+
+[[design.parameters]]
+name = "exhaust_y"
+path = "exhausts.0.center.0"
+kind = "integer"
+low = 1.0
+high = 5.0
+
+[budget]''')
+    (tmp_path / "scenarios").mkdir()
+    (tmp_path / "scenarios" / "room.toml").write_text((SMOKE.parent / "scenarios" / "room.toml").read_text())
+    (tmp_path / "c.toml").write_text(text)
+    cfg = load_campaign_config(tmp_path / "c.toml")
+    space = cfg.design.space()
+    assert cfg.planner.strategy == "variance"
+    assert space.integer_mask.tolist() == [False, False, False, True, True]
+    assert space.bounds()[:, 3].tolist() == [0.0, 2.0]  # categorical: the index of the choice
+    sc = steps.scenario_for(cfg, {"source_x": 2.0, "source_y": 1.0, "inlet_speed": 0.5, "release": 2.0,
+                                "exhaust_y": 3.0})
+    assert sc.source.start == 60.0 and sc.exhausts[0].center[0] == 3.0
+    x, _ = steps.feasible_sobol(cfg, 8, 0)
+    assert space.contains(x).all() and torch.equal(x[:, 3:], x[:, 3:].round())
+
+
+@pytest.mark.parametrize("override, needle", [
+    ({"planner.strategy": "bayes"}, "planner.strategy"),
+    ({"planner.acquisition": "ei"}, "planner.acquisition"),
+    ({"budget.max_cases": 2}, "max_cases \\(2\\) is below initial_cases"),
+    ({"budget.patience": 0}, "budget.patience"),
+    ({"budget.max_error_target": -1.0}, "budget.max_error_target"),
+    ({"design.parameters.0.kind": "categorical"}, "choices"),
+    ({"design.parameters.0.kind": "integer", "design.parameters.0.low": 1.5}, "whole bounds"),
+])
+def test_bad_planner_config_names_the_field(config, override, needle):
+    with pytest.raises(ValueError, match=needle):
+        config.with_overrides(**override)

@@ -9,28 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from closedloop.lab.store import (STATUSES, Case, CampaignStore, make_provenance, read_case,
-                                  write_case)
-
-
-def make_case(scenario, result) -> Case:
-    return Case(scenario=scenario, times=result.times, plane=result.plane,
-                plane_mask=result.plane_mask, probes=dict(result.probes),
-                budget={"mass_in_domain": result.mass_in_domain,
-                        "mass_emitted": result.mass_emitted,
-                        "mass_exhausted": result.mass_exhausted},
-                provenance=make_provenance(producer="reference", device="cpu", seed=11,
-                                           config_hash="abc123", steps=result.steps),
-                grid={"shape": result.extra["grid_shape"], "cell_size": scenario.room.cell_size})
-
-
-def tmp_files(directory):
-    return sorted(p.name for p in directory.iterdir() if p.name.endswith(".tmp"))
-
-
-@pytest.fixture()
-def case(tiny_scenario, tiny_result):
-    return make_case(tiny_scenario, tiny_result)
+from closedloop.lab.store import STATUSES, Case, CampaignStore, read_case
+from tests.lab.case_files import tmp_files
 
 
 @pytest.fixture()
@@ -39,43 +19,6 @@ def store(tmp_path):
 
 
 # ------------------------------------------------------------------------------------- cases
-def test_case_round_trip_is_exact(tmp_path, case):
-    path = tmp_path / "one.parquet"
-    write_case(path, case)
-    back = read_case(path)
-
-    assert back.case_id == case.case_id
-    assert back.scenario == case.scenario
-    assert torch.equal(back.times, case.times.to(torch.float64))
-    assert back.plane.dtype == torch.float64
-    assert back.plane.shape == case.plane.shape
-    assert torch.equal(back.plane, case.plane.to(torch.float64))
-    assert torch.equal(back.plane_mask, case.plane_mask)
-    assert back.plane_mask.dtype == torch.bool
-    assert set(back.probes) == set(case.probes) == {"desk", "exhaust"}
-    for name in case.probes:
-        assert torch.equal(back.probes[name], case.probes[name].to(torch.float64))
-    assert set(back.budget) == set(case.budget)
-    for name in case.budget:
-        assert torch.equal(back.budget[name], case.budget[name].to(torch.float64))
-    assert back.provenance == case.provenance
-    assert back.provenance["seed"] == 11 and back.provenance["config_hash"] == "abc123"
-    assert back.grid == case.grid
-
-
-def test_case_file_opens_with_pandas_one_row_per_output_time(tmp_path, case):
-    path = tmp_path / "one.parquet"
-    write_case(path, case)
-    df = pd.read_parquet(path)
-    assert len(df) == len(case.times) == case.scenario.time.n_outputs + 1
-    assert "plane" in df.columns and "time" in df.columns
-    assert df["time"].tolist() == case.times.tolist()
-    nx, ny = case.plane.shape[1:]
-    row = torch.as_tensor(df["plane"].iloc[2].tolist(), dtype=torch.float64).reshape(nx, ny)
-    assert torch.equal(row, case.plane[2].to(torch.float64))
-    meta = json.loads(pq.read_schema(path).metadata[b"closedloop"])
-    assert meta["case_id"] == case.case_id
-    assert meta["provenance"]["device"] == "cpu"
 
 
 def test_store_write_case_names_file_by_case_id_and_has_case(store, case):
@@ -101,21 +44,6 @@ def test_has_case_false_for_damaged_file(store, case, damage):
 def test_has_case_false_for_parquet_that_is_not_a_case(store, tmp_path):
     pd.DataFrame({"a": [1, 2]}).to_parquet(store.case_path("0123456789abcdef"))
     assert not store.has_case("0123456789abcdef")
-
-
-def test_read_case_on_non_case_parquet_names_path(tmp_path):
-    path = tmp_path / "plain.parquet"
-    pd.DataFrame({"a": [1.0, 2.0]}).to_parquet(path)
-    with pytest.raises(ValueError) as info:
-        read_case(path)
-    assert str(path) in str(info.value)
-    assert "not a case file" in str(info.value)
-
-
-def test_read_case_on_missing_file_names_path(tmp_path):
-    path = tmp_path / "missing.parquet"
-    with pytest.raises(ValueError, match="missing.parquet"):
-        read_case(path)
 
 
 def test_failed_case_write_keeps_previous_file_and_leaves_no_temp(store, case, monkeypatch):

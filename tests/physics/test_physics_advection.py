@@ -1,4 +1,5 @@
-"""MUSCL–van Leer advection: TVD bounds, positivity at the stated step, convergence vs analytic."""
+"""Advection: the upwind flux, and MUSCL–van Leer: TVD bounds, positivity at the stated step, convergence vs
+analytic."""
 from __future__ import annotations
 
 import math
@@ -7,7 +8,7 @@ import pytest
 import torch
 
 from closedloop.physics import (Grid, advect_tvd, advect_upwind, diffuse, face_diffusivity, heun, open_faces,
-                                stable_time_step, van_leer_slope)
+                                stable_time_step, upwind_flux, van_leer_slope)
 
 F64 = torch.float64
 
@@ -136,3 +137,12 @@ def test_3d_gaussian_puff_diffusion_converges_to_analytic():
     orders = [math.log2(errs[i] / errs[i + 1]) for i in range(2)]
     print("puff", errs, orders)
     assert min(orders) >= 1.8  # second-order central diffusion
+
+
+def test_upwind_flux_takes_upwind_value_and_inflow_value():
+    grid = Grid(shape=(3, 1), spacing=(1.0, 1.0))
+    c = torch.tensor([[1.0], [2.0], [4.0]], dtype=F64)
+    u = torch.tensor([[0.5], [1.0], [-2.0], [-1.0]], dtype=F64)
+    f = upwind_flux(c, u, grid, axis=0, inflow_value=7.0)
+    # face 0: inflow from the ghost (7); face 1: from cell 0; face 2: from cell 2; face 3: inflow ghost
+    assert torch.equal(f[:, 0], torch.tensor([0.5 * 7.0, 1.0 * 1.0, -2.0 * 4.0, -1.0 * 7.0], dtype=F64))

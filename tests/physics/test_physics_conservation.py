@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from closedloop.physics import (Grid, advect_upwind, boundary_net_flux, boundary_outflow, diffuse,
+from closedloop.physics import (advect_upwind, boundary_net_flux, boundary_outflow, diffuse,
                                 diffusive_flux, divergence, face_diffusivity, forward_euler, heun,
-                                open_faces, stable_time_step, transport_rate, upwind_flux)
+                                open_faces, stable_time_step, transport_rate)
 from fv_test_fields import F64, grid_for, random_solid, stream_velocity, touching
 
 N_STEPS = 200
@@ -82,34 +82,6 @@ def test_no_flux_into_solid_cells(ndim):
         assert torch.all(c[solid] == 0)  # exactly: no flux reaches a solid cell
     assert abs(c.sum().item() - m0) / m0 < 1e-13
     assert (c - c0)[fluid].abs().max().item() > 0.05
-
-
-@pytest.mark.parametrize("ndim", [2, 3])
-def test_divergence_telescopes_to_boundary_net_flux(ndim):
-    """∫∇·F dV = ∮F·n dA for arbitrary face fields (the discrete divergence theorem)."""
-    gen = torch.Generator().manual_seed(30 + ndim)
-    grid = grid_for(ndim)
-    fluxes = [torch.randn(grid.face_shape(a), generator=gen, dtype=F64) for a in range(ndim)]
-    lhs = divergence(fluxes, grid).sum() * grid.cell_volume
-    rhs = boundary_net_flux(fluxes, grid)
-    assert rhs.shape == ()
-    assert torch.allclose(lhs, rhs, rtol=1e-12, atol=1e-12)
-    # only the boundary faces contribute: changing interior faces leaves the net flux unchanged
-    f2 = [f.clone() for f in fluxes]
-    f2[0].narrow(0, 1, grid.shape[0] - 1).add_(1.0)
-    assert torch.allclose(boundary_net_flux(f2, grid), rhs, rtol=0, atol=1e-12)
-    f2[0].select(0, grid.shape[0]).add_(1.0)  # one more unit out through the x+ face
-    assert torch.allclose(boundary_net_flux(f2, grid), rhs + grid.face_area(0) * grid.shape[1]
-                          * (1 if ndim == 2 else grid.shape[2]), rtol=1e-12)
-
-
-def test_upwind_flux_takes_upwind_value_and_inflow_value():
-    grid = Grid(shape=(3, 1), spacing=(1.0, 1.0))
-    c = torch.tensor([[1.0], [2.0], [4.0]], dtype=F64)
-    u = torch.tensor([[0.5], [1.0], [-2.0], [-1.0]], dtype=F64)
-    f = upwind_flux(c, u, grid, axis=0, inflow_value=7.0)
-    # face 0: inflow from the ghost (7); face 1: from cell 0; face 2: from cell 2; face 3: inflow ghost
-    assert torch.equal(f[:, 0], torch.tensor([0.5 * 7.0, 1.0 * 1.0, -2.0 * 4.0, -1.0 * 7.0], dtype=F64))
 
 
 @pytest.mark.parametrize("ndim", [2, 3])

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from closedloop.physics import (Grid, advect_upwind, boundary_outflow, diffuse, divergence,
-                                face_diffusivity, face_gradient, open_faces, transport_rate)
+                                face_diffusivity, face_gradient, transport_rate)
 from fv_test_fields import F64, grid_for, random_solid, stream_velocity
 
 B = 4
@@ -128,25 +128,6 @@ def test_scalar_tensor_diffusivity_keeps_gradient():
     assert torch.allclose(g, 2 * rate.pow(2).sum() / k)
 
 
-def test_face_diffusivity_values():
-    grid = Grid(shape=(3, 2), spacing=(1.0, 1.0))
-    fluid = torch.ones(grid.shape, dtype=torch.bool)
-    fluid[2, 1] = False
-    k = torch.tensor([[1.0, 2.0], [3.0, 4.0], [6.0, 8.0]], dtype=F64)
-    dx, dy = face_diffusivity(k, fluid, grid)
-    assert dx.shape == (4, 2) and dy.shape == (3, 3)
-    hm = lambda a, b: 2 * a * b / (a + b)  # noqa: E731
-    expected_x = torch.tensor([[0, 0], [hm(1, 3), hm(2, 4)], [hm(3, 6), 0], [0, 0]], dtype=F64)
-    expected_y = torch.tensor([[0, hm(1, 2), 0], [0, hm(3, 4), 0], [0, 0, 0]], dtype=F64)
-    assert torch.allclose(dx, expected_x, rtol=1e-15) and torch.allclose(dy, expected_y, rtol=1e-15)
-    # a constant: the value on open faces, zero on faces touching solids and the box boundary
-    cx, cy = face_diffusivity(0.25, fluid, grid)
-    assert torch.equal(cx, 0.25 * open_faces(fluid, grid, 0).double())
-    assert torch.equal(cy, 0.25 * open_faces(fluid, grid, 1).double())
-    with pytest.raises(ValueError, match="fluid mask shape"):
-        open_faces(torch.ones((2, 2), dtype=torch.bool), grid, 0)
-
-
 @pytest.mark.parametrize("ndim", [2, 3])
 def test_operators_exact_on_polynomials(ndim):
     """Second-order FV: the Laplacian of a quadratic is exact in the interior; gradients of linear exact."""
@@ -170,20 +151,3 @@ def test_operators_exact_on_polynomials(ndim):
              .expand(grid.face_shape(a)) for a in range(ndim)]
     div = divergence(faces, grid)
     assert torch.allclose(div, torch.full_like(div, sum(coef)), rtol=1e-12, atol=1e-12)
-
-
-def test_grid_validation_and_geometry():
-    g = Grid(shape=(4, 5, 6), spacing=(0.5, 0.25, 2.0))
-    assert g.cell_volume == pytest.approx(0.25) and g.face_area(2) == pytest.approx(0.125)
-    assert g.size == pytest.approx((2.0, 1.25, 12.0))
-    assert g.face_shape(1) == (4, 6, 6)
-    assert torch.allclose(g.cell_centers(0), torch.tensor([0.25, 0.75, 1.25, 1.75], dtype=F64))
-    assert torch.allclose(g.face_positions(0), torch.tensor([0.0, 0.5, 1.0, 1.5, 2.0], dtype=F64))
-    for kwargs, field in [(dict(shape=(4,), spacing=(1.0,)), "shape"),
-                          (dict(shape=(4, 4), spacing=(1.0,)), "spacing"),
-                          (dict(shape=(4, 0), spacing=(1.0, 1.0)), "shape"),
-                          (dict(shape=(4, 4), spacing=(1.0, -1.0)), "spacing"),
-                          (dict(shape=(4, 4), spacing=(1.0, float("inf"))), "spacing"),
-                          (dict(shape=(4, 4), spacing=(1.0, 1.0), origin=(0.0,)), "origin")]:
-        with pytest.raises(ValueError, match=field):
-            Grid(**kwargs)

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from closedloop.planners import DesignSpace, sobol_design
+from closedloop.planners.design import random_design
 
 SPACE = DesignSpace(names=("source_x", "source_y", "inlet_speed"),
                     lower=(1.0, 0.75, 0.3), upper=(9.0, 5.25, 1.5))
@@ -73,3 +74,18 @@ def test_contains_flags_points_outside():
 def test_design_space_rejects_bad_bounds(kwargs, needle):
     with pytest.raises(ValueError, match=needle):
         DesignSpace(**kwargs)
+
+
+def test_integer_axes_are_whole_and_balanced():
+    space = DesignSpace(names=("x", "k"), lower=(0.0, 0.0), upper=(1.0, 3.0), integer=(False, True))
+    for x in (sobol_design(space, 64, seed=1), random_design(space, 400, seed=1)):
+        assert space.contains(x).all()
+        assert torch.equal(x[:, 1], x[:, 1].round())
+        counts = x[:, 1].long().bincount(minlength=4)
+        assert counts.min() >= 0.15 * len(x)  # end values get their share, not half of it
+    assert sobol_design(space, 64, seed=1)[:, 1].long().bincount().tolist() == [16, 16, 16, 16]
+    assert torch.equal(space.snap(torch.tensor([[1.7, 2.6], [-0.2, 7.0]], dtype=torch.float64)),
+                       torch.tensor([[1.0, 3.0], [0.0, 3.0]], dtype=torch.float64))
+    assert space.contains(torch.tensor([[0.5, 1.5]], dtype=torch.float64)).tolist() == [False]
+    with pytest.raises(ValueError, match="'k'.*whole bounds"):
+        DesignSpace(names=("x", "k"), lower=(0.0, 0.5), upper=(1.0, 3.0), integer=(False, True))

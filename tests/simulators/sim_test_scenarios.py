@@ -1,11 +1,12 @@
-"""Scenario data for the simulator tests: the shipped room and variants built from it."""
+"""Scenario data for the simulator tests: the shipped room and variants built from it (by top-level
+tables, or by dotted parameter paths), and a moving Gaussian source."""
 from __future__ import annotations
 
 import copy
 import tomllib
 from pathlib import Path
 
-from closedloop.simulators import Scenario
+from closedloop.simulators import Scenario, load_scenario
 
 ROOM_TOML = Path(__file__).resolve().parents[2] / "configs" / "scenarios" / "room.toml"
 
@@ -45,3 +46,20 @@ def cluttered(**overrides) -> Scenario:
     data = cluttered_data()
     data.update(overrides)
     return Scenario.model_validate(data)
+
+
+def room_with(**changes) -> Scenario:
+    """The room with each dotted path (``"inlets.0.speed"``) set to its value, validated."""
+    data = load_scenario(ROOM_TOML).model_dump(mode="json")
+    for path, value in changes.items():
+        node = data
+        *parents, last = path.split(".")
+        for p in parents:
+            node = node[int(p)] if isinstance(node, list) else node[p]
+        node[last] = value
+    return Scenario.model_validate(data)
+
+
+MOVING = {"x": None, "y": None, "z": None,
+          "trajectory": [{"t": 0.0, "x": 1.5, "y": 4.5, "z": 1.25}, {"t": 60.0, "x": 8.5, "y": 5.0, "z": 1.25}],
+          "rate": 2.0, "shape": "gaussian", "sigma": 0.4, "start": 0.0}

@@ -8,6 +8,7 @@ from closedloop.physics import divergence, open_faces
 from closedloop.simulators import Scenario
 from closedloop.simulators.flow import potential_flow
 from closedloop.simulators.geometry import room_geometry, vent_faces
+from closedloop.simulators.scenario import Obstacle
 from sim_test_scenarios import cluttered, room, room_data
 
 # supply volume flow, computed by hand from the vent layouts (open faces × 0.25 m² × speed):
@@ -121,8 +122,14 @@ def test_flow_is_irrotational_away_from_solids(case):
 
 def test_inlet_behind_a_solid_is_rejected():
     data = room_data()
-    data["obstacles"].append({"name": "block", "min": [0.0, 0.5, 1.5], "max": [1.0, 2.5, 3.0]})
-    scenario = Scenario.model_validate(data)
+    block = {"name": "block", "min": [0.0, 0.5, 1.5], "max": [1.0, 2.5, 3.0]}
+    data["obstacles"].append(block)
+    # refused when the scenario is loaded (simulators/scenario.vent_coverage) ...
+    with pytest.raises(ValueError, match=r"inlets\.0: its opening on x- is covered by obstacles"):
+        Scenario.model_validate(data)
+    # ... and, should one get past validation, by the flow solver too
+    scenario = Scenario.model_validate(room_data())
+    scenario = scenario.model_copy(update={"obstacles": [*scenario.obstacles, Obstacle(**block)]})
     with pytest.raises(ValueError, match=r"inlets\.0"):
         potential_flow(scenario, room_geometry(scenario))
 

@@ -1,11 +1,10 @@
-"""From a scenario to the grid: solid cells, vent faces, the source distribution, probe cells."""
+"""From a scenario to the grid: solid cells, vent faces, the source distribution."""
 from __future__ import annotations
 
 import pytest
 import torch
 
 from closedloop.simulators.geometry import overlap_1d, room_geometry, source_distribution, vent_faces
-from closedloop.simulators.plane import plane_reduction, probe_indices
 from sim_test_scenarios import cluttered, room
 
 
@@ -72,16 +71,3 @@ def test_uniform_cube_inside_fluid_is_uniform():
     dist = source_distribution(s, g)
     nz = dist[dist > 0]
     assert nz.numel() == 8 and torch.allclose(nz, torch.full_like(nz, 1.0))  # 1 /(1 m³)
-
-
-def test_probe_cells_and_plane_mask():
-    s = room()
-    g = room_geometry(s)
-    assert probe_indices(s, g) == {"desk": (15, 4, 2), "exhaust": (19, 9, 4)}
-    red = plane_reduction(s, g)
-    assert torch.allclose(red.layer_weights, torch.tensor([0, 0, 0.5, 0.5, 0, 0], dtype=torch.float64))
-    assert red.mask.sum().item() == 20 * 12 - 4
-    field = torch.arange(6, dtype=torch.float64).expand(20, 12, 6)  # c = layer index
-    avg = red.average(field)
-    assert torch.allclose(avg[red.mask], torch.full_like(avg[red.mask], 2.5))
-    assert torch.all(avg[~red.mask] == 0)

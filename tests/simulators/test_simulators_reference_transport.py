@@ -1,33 +1,14 @@
-"""The reference solver's transport: TVD + SSP-RK2 budgets, moving and Gaussian sources, snapshots,
-the flow cache and the hall scenario."""
+"""The reference solver's transport: TVD + SSP-RK2 budgets, moving and Gaussian sources, snapshots and the
+eddy-viscosity diffusivity's flow model."""
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 import torch
 
-from closedloop.simulators import load_scenario, simulate
-from closedloop.simulators.flow_cache import steady_flow
+from closedloop.simulators import simulate
 from closedloop.simulators.geometry import room_geometry, source_distribution
-from closedloop.simulators.scenario import Scenario
-from tests.conftest import REPO, ROOM
-
-
-def room(**changes) -> Scenario:
-    data = load_scenario(ROOM).model_dump(mode="json")
-    for path, value in changes.items():
-        node = data
-        *parents, last = path.split(".")
-        for p in parents:
-            node = node[int(p)] if isinstance(node, list) else node[p]
-        node[last] = value
-    return Scenario.model_validate(data)
-
-
-MOVING = {"x": None, "y": None, "z": None,
-          "trajectory": [{"t": 0.0, "x": 1.5, "y": 4.5, "z": 1.25}, {"t": 60.0, "x": 8.5, "y": 5.0, "z": 1.25}],
-          "rate": 2.0, "shape": "gaussian", "sigma": 0.4, "start": 0.0}
+from sim_test_scenarios import MOVING
+from sim_test_scenarios import room_with as room
 
 
 def test_budget_closes_with_tvd_rk2_and_a_moving_gaussian_source():
@@ -93,46 +74,6 @@ def test_tvd_keeps_the_plume_sharper_than_upwind():
     assert tvd.extra["advection"] == "tvd" and up.extra["advection"] == "upwind"
 
 
-def test_flow_cache_hits_and_survives_a_damaged_file(tmp_path: Path, monkeypatch):
-    monkeypatch.setenv("CLOSEDLOOP_FLOW_CACHE", str(tmp_path))
-    sc = room()
-    geo = room_geometry(sc)
-    first = steady_flow(sc, geo)
-    second = steady_flow(sc.with_parameters({"source.x": 7.0}), geo)  # the source does not change the flow
-    assert not first.cached and second.cached and first.key == second.key
-    for a in range(3):
-        assert torch.equal(first.flow.velocity[a], second.flow.velocity[a])
-    assert steady_flow(sc.with_parameters({"inlets.0.speed": 0.9}), geo).key != first.key
-    (tmp_path / f"{first.key}.pt").write_bytes(b"damaged")
-    again = steady_flow(sc, geo)
-    assert not again.cached and torch.equal(again.flow.velocity[0], first.flow.velocity[0])
-
-
 def test_eddy_viscosity_diffusivity_needs_navier_stokes():
     with pytest.raises(ValueError, match="diffusivity.model"):
         room(**{"diffusivity.model": "eddy_viscosity"})
-
-
-@pytest.mark.parametrize("bad, field", [
-    ({**MOVING, "x": 1.0}, "either x, y, z or a trajectory"),
-    ({**MOVING, "trajectory": [{"t": 0.0, "x": 1.5, "y": 1.5, "z": 1.25}]}, "at least 2 waypoints"),
-    ({**MOVING, "trajectory": [{"t": 5.0, "x": 1.5, "y": 1.5, "z": 1.25},
-                               {"t": 5.0, "x": 2.5, "y": 1.5, "z": 1.25}]}, "increase strictly"),
-    ({**MOVING, "trajectory": [{"t": 0.0, "x": 2.0, "y": 3.0, "z": 1.25},
-                               {"t": 9.0, "x": 8.0, "y": 3.0, "z": 1.25}]}, "source.trajectory.*pillar"),
-    ({**MOVING, "trajectory": [{"t": 0.0, "x": 2.0, "y": 5.0, "z": 1.25},
-                               {"t": 9.0, "x": 12.0, "y": 5.0, "z": 1.25}]}, "outside the room"),
-    ({"x": 2.5, "y": 4.0, "z": 1.25, "rate": 1.0, "shape": "gaussian"}, "sigma"),
-])
-def test_bad_sources_are_rejected_naming_the_field(bad, field):
-    with pytest.raises(ValueError, match=field):
-        room(source=bad)
-
-
-def test_hall_scenario_matches_the_paper_plane_grid():
-    hall = load_scenario(REPO / "configs" / "scenarios" / "hall.toml")
-    assert hall.room.shape[:2] == (49, 26) and hall.room.spacing[:2] == (0.5, 0.5)
-    assert len(hall.inlets) >= 3 and all(i.face == "z+" for i in hall.inlets)
-    assert hall.flow.model == "navier_stokes" and hall.diffusivity.model == "eddy_viscosity"
-    geo = room_geometry(hall)
-    assert 0.9 * geo.fluid.numel() < geo.fluid.sum() < geo.fluid.numel()

@@ -1,4 +1,5 @@
-"""Scenario validation (errors name the offending field), parameter paths and case identity."""
+"""Scenario validation (errors name the offending field), parameter paths, case identity and the shipped
+hall scenario."""
 from __future__ import annotations
 
 import math
@@ -8,7 +9,9 @@ import pydantic
 import pytest
 
 from closedloop.simulators import Scenario, load_scenario
+from closedloop.simulators.geometry import room_geometry
 from sim_test_scenarios import ROOM_TOML, room, room_data
+from tests.conftest import REPO
 
 
 def _set(path: str, value) -> Callable[[dict], None]:
@@ -162,3 +165,12 @@ def test_overlapping_inlet_and_exhaust_are_rejected_at_validation():
     with pytest.raises((pydantic.ValidationError, ValueError)) as info:
         Scenario.model_validate(data)
     assert "exhausts.1" in str(info.value) or "inlets.0" in str(info.value)
+
+
+def test_hall_scenario_matches_the_paper_plane_grid():
+    hall = load_scenario(REPO / "configs" / "scenarios" / "hall.toml")
+    assert hall.room.shape[:2] == (49, 26) and hall.room.spacing[:2] == (0.5, 0.5)
+    assert len(hall.inlets) >= 3 and all(i.face == "z+" for i in hall.inlets)
+    assert hall.flow.model == "navier_stokes" and hall.diffusivity.model == "eddy_viscosity"
+    geo = room_geometry(hall)
+    assert 0.9 * geo.fluid.numel() < geo.fluid.sum() < geo.fluid.numel()

@@ -1,4 +1,5 @@
-"""Fixtures for the surrogate tests: the room scenario cut to a few output intervals."""
+"""Fixtures for the surrogate tests: the room scenario cut to a few output intervals, its plane problem, and
+random weights."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,6 +8,7 @@ import pytest
 import torch
 
 from closedloop.simulators import load_scenario
+from closedloop.surrogates.coupling import plane_problem
 
 ROOM = Path(__file__).resolve().parents[2] / "configs" / "scenarios" / "room.toml"
 
@@ -29,3 +31,8 @@ def randomise(model: torch.nn.Module, seed: int = 0, scale: float = 0.1) -> torc
 @pytest.fixture()
 def randomiser():
     return randomise
+
+
+@pytest.fixture(scope="module")
+def problem(room_scenario):
+    return plane_problem(room_scenario)

@@ -1,4 +1,5 @@
-"""Time-dependent sources in the surrogate: interval-mean source series, moving sources."""
+"""From a scenario to the plane problem: interval-mean source series (moving sources, batches that mix
+them) and the one builder of the model spec."""
 from __future__ import annotations
 
 import pytest
@@ -6,8 +7,6 @@ import torch
 
 from closedloop.surrogates.coupling import batch_problems, plane_problem, spec_for
 from closedloop.surrogates import Forcing, HybridSurrogate
-
-
 
 
 def moving(room_scenario, **extra):
@@ -18,15 +17,6 @@ def moving(room_scenario, **extra):
                                      {"t": 30.0, "x": lx - 1.0, "y": ly - 1.5, "z": z}],
                       "rate": 2.0, **extra}
     return type(room_scenario).model_validate(data)
-
-
-def test_window_folds_into_exact_on_fractions():
-    src = torch.ones(1, 2, 2)
-    f = Forcing(velocity=(torch.zeros(1, 3, 2), torch.zeros(1, 2, 3)), source=src,
-                window=torch.tensor([[15.0, 35.0]]))
-    series = f.as_series(5, 10.0).source_series
-    assert series is not None and series.shape == (1, 5, 2, 2)
-    assert series[0, :, 0, 0].tolist() == [0.0, 0.5, 1.0, 0.5, 0.0]
 
 
 def test_static_source_as_series_reproduces_windowed_rollout(room_scenario, randomiser):
@@ -77,30 +67,29 @@ def test_a_batch_with_one_moving_source_turns_every_case_into_a_series(room_scen
         Forcing.stack([plane_problem(room_scenario).forcing, plane_problem(moving(room_scenario)).forcing])
 
 
-def test_exchange_sink_gives_the_exact_relaxation_mass(room_scenario):
-    """dM/dt = R − λM with uniform λ, no flow, source on: M(t) = R(1 − e^{−λt})/λ, to the forward
-    Euler error, which shrinks with the substep; λ is ≥ 0, masked and learnable."""
-    import dataclasses
-    import math
+def test_spec_for_takes_the_grid_from_the_problem_and_passes_options_through(problem):
+    spec = spec_for(problem, hidden_channels=3, use_closure=False, closure="encoder_lstm", advection="tvd",
+                    closure_gain=0.5)
+    assert (spec.shape, spec.spacing) == (tuple(problem.mask.shape), problem.spacing)
+    assert (spec.output_interval, spec.initial_diffusivity) == (problem.output_interval, problem.eddy_diffusivity)
+    assert (spec.hidden_channels, spec.use_closure, spec.closure, spec.advection, spec.closure_gain) == (
+        3, False, "encoder_lstm", "tvd", 0.5)
+    sink = spec_for(problem, learn_sink=True, vertical_exchange=True)
+    assert (sink.learn_sink, sink.initial_sink, sink.vertical_outflow) == (True, problem.air_exchange_rate, True)
+    assert spec_for(problem).initial_sink == 0.0 and not spec_for(problem).vertical_outflow
 
-    scen = room_scenario.with_parameters({"time.horizon": 60.0})
-    prob = plane_problem(scen)
-    lam0 = 0.05
-    spec = dataclasses.replace(spec_for(prob, use_closure=False), learn_sink=True, initial_sink=lam0)
-    model = HybridSurrogate(spec, prob.mask).double().eval()
-    assert model.log_sink.requires_grad and torch.all(model.sink()[~prob.mask] == 0)
-    assert torch.allclose(model.sink()[prob.mask], torch.tensor(lam0, dtype=torch.float64))
-    still = Forcing(velocity=tuple(torch.zeros_like(u) for u in prob.forcing.velocity),  # type: ignore[arg-type]
-                    source=prob.forcing.source, window=prob.forcing.window)
-    h2 = prob.spacing[0] * prob.spacing[1]
-    rate = prob.forcing.source[0].sum().item() * h2
-    with torch.no_grad():
-        mass = model.rollout(still, prob.n_steps)[0].sum(dim=(-2, -1)) * h2
-    t = torch.tensor(scen.time.output_times(), dtype=torch.float64)
-    exact = rate * (1 - torch.exp(-lam0 * t)) / lam0
-    k = model.substeps(still)
-    rel = ((mass - exact).abs()[1:] / exact[1:]).max().item()
-    assert rel < 0.5 * lam0 * 10 / k + 1e-9  # first order in the substep
-    assert mass[-1] < rate * 60 * 0.5  # without the sink the plane would hold all R·t
-    with pytest.raises(ValueError, match="initial_sink"):
-        dataclasses.replace(spec, initial_sink=-1.0)
+
+@pytest.mark.parametrize("field", ["shape", "spacing", "output_interval", "initial_diffusivity", "initial_sink",
+                                   "vertical_outflow", "layer_heights"])
+def test_a_derived_field_given_as_an_option_is_refused_naming_it(problem, field):
+    with pytest.raises(ValueError, match=rf"^spec_for: \['{field}'\] are derived from the problem"):
+        spec_for(problem, **{field: getattr(spec_for(problem), field)})
+
+
+def test_room_layers_need_a_problem_built_with_layers(room_scenario):
+    flat = plane_problem(room_scenario, layers=False)
+    assert flat.layer_heights is None
+    with pytest.raises(ValueError, match="^room_layers: the problem has no room layers"):
+        spec_for(flat, room_layers=True)
+    layered = spec_for(plane_problem(room_scenario, layers=True), room_layers=True, learn_sink=True)
+    assert layered.room_layers and layered.initial_sink == 0.0 and all(h > 0 for h in layered.layer_heights)

@@ -1,32 +1,17 @@
-"""The hybrid surrogate: physics part, masked diffusivities, the memory closure, scaling, checkpoints."""
+"""The hybrid surrogate: physics part, masked diffusivities, the memory it carries, scaling, the sink."""
 from __future__ import annotations
-
-import io
-import math
 
 import pytest
 import torch
 
-from closedloop.surrogates.checkpoint import load_model
+from closedloop.surrogates import Forcing, HybridSurrogate
 from closedloop.surrogates.coupling import batch_problems, plane_problem, spec_for
-from closedloop.surrogates import Forcing, HybridSurrogate, SurrogateSpec
-from closedloop.surrogates.closure import ConvGRUClosure
-
-
-def build(problem, *, closure=True, hidden=4, seed=0):
-    torch.manual_seed(seed)
-    return HybridSurrogate(spec_for(problem, hidden_channels=hidden, use_closure=closure),
-                           problem.mask).double().eval()
+from tests.surrogates.hybrid_builders import build
 
 
 def still_air(forcing: Forcing) -> Forcing:
     return Forcing(velocity=tuple(torch.zeros_like(u) for u in forcing.velocity),  # type: ignore[arg-type]
                    source=forcing.source, window=forcing.window)
-
-
-@pytest.fixture(scope="module")
-def problem(room_scenario):
-    return plane_problem(room_scenario)
 
 
 # ------------------------------------------------------------------------ physics-only start
@@ -113,59 +98,7 @@ def test_still_air_plane_mass_grows_by_exactly_the_emitted_mass(room_scenario, c
     assert (pred[0, -1] > 0).sum() > (prob.forcing.source[0] > 0).sum()
 
 
-# ------------------------------------------------------------------------ closure memory
-def test_closure_correction_depends_on_earlier_inputs():
-    torch.manual_seed(1)
-    cl = ConvGRUClosure(5, 4).double()
-    with torch.no_grad():
-        cl.head.weight.normal_(0, 0.3)
-    xs = [torch.randn(1, 5, 6, 5, dtype=torch.float64) for _ in range(4)]
-
-    def run(seq):
-        h = cl.initial_state(seq[0])
-        outs = []
-        for x in seq:
-            corr, h = cl(x, h)
-            outs.append(corr)
-        return outs, h
-
-    with torch.no_grad():
-        base, _ = run(xs)
-        changed, _ = run([xs[0] + 1.0] + xs[1:])
-        fresh, _ = cl(xs[-1], cl.initial_state(xs[-1]))
-    assert base[-1].shape == (1, 6, 5)
-    assert torch.equal(base[0], run(xs[:1])[0][0])  # causal: step 0 sees only step 0
-    # the last correction remembers the first input
-    assert (base[-1] - changed[-1]).abs().max() > 1e-6
-    # a fresh hidden state forgets the history
-    assert (base[-1] - fresh).abs().max() > 1e-6
-
-
-def test_global_context_lets_a_far_change_reach_the_memory_in_one_step():
-    """A 3 × 3 ConvGRU cannot see a change 10 cells away within one step; with the global context
-    (the plane mean of its inputs and memory) it can."""
-    torch.manual_seed(2)
-    x = torch.randn(1, 5, 12, 6, dtype=torch.float64)
-    far = x.clone()
-    far[0, :, 11, 5] += 3.0  # a change at the far corner
-    for context, reaches in ((False, False), (True, True)):
-        cl = ConvGRUClosure(5, 4, global_context=context).double()
-        with torch.no_grad():
-            cl.head.weight.normal_(0, 0.3)
-            h0 = cl.initial_state(x)
-            a, ha = cl(x, h0)
-            b, hb = cl(far, h0)
-        moved = (ha[0, :, 0, 0] - hb[0, :, 0, 0]).abs().max() > 1e-9
-        assert bool(moved) == reaches
-
-
-def test_zero_head_closure_adds_nothing_whatever_the_input():
-    cl = ConvGRUClosure(5, 3).double()
-    x = torch.randn(2, 5, 4, 4, dtype=torch.float64)
-    h = torch.randn(2, 3, 4, 4, dtype=torch.float64)
-    corr, h_new = cl(x, h)
-    assert torch.count_nonzero(corr) == 0
-    assert not torch.equal(h_new, h)  # but the memory is updated
+# ------------------------------------------------------------------------ memory
 
 
 def test_model_step_uses_carried_memory(problem, randomiser):
@@ -202,14 +135,7 @@ def test_prediction_linear_in_source_rate(room_scenario, randomiser, factor):
     assert (phys - base).abs().max() > 1e-6 * base.abs().max()
 
 
-# ------------------------------------------------------------------------ spec and checkpoints
-def test_spec_dict_round_trip(problem):
-    spec = spec_for(problem, hidden_channels=5, use_closure=False)
-    d = spec.to_dict()
-    assert isinstance(d["shape"], list)
-    assert SurrogateSpec.from_dict(d) == spec
-    assert spec.initial_diffusivity == problem.eddy_diffusivity
-    assert math.isclose(spec.output_interval, 10.0)
+# ------------------------------------------------------------------------ spec and sink
 
 
 def test_mask_shape_must_match_spec(problem):
@@ -218,30 +144,30 @@ def test_mask_shape_must_match_spec(problem):
         HybridSurrogate(spec, problem.mask[:-1])
 
 
-def _saved(model) -> dict:
-    buf = io.BytesIO()
-    torch.save({"spec": model.spec.to_dict(), "state_dict": model.state_dict()}, buf)
-    buf.seek(0)
-    return torch.load(buf, weights_only=True)
+def test_exchange_sink_gives_the_exact_relaxation_mass(room_scenario):
+    """dM/dt = R − λM with uniform λ, no flow, source on: M(t) = R(1 − e^{−λt})/λ, to the forward
+    Euler error, which shrinks with the substep; λ is ≥ 0, masked and learnable."""
+    import dataclasses
+    import math
 
-
-def test_checkpoint_round_trip_bitwise(problem, randomiser):
-    model = randomiser(build(problem), seed=5)
-    ck = _saved(model)
-    spec = SurrogateSpec.from_dict(ck["spec"])
-    again = HybridSurrogate(spec, ck["state_dict"]["mask"].bool()).double()
-    again.load_state_dict(ck["state_dict"])
-    again.eval()
+    scen = room_scenario.with_parameters({"time.horizon": 60.0})
+    prob = plane_problem(scen)
+    lam0 = 0.05
+    spec = dataclasses.replace(spec_for(prob, use_closure=False), learn_sink=True, initial_sink=lam0)
+    model = HybridSurrogate(spec, prob.mask).double().eval()
+    assert model.log_sink.requires_grad and torch.all(model.sink()[~prob.mask] == 0)
+    assert torch.allclose(model.sink()[prob.mask], torch.tensor(lam0, dtype=torch.float64))
+    still = Forcing(velocity=tuple(torch.zeros_like(u) for u in prob.forcing.velocity),  # type: ignore[arg-type]
+                    source=prob.forcing.source, window=prob.forcing.window)
+    h2 = prob.spacing[0] * prob.spacing[1]
+    rate = prob.forcing.source[0].sum().item() * h2
     with torch.no_grad():
-        a = model.rollout(problem.forcing, problem.n_steps)
-        b = again.rollout(problem.forcing, problem.n_steps)
-    assert torch.equal(a, b)
-
-
-def test_campaign_load_model_round_trip_bitwise(problem, randomiser):
-    model = randomiser(build(problem), seed=5)
-    again = load_model(_saved(model))
-    with torch.no_grad():
-        a = model.rollout(problem.forcing, problem.n_steps)
-        b = again.rollout(problem.forcing, problem.n_steps)
-    assert torch.equal(a, b)
+        mass = model.rollout(still, prob.n_steps)[0].sum(dim=(-2, -1)) * h2
+    t = torch.tensor(scen.time.output_times(), dtype=torch.float64)
+    exact = rate * (1 - torch.exp(-lam0 * t)) / lam0
+    k = model.substeps(still)
+    rel = ((mass - exact).abs()[1:] / exact[1:]).max().item()
+    assert rel < 0.5 * lam0 * 10 / k + 1e-9  # first order in the substep
+    assert mass[-1] < rate * 60 * 0.5  # without the sink the plane would hold all R·t
+    with pytest.raises(ValueError, match="initial_sink"):
+        dataclasses.replace(spec, initial_sink=-1.0)

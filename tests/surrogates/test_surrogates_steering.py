@@ -8,7 +8,6 @@ import torch
 from torch import nn
 
 from closedloop.surrogates.coupling import batch_problems, spec_for
-from closedloop.planners import DesignSpace, fit_error_model, propose_batch, sobol_design
 from closedloop.simulators import load_scenario
 from closedloop.surrogates import HybridSurrogate
 from closedloop.surrogates.steering import (ConceptDirection, case_activations, concept_direction, dose_response,
@@ -151,12 +150,3 @@ def test_effect_measures_on_known_fields_and_dose_response(surrogate):
     assert resp["mass"].shape == (3, 2)
     spec = specificity(resp, "mass")
     assert set(spec) >= {"peak", "spread"} and all(v >= 0 for v in spec.values())
-
-
-def test_steering_experiment_proposals_stay_in_bounds():
-    space = DesignSpace(("alpha", "first_step", "layer_index"), (-2.0, 0.0, 0.0), (2.0, 10.0, 2.0))
-    x = sobol_design(space, 6, seed=0)
-    y = -(x[:, 0] - 0.7) ** 2  # agreement peaks at α = 0.7
-    gp = fit_error_model(space, x, y)
-    prop = propose_batch(gp, space, 3, seed=0, existing=x)
-    assert bool(space.contains(prop).all()) and prop.shape == (3, 3)

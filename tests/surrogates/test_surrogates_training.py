@@ -1,4 +1,4 @@
-"""Training through rollouts (TBPTT) and the error metrics."""
+"""Training through rollouts (TBPTT): loss, mini-batches, the schedule, early stopping and the rollout loss."""
 from __future__ import annotations
 
 import pytest
@@ -7,8 +7,7 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from closedloop.surrogates.coupling import batch_problems, spec_for
 from closedloop.simulators import simulate
-from closedloop.surrogates import HybridSurrogate, TrainConfig, relative_l2, train
-from closedloop.surrogates.metrics import relative_l2_per_time
+from closedloop.surrogates import HybridSurrogate, TrainConfig, train
 from closedloop.surrogates.training import EarlyStopping, Optimiser, mini_batches, rollout_loss, rollout_loss_terms
 
 
@@ -140,30 +139,3 @@ def test_rollout_loss_zero_for_perfect_prediction_and_floor_bounds_it(two_cases)
     # predicting zero everywhere costs at most 1 per time (relative error of one)
     zero = rollout_loss_terms(torch.zeros_like(t), t, floor2).item()
     assert 0.5 < zero <= 1.0
-
-
-# ------------------------------------------------------------------------------ metrics
-def test_relative_l2_zero_for_identical_and_scale_invariant():
-    gen = torch.Generator().manual_seed(0)
-    ref = torch.rand(3, 4, 5, 6, generator=gen, dtype=torch.float64)
-    pred = ref + 0.1 * torch.randn(3, 4, 5, 6, generator=gen, dtype=torch.float64)
-    assert torch.equal(relative_l2(ref, ref), torch.zeros(3, dtype=torch.float64))
-    e = relative_l2(pred, ref)
-    assert e.shape == (3,) and (e > 0).all()
-    for k in (1e-6, 7.0, 1e5):
-        assert torch.allclose(relative_l2(k * pred, k * ref), e, rtol=1e-12, atol=0)
-    # definition: ‖pred − ref‖ / ‖ref‖ per case
-    manual = (pred[1] - ref[1]).norm() / ref[1].norm()
-    assert e[1].item() == pytest.approx(manual.item(), rel=1e-12)
-    assert torch.allclose(relative_l2(2 * ref, ref), torch.ones(3, dtype=torch.float64))
-
-
-def test_relative_l2_per_time():
-    ref = torch.ones(2, 3, 4, 4, dtype=torch.float64)
-    pred = ref.clone()
-    pred[0, 1] *= 1.5
-    e = relative_l2_per_time(pred, ref)
-    assert e.shape == (2, 3)
-    assert torch.allclose(e, torch.tensor([[0.0, 0.5, 0.0], [0.0, 0.0, 0.0]], dtype=torch.float64))
-    # an all-zero reference does not divide by zero
-    assert torch.isfinite(relative_l2(torch.zeros(1, 2, 2), torch.zeros(1, 2, 2))).all()

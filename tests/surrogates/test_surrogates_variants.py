@@ -1,4 +1,4 @@
-"""Variants (hybrid, Markovian, data-only, physics-only), the encoder–ConvLSTM closure, metrics,
+"""Variants (hybrid, Markovian, data-only, physics-only), the encoder–ConvLSTM closure, the memory gate,
 curriculum and early stopping."""
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import torch
 from closedloop.surrogates.coupling import batch_problems, spec_for
 from closedloop.simulators import load_scenario, simulate
 from closedloop.surrogates import HybridSurrogate, SurrogateSpec, TrainConfig, train
-from closedloop.surrogates.metrics import mass_error, mse_per_time, peak_location_error, spearman
 from closedloop.surrogates.training import curriculum_stage
 from tests.conftest import ROOM
 
@@ -117,27 +116,6 @@ def test_curriculum_and_early_stopping(data):
     assert report.best_loss == min([report.validation_losses[0]] + report.validation_losses) or report.best_epoch == -1
     with pytest.raises(ValueError, match="patience"):
         train(model, forcing, target, TrainConfig(epochs=1, patience=1))
-
-
-def test_spearman_matches_scipy_and_metrics_behave():
-    scipy_stats = pytest.importorskip("scipy.stats")
-    g = torch.Generator().manual_seed(0)
-    a = torch.rand(3, 7, 5, generator=g, dtype=torch.float64)
-    b = a + 0.3 * torch.rand(3, 7, 5, generator=g, dtype=torch.float64)
-    a[:, :3] = 0  # ties, as in the empty part of a plume
-    mask = torch.ones(7, 5, dtype=torch.bool)
-    mask[3, 3] = False
-    ours = spearman(a, b, mask)
-    ref = [scipy_stats.spearmanr(a[i][mask], b[i][mask]).statistic for i in range(3)]
-    assert torch.allclose(ours, torch.tensor(ref, dtype=torch.float64), atol=1e-12)
-    assert torch.allclose(spearman(a, 2 * a + 1), torch.ones(3, dtype=torch.float64))
-    series = torch.rand(2, 4, 6, 5, generator=g, dtype=torch.float64) + 0.1
-    assert torch.allclose(mass_error(series * 1.1, series), torch.full((2, 4), 0.1, dtype=torch.float64))
-    assert (mse_per_time(series, series) == 0).all()
-    p = torch.zeros(1, 6, 5, dtype=torch.float64)
-    r = torch.zeros(1, 6, 5, dtype=torch.float64)
-    p[0, 1, 1], r[0, 4, 5 - 1] = 1.0, 1.0
-    assert peak_location_error(p, r, (0.5, 0.5)).item() == pytest.approx(0.5 * (3 ** 2 + 3 ** 2) ** 0.5)
 
 
 def test_memory_gate_starts_markovian_opens_by_gradient_and_ends_hybrid(data):

@@ -1,0 +1,27 @@
+"""`closedloop campaign run` and `campaign status`: a bad config fails before compute; status shows the ledger."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from closedloop.cli import app
+from closedloop.lab.store import CampaignStore
+from tests.cli.cli_runner import flat, runner
+from tests.lab.steering_campaign import make_campaign
+
+
+def test_campaign_run_rejects_bad_config(tmp_path: Path):
+    from tests.conftest import fast_config_text
+
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(fast_config_text(batch_size="1"))
+    res = runner.invoke(app, ["campaign", "run", str(cfg), "--dir", str(tmp_path / "c")])
+    assert res.exit_code == 2 and "budget.batch_size" in flat(res)
+    assert not (tmp_path / "c").exists()
+
+
+def test_campaign_status_shows_the_ledger_and_the_state(tmp_path: Path):
+    camp = make_campaign(tmp_path)
+    res = runner.invoke(app, ["campaign", "status", str(camp)])
+    assert res.exit_code == 0, res.output
+    assert "status: finished; rounds 1/2; cases done 6, failed 0" in flat(res)
+    assert all(case_id in res.output for case_id in CampaignStore(camp).read_ledger()["case_id"])
