@@ -1,7 +1,6 @@
 """The served deployment and prefect.yaml declare the same, valid campaign deployment."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import yaml
 from prefect.flows import load_flow_from_entrypoint

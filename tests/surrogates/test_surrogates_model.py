@@ -148,7 +148,6 @@ def test_exchange_sink_gives_the_exact_relaxation_mass(room_scenario):
     """dM/dt = R − λM with uniform λ, no flow, source on: M(t) = R(1 − e^{−λt})/λ, to the forward
     Euler error, which shrinks with the substep; λ is ≥ 0, masked and learnable."""
     import dataclasses
-    import math
 
     scen = room_scenario.with_parameters({"time.horizon": 60.0})
     prob = plane_problem(scen)
