@@ -71,3 +71,29 @@ def test_uniform_cube_inside_fluid_is_uniform():
     dist = source_distribution(s, g)
     nz = dist[dist > 0]
     assert nz.numel() == 8 and torch.allclose(nz, torch.full_like(nz, 1.0))  # 1 /(1 m³)
+
+
+def test_an_inlet_cut_off_from_every_exhaust_is_refused_and_a_closed_off_source_warned():
+    import warnings
+
+    from closedloop.simulators import Scenario
+    from closedloop.simulators.geometry import ClosedOff, check_connected
+    from sim_test_scenarios import room_data
+
+    data = room_data()
+    check_connected(Scenario.model_validate(data), room_geometry(Scenario.model_validate(data)))  # the room is fine
+    data["obstacles"][0] = {"name": "partition", "min": [4.5, 0.0, 0.0], "max": [5.5, 6.0, 3.0]}
+    cut = Scenario.model_validate(data)
+    with pytest.raises(ValueError, match=r"^inlets.0: the air it blows in cannot reach any exhaust"):
+        check_connected(cut, room_geometry(cut))
+    # a closet with no vent: the inlet side is open to the exhaust again, the source sits in the closet
+    data = room_data()
+    data["obstacles"] += [{"name": "closet-wall", "min": [2.0, 3.0, 0.0], "max": [2.4, 6.0, 3.0]},
+                          {"name": "closet-front", "min": [0.0, 3.0, 0.0], "max": [2.4, 3.4, 3.0]}]
+    data["source"] = {**data["source"], "x": 1.0, "y": 5.0}
+    closet = Scenario.model_validate(data)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_connected(closet, room_geometry(closet))
+    assert [str(w.message) for w in caught if w.category is ClosedOff] == [
+        "source: it sits in a part of the room no exhaust reaches; what it emits never leaves"]

@@ -4,9 +4,7 @@ Every error names its field (pydantic's location, e.g. ``budget.rounds``) and th
 """
 from __future__ import annotations
 
-import collections
 import hashlib
-import itertools
 import json
 import re
 from pathlib import Path
@@ -14,10 +12,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from closedloop.planners.design import DesignSpace, sobol_design
+from closedloop.lab.design_checks import corners_fit, some_point_runs
+from closedloop.planners.design import DesignSpace
 from closedloop.planners.strategies import PlannerSettings
 from closedloop.schema import Strict, UnreadableFile, read_toml
-from closedloop.simulators.budget import ScenarioTooLarge, check_size
 from closedloop.simulators.scenario import Scenario, set_path
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
@@ -88,6 +86,13 @@ class Design(Strict):
                            lower=tuple(p.bounds[0] for p in self.parameters),
                            upper=tuple(p.bounds[1] for p in self.parameters),
                            integer=tuple(p.kind != "continuous" for p in self.parameters))
+
+    def moves_geometry(self) -> bool:
+        """Whether a parameter changes the room, its obstacles or where its vents open (so the
+        grid's connectivity can differ between design points)."""
+        fixed = ("speed", "direction")
+        return any(p.path.startswith(("room.", "obstacles.", "exhausts."))
+                   or (p.path.startswith("inlets.") and not p.path.endswith(fixed)) for p in self.parameters)
 
     def scenario_values(self, params: dict[str, float]) -> dict[str, float]:
         """Design-space values by name → scenario values by dotted path."""
@@ -270,45 +275,13 @@ class CampaignConfig(Strict):
 
     @model_validator(mode="after")
     def _simulations_fit(self) -> CampaignConfig:
-        """Every feasible corner of the design space (all 2^d combinations of the bounds for d ≤ 8,
-        else each parameter at a bound) must fit the simulation limits (simulators/budget.py)."""
-        sim, params = self.simulation, self.design.parameters
-        bounds = [(p.low, p.high) if p.kind != "categorical" else tuple(p.choices or ()) for p in params]
-        corners = itertools.product(*bounds) if len(params) <= 8 else \
-            ([b[i] if j == k else b[0] for j, b in enumerate(bounds)] for k in range(len(params)) for i in (0, -1))
-        for values in corners:
-            try:  # a corner may be infeasible (a source inside a pillar): the planner never proposes it
-                scenario = self.scenario.with_parameters({p.path: v for p, v in zip(params, values)})
-            except ValueError:
-                continue
-            try:
-                check_size(scenario, sim.max_memory_gb, sim.max_cells)
-            except ScenarioTooLarge as err:
-                at = ", ".join(f"{p.name} = {v:.4g}" for p, v in zip(params, values)) or "the base scenario"
-                raise ValueError(f"simulation: at {at}, {err}") from None
+        corners_fit(self)
         return self
 
     @model_validator(mode="after")
     def _design_has_feasible_points(self) -> CampaignConfig:
-        """Some of 64 Sobol points of the design space must give a valid scenario (vents open onto
-        fluid, the source outside every obstacle, ...); else no case could ever be simulated."""
-        space = self.design.space()
-        reasons: collections.Counter[str] = collections.Counter()
-        example: dict[str, str] = {}
-        for row in space.as_dicts(sobol_design(space, 64, seed=self.seed)):
-            try:
-                self.scenario.with_parameters(self.design.scenario_values(row))
-                return self
-            except ValidationError as err:
-                first = err.errors()[0]
-                loc = ".".join(str(x) for x in first["loc"])
-                message = (f"{loc}: " if loc else "") + first["msg"].removeprefix("Value error, ")
-                field = loc or message.split(":")[0]
-                reasons[field] += 1
-                example.setdefault(field, message)
-        field, count = reasons.most_common(1)[0]
-        raise ValueError(f"design: none of 64 Sobol points of the design space gives a valid scenario "
-                         f"({count} of them fail on {field}, e.g. {example[field]})")
+        some_point_runs(self)
+        return self
 
     def config_hash(self) -> str:
         # where simulations run, and the limits that refuse them, do not change what they compute

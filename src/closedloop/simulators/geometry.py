@@ -1,6 +1,7 @@
 """From a scenario to grids and masks: fluid cells, vent faces, the source distribution."""
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -102,3 +103,42 @@ def source_distribution(scenario: Scenario, geometry: RoomGeometry, dtype: torch
     src = scenario.source
     pos = src.position if t is None else src.position_at(t)
     return source_weights(scenario, geometry, pos, dtype)
+
+
+class ClosedOff(UserWarning):
+    """The source sits in a part of the room no exhaust reaches: what it emits never leaves."""
+
+
+def behind(vent: Vent, geometry: RoomGeometry) -> torch.Tensor:
+    """Bool mask of the fluid cells just inside ``vent``'s open faces (``grid.shape``)."""
+    faces = vent_faces(vent, geometry)
+    axis = vent.normal_axis
+    side = 0 if vent.face[1] == "-" else geometry.grid.shape[axis]
+    cells = torch.zeros(geometry.grid.shape, dtype=torch.bool)
+    cells.select(axis, 0 if side == 0 else geometry.grid.shape[axis] - 1).copy_(faces.select(axis, side))
+    return cells
+
+
+def check_connected(scenario: Scenario, geometry: RoomGeometry) -> None:
+    """Every inlet's air must reach an exhaust through fluid cells (face connectivity, as in the FV
+    stencil): else ValueError naming the inlet. A source in a part of the room that no exhaust
+    reaches is allowed (a closed room is a valid experiment) but warned of (:class:`ClosedOff`)."""
+    from scipy import ndimage
+
+    labels = torch.from_numpy(ndimage.label(geometry.fluid.numpy())[0])
+    exhausted = set()
+    for vent in scenario.exhausts:
+        exhausted |= set(labels[behind(vent, geometry)].tolist())
+    for i, vent in enumerate(scenario.inlets):
+        regions = set(labels[behind(vent, geometry)].tolist())
+        if regions and not regions & exhausted:
+            raise ValueError(f"inlets.{i}: the air it blows in cannot reach any exhaust: obstacles close off "
+                             "its part of the room")
+    src = scenario.source
+    for t, *pos in src.path_samples(0.5 * min(geometry.grid.spacing)):
+        idx = tuple(min(int(p / h), n - 1) for p, h, n in zip(pos, geometry.grid.spacing, geometry.grid.shape))
+        if geometry.fluid[idx] and int(labels[idx]) not in exhausted:
+            at = f" (at t = {t:g} s)" if src.is_moving else ""
+            warnings.warn(f"source: it sits in a part of the room no exhaust reaches{at}; what it emits "
+                          "never leaves", ClosedOff, stacklevel=2)
+            return

@@ -29,7 +29,7 @@ from closedloop.physics.steppers import STEPPERS, Stepper
 from closedloop.simulators.budget import check_size
 from closedloop.simulators.devices import resolve_device
 from closedloop.simulators.flow_cache import FlowField, steady_flow
-from closedloop.simulators.geometry import RoomGeometry, room_geometry
+from closedloop.simulators.geometry import RoomGeometry, check_connected, room_geometry
 from closedloop.simulators.plane import plane_reduction, probe_indices
 from closedloop.simulators.recorder import Recorder
 from closedloop.simulators.scenario import Scenario
@@ -144,6 +144,7 @@ def simulate(scenario: Scenario, device: str | torch.device = "auto",
     check_size(scenario, max_memory_gb, max_cells, dtype)
     dev = resolve_device(device)
     geometry = room_geometry(scenario)
+    check_connected(scenario, geometry)
     probes = probe_indices(scenario, geometry)
     t0 = time.perf_counter()
     flow = steady_flow(scenario, geometry)

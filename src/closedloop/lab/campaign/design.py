@@ -5,11 +5,14 @@ to the campaign's base scenario (validated, so an infeasible point raises ValueE
 """
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from closedloop.lab.config import CampaignConfig
 from closedloop.planners import sobol_design
 from closedloop.simulators import Scenario
+from closedloop.simulators.geometry import ClosedOff, check_connected, room_geometry
 from closedloop.surrogates.coupling import batch_problems
 
 
@@ -19,12 +22,18 @@ def scenario_for(config: CampaignConfig, params: dict[str, float]) -> Scenario:
 
 
 def feasible_mask(config: CampaignConfig, x: torch.Tensor) -> torch.Tensor:
-    """Which rows of x (n x d, natural units) give a valid scenario (e.g. source not in a pillar)."""
+    """Which rows of x (n x d, natural units) give a valid scenario (e.g. source not in a pillar)
+    whose inlets reach an exhaust (checked on the grid only when the design moves the geometry)."""
     space = config.design.space()
+    geometric = config.design.moves_geometry()
     ok = []
     for row in space.as_dicts(x):
         try:
-            scenario_for(config, row)
+            scenario = scenario_for(config, row)
+            if geometric:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ClosedOff)
+                    check_connected(scenario, room_geometry(scenario))
             ok.append(True)
         except ValueError:
             ok.append(False)

@@ -36,3 +36,21 @@ def test_a_design_that_never_gives_a_valid_scenario_is_refused(tmp_path: Path):
     with pytest.raises(ConfigError, match=r"design: none of 64 Sobol points of the design space gives a valid "
                                           r"scenario \(64 of them fail on source, e.g. source: position .* lies inside obstacle 0"):
         load_campaign_config(write(tmp_path, text))
+
+
+def test_a_design_whose_walls_cut_the_inlet_off_is_refused(tmp_path: Path):
+    """A partition across the room (x 4.5–5.5, the pillar widened to every y and z) that the design
+    moves only a little: the inlet's air can never reach the exhaust."""
+    text = fast_config_text().replace('max = [5.5, 3.5, 3.0]', 'max = [5.5, 6.0, 3.0]')
+    text = text.replace('min = [4.5, 2.5, 0.0]', 'min = [4.5, 0.0, 0.0]')
+    text = text.replace('name = "inlet_speed"\npath = "inlets.0.speed"\nlow = 0.3\nhigh = 1.5',
+                        'name = "wall_x"\npath = "obstacles.0.max.0"\nlow = 5.0\nhigh = 5.5')
+    text = text.replace("low = 1.0\nhigh = 9.0", "low = 1.0\nhigh = 4.0")  # the source stays on the inlet's side
+    scen = tmp_path / "room.toml"
+    from tests.conftest import ROOM
+    scen.write_text(ROOM.read_text().replace('max = [5.5, 3.5, 3.0]', 'max = [5.5, 6.0, 3.0]')
+                    .replace('min = [4.5, 2.5, 0.0]', 'min = [4.5, 0.0, 0.0]'))
+    text = text.replace(f'scenario = "{ROOM.as_posix()}"', f'scenario = "{scen.as_posix()}"')
+    with pytest.raises(ConfigError, match=r"design: none of 64 Sobol points .* fail on inlets.0, e.g. inlets.0: "
+                                          r"the air it blows in cannot reach any exhaust"):
+        load_campaign_config(write(tmp_path, text))
