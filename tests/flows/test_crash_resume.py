@@ -14,6 +14,7 @@ directory copied after a kill.
 """
 from __future__ import annotations
 
+import json
 import random
 import shutil
 from pathlib import Path
@@ -88,17 +89,41 @@ def reference(zygote, config, tmp_path_factory) -> Path:
 
 def kill_then_finish(zygote: Zygote, config: Path, directory: Path, faults: list[str], reference: Path) -> None:
     events = directory.parent / "events.log"
+    crashed = 0  # kills that left campaign.json saying 'running': each must be told 'crashed'
     for i, fault in enumerate(faults):
         run = zygote.run(config, directory, fault=fault, events=events)
         assert run.killed, f"kill {i} ({fault}) was not reached: exit {run.code}\n{run.log[-3000:]}"
         # temporaries may be left (by this thread or a concurrent writer); the next start removes them
         check_files_load(directory)
         check_ledger(directory)
+        crashed += check_told_crashed(directory)
     run = zygote.run(config, directory, events=events)
     assert run.code == 0, f"after kills {faults}:\n{run.log[-3000:]}"
     assert run.state["status"] == "finished" and run.state["rounds_done"] == 2
+    history = [h["status"] for h in run.state["history"]]
+    assert history.count("crashed") == crashed and history[-1] == "finished", history
     ledger = check_final(directory, reference)
     check_simulated_once(events, ledger)
+
+
+def check_told_crashed(directory: Path) -> int:
+    """After a kill nothing says 'finished' or 'failed'; a 'running' that no process holds is
+    shown crashed by `campaign status`. Returns 1 when campaign.json says 'running'."""
+    from typer.testing import CliRunner
+
+    from closedloop.cli import app
+    from closedloop.lab.lock import is_held
+
+    assert not is_held(directory)
+    path = directory / "campaign.json"
+    if not path.exists():
+        return 0
+    status = json.loads(path.read_text())["status"]
+    assert status in ("running", "crashed"), status
+    if status == "running" and (directory / "ledger.parquet").exists():
+        shown = " ".join(CliRunner().invoke(app, ["campaign", "status", str(directory)]).output.split())
+        assert "status: crashed (campaign.json says running" in shown, shown
+    return int(status == "running")
 
 
 def test_killed_again_and_again_ends_like_an_uninterrupted_run(zygote, config, reference, tmp_path):
