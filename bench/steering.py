@@ -9,7 +9,7 @@ concept (a design parameter toward its high or low regime):
   8 held out; each base case's target = the same scenario with the parameter at group A's mean,
   simulated by the reference solver (cached);
 - Δ per channel (mean over the plane, the paper's mode) and, for source_x, also per cell (``field``);
-- BoTorch (lab/steering.py, planners/steering.py) chooses (layer, α, step window) on the 3 tuning
+- BoTorch (lab/steering/search.py, planners/steering.py) chooses (layer, α, step window) on the 3 tuning
   cases; the chosen experiment is then scored on the 8 held-out ones: the fraction whose distance to
   the target reference drops, and the mean log(d_unsteered / d_steered);
 - controls: 16 random directions of the same norm at the same layer, α and window, and the same

@@ -27,7 +27,6 @@ from closedloop.planners.design import DesignSpace, sobol_design
 from closedloop.planners.gp import fit_error_model
 
 PARAMETERS = ("alpha", "layer", "first_step", "window")
-INTEGER = (False, True, True, True)
 
 
 @dataclass(frozen=True)

@@ -72,15 +72,6 @@ class LayerForcing:
         """(velocity, diffusivities, mask) of layer ``j`` (0 below, 1 above), batched."""
         return (self.ux[:, j], self.uy[:, j]), (self.dx[:, j], self.dy[:, j]), self.mask[:, j]
 
-    def max_exchange_rate(self, heights: tuple[float, float, float]) -> float:
-        """The largest rate (1/s) at which a layer loses scalar vertically: the explicit step's limit."""
-        w, g = self.w, self.conductance
-        pos, neg = w.clamp_min(0), (-w).clamp_min(0)
-        lo = (neg[:, 0] + pos[:, 1] + g[:, 0]) / heights[0]
-        band = (neg[:, 1] + pos[:, 2] + g[:, 0] + g[:, 1]) / heights[1]
-        hi = (neg[:, 2] + pos[:, 3] + g[:, 1]) / heights[2]
-        return max(lo.max().item(), band.max().item(), hi.max().item())
-
 
 def vertical_exchange(lo: torch.Tensor, band: torch.Tensor, hi: torch.Tensor, layers: LayerForcing,
                       heights: tuple[float, float, float]
