@@ -163,6 +163,8 @@ class SurrogateConfig(Strict):
     smoothness: Finite = Field(default=0.0, ge=0)
     batch_size: int | None = Field(default=None, ge=1, description="Cases per optimiser step (seeded "
                                    "mini-batches); default: all cases at once")
+    max_memory_gb: Finite | None = Field(default=None, gt=0, description="Refuse training whose estimated memory "
+                                         "is larger (surrogates/memory.py); default: half of this machine's memory")
 
     @model_validator(mode="after")
     def _variant(self) -> SurrogateConfig:
@@ -285,7 +287,8 @@ class CampaignConfig(Strict):
 
     def config_hash(self) -> str:
         # where simulations run, and the limits that refuse them, do not change what they compute
-        placement = {"simulation": {"runner", "dask_address", "dask_workers", "max_memory_gb", "max_cells"}}
+        placement = {"simulation": {"runner", "dask_address", "dask_workers", "max_memory_gb", "max_cells"},
+                     "surrogate": {"max_memory_gb"}}
         text = json.dumps(self.model_dump(mode="json", exclude=placement), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

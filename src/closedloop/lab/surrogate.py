@@ -16,16 +16,22 @@ from closedloop.lab.cases import Case, make_provenance, now_iso
 from closedloop.simulators import Scenario
 from closedloop.surrogates import HybridSurrogate, TrainConfig, TrainReport, train
 from closedloop.surrogates.checkpoint import checkpoint_payload, load_model, read_checkpoint, write_checkpoint
+from closedloop.simulators.budget import machine_memory_bytes
 from closedloop.surrogates.coupling import batch_problems, spec_for
+from closedloop.surrogates.memory import check_training, estimate_training
 
 
 def train_surrogate(cases: list[Case], config: TrainConfig, progress: Callable[[int, float], None] | None = None,
                     **spec_options: Any) -> tuple[HybridSurrogate, TrainReport]:
-    """A new model (``spec_options``: see :func:`spec_for`, seeded by ``config.seed``) trained on ``cases``."""
+    """A new model (``spec_options``: see :func:`spec_for`, seeded by ``config.seed``) trained on
+    ``cases``; refused (:class:`TrainingTooLarge`) when its estimated memory is over half of this
+    machine's, before training starts."""
     forcing, problem = batch_problems([c.scenario for c in cases])
     torch.manual_seed(config.seed)
     model = HybridSurrogate(spec_for(problem, **spec_options), problem.mask).double()
     target = torch.stack([c.plane for c in cases]).to(torch.float64)
+    check_training(estimate_training(model, forcing, problem.n_steps, config.tbptt_steps, config.batch_size),
+                   machine_memory_bytes() // 2, "half of this machine's memory")
     return model, train(model, forcing, target, config, progress=progress)
 
 

@@ -17,10 +17,12 @@ from closedloop.lab.config import CampaignConfig
 from closedloop.lab.store import Case, CampaignStore, now_iso
 from closedloop.lab.timing import timed
 from closedloop.simulators import Scenario
+from closedloop.simulators.budget import machine_memory_bytes
 from closedloop.simulators.devices import resolve_device
 from closedloop.surrogates import HybridSurrogate, TrainConfig, relative_l2, train
 from closedloop.surrogates.checkpoint import checkpoint_payload, load_model
 from closedloop.surrogates.coupling import batch_problems, spec_for
+from closedloop.surrogates.memory import check_training, estimate_training
 from closedloop.surrogates.training import TrainReport
 
 
@@ -119,7 +121,8 @@ def retrain_round(config: CampaignConfig, store: CampaignStore, round_index: int
 
     Training always starts from that checkpoint (or the seeded initial model) and only the finished
     result is saved, so a round whose training was killed is trained again from the same start and
-    ends with the same weights.
+    ends with the same weights. Training whose estimated memory (surrogates/memory.py) is over
+    ``surrogate.max_memory_gb`` (default half of this machine's) is refused before it starts.
     """
     if not case_ids:
         raise ValueError(f"round {round_index}: no simulated case to train on (every simulation failed; "
@@ -131,7 +134,14 @@ def retrain_round(config: CampaignConfig, store: CampaignStore, round_index: int
     forcing, _ = batch_problems(scenarios)
     forcing = forcing.to(device=device)
     target = torch.stack([c.plane for c in cases]).to(device=device, dtype=torch.float64)
-    report = train(model, forcing, target, round_train_config(config, round_index),
+    train_config = round_train_config(config, round_index)
+    if device.type == "cpu":  # the estimate is of host memory (simulators/budget's limit is the default)
+        limit = config.surrogate.max_memory_gb
+        check_training(estimate_training(model, forcing, target.shape[1] - 1, train_config.tbptt_steps,
+                                         train_config.batch_size),
+                       int(limit * 2 ** 30) if limit else machine_memory_bytes() // 2,
+                       "surrogate.max_memory_gb" if limit else "half of this machine's memory")
+    report = train(model, forcing, target, train_config,
                    progress=lambda epoch, loss: faults.point("train:epoch", f"{round_index}:{epoch}"))
     store.save_checkpoint(model_name(round_index), checkpoint_payload(
         model.cpu(), trained_on=list(case_ids), round=round_index, losses=report.losses,

@@ -1,0 +1,67 @@
+"""Training memory, estimated before training: close to a measured peak, and a refusal that says
+how many cases at once would fit."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from closedloop.surrogates.memory import (BASE_BYTES, TrainingEstimate, TrainingTooLarge, check_training,
+                                          estimate_training, training_memory)
+
+MEASURE = """
+import resource, torch
+torch.set_num_threads(1)
+from closedloop.simulators import load_scenario
+from closedloop.surrogates import HybridSurrogate, TrainConfig, train
+from closedloop.surrogates.coupling import batch_problems, spec_for
+from closedloop.surrogates.memory import estimate_training
+base = load_scenario({room!r}).with_parameters({{"room.cell_size": 0.25, "time.horizon": 60.0}})
+forcing, problem = batch_problems([base.with_parameters({{"source.x": 1.5 + i}}) for i in range(6)])
+model = HybridSurrogate(spec_for(problem), problem.mask).double()
+target = torch.rand(6, problem.n_steps + 1, *problem.mask.shape, dtype=torch.float64) * 1e-3
+est = estimate_training(model, forcing, problem.n_steps, 6, None)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+train(model, forcing, target, TrainConfig(epochs=1, tbptt_steps=6))
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(est.memory_bytes, (peak - before) * 1024)
+"""
+
+
+def test_estimate_is_close_to_a_measured_training_step():
+    """6 cases × 6 intervals on the 960-cell plane of room.toml at 0.25 m (not a fitted point)."""
+    from tests.conftest import ROOM
+
+    code = MEASURE.format(room=str(ROOM))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    estimate, measured = map(float, out.stdout.split()[-2:])
+    # what training adds to the process's peak memory (the fit's 82 MiB is autograd's and the
+    # optimiser's fixed part, resident only once training starts)
+    assert measured == pytest.approx(estimate, rel=0.2), (estimate, measured)
+
+
+def test_refusal_names_the_field_and_the_batch_that_fits():
+    est = TrainingEstimate(batch=20, segment=8, substeps=17, plane_cells=1274,
+                           memory_bytes=training_memory(20, 8, 17, 1274))
+    limit = training_memory(7, 8, 17, 1274)
+    with pytest.raises(TrainingTooLarge, match=r"^surrogate.batch_size: 20 cases at once × 8 output intervals × 17 "
+                                               r"substeps on a 1,274-cell plane need about .* GiB; over the limit of "
+                                               r".* \(test limit\): set surrogate.batch_size = 7 or less$"):
+        check_training(est, limit, "test limit")
+    with pytest.raises(TrainingTooLarge, match="even one case at a time does not fit"):
+        check_training(est, BASE_BYTES, "test limit")
+    assert check_training(est, est.memory_bytes, "test limit") is est
+
+
+def test_estimate_of_a_model_uses_its_substeps_and_the_segment():
+    from closedloop.simulators import load_scenario
+    from closedloop.surrogates import HybridSurrogate
+    from closedloop.surrogates.coupling import batch_problems, spec_for
+    from tests.conftest import ROOM
+
+    forcing, problem = batch_problems([load_scenario(ROOM)])
+    model = HybridSurrogate(spec_for(problem), problem.mask).double()
+    est = estimate_training(model, forcing, problem.n_steps, 40, None)
+    assert est.segment == problem.n_steps and est.batch == 1 and est.substeps == model.substeps(forcing)
+    assert est.plane_cells == 240 and est.memory_bytes == training_memory(1, 12, est.substeps, 240)
