@@ -10,37 +10,46 @@ import pytest
 from closedloop.surrogates.memory import (BASE_BYTES, TrainingEstimate, TrainingTooLarge, check_training,
                                           estimate_training, training_memory)
 
-MEASURE = """
-import re, torch
-torch.set_num_threads(1)
-def kib(key):
-    return int(re.search(key + r":\\s+(\\d+) kB", open("/proc/self/status").read()).group(1))
+PREPARE = """
+import torch
 from closedloop.simulators import load_scenario
-from closedloop.surrogates import HybridSurrogate, TrainConfig, train
-from closedloop.surrogates.coupling import batch_problems, spec_for
-from closedloop.surrogates.memory import estimate_training
+from closedloop.surrogates.coupling import batch_problems
 base = load_scenario({room!r}).with_parameters({{"room.cell_size": 0.25, "time.horizon": 60.0}})
 forcing, problem = batch_problems([base.with_parameters({{"source.x": 1.5 + i}}) for i in range(6)])
+torch.save({{"forcing": forcing, "problem": problem}}, {path!r})
+"""
+
+# in a fresh process that has done nothing large before (as the fit's measurements were), so that
+# the training's memory is not served from pages freed by earlier work (the steady flow's solve)
+MEASURE = """
+import resource, torch
+torch.set_num_threads(1)
+from closedloop.surrogates import HybridSurrogate, TrainConfig, train
+from closedloop.surrogates.coupling import spec_for
+from closedloop.surrogates.memory import estimate_training
+saved = torch.load({path!r}, weights_only=False)
+forcing, problem = saved["forcing"], saved["problem"]
 model = HybridSurrogate(spec_for(problem), problem.mask).double()
 target = torch.rand(6, problem.n_steps + 1, *problem.mask.shape, dtype=torch.float64) * 1e-3
 est = estimate_training(model, forcing, problem.n_steps, 6, None)
-open("/proc/self/clear_refs", "w").write("5")  # the peak so far (the steady flow's solve) is forgotten
-before = kib("VmRSS")
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 train(model, forcing, target, TrainConfig(epochs=1, tbptt_steps=6))
-print(est.memory_bytes, (kib("VmHWM") - before) * 1024)
+print(est.memory_bytes, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024)
 """
 
 
-def test_estimate_is_close_to_a_measured_training_step():
+def test_estimate_is_close_to_a_measured_training_step(tmp_path):
     """6 cases × 6 intervals on the 960-cell plane of room.toml at 0.25 m (not a fitted point)."""
     from tests.conftest import ROOM
 
-    code = MEASURE.format(room=str(ROOM))
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    path = str(tmp_path / "problem.pt")
+    for code in (PREPARE, MEASURE):
+        out = subprocess.run([sys.executable, "-c", code.format(room=str(ROOM), path=path)], capture_output=True,
+                             text=True, timeout=300, check=True)
     estimate, measured = map(float, out.stdout.split()[-2:])
     # what training adds to the process's peak memory (the fit's 82 MiB is autograd's and the
     # optimiser's fixed part, resident only once training starts)
-    assert measured == pytest.approx(estimate, rel=0.2), (estimate, measured)
+    assert measured == pytest.approx(estimate, rel=0.25), (estimate, measured)  # measured 15 % below here
 
 
 def test_refusal_names_the_field_and_the_batch_that_fits():
