@@ -20,10 +20,14 @@ torch.save({{"forcing": forcing, "problem": problem}}, {path!r})
 """
 
 # in a fresh process that has done nothing large before (as the fit's measurements were), so that
-# the training's memory is not served from pages freed by earlier work (the steady flow's solve)
+# the training's memory is not served from pages freed by earlier work (the steady flow's solve);
+# the peak is the kernel's high-water mark (VmHWM), reset just before training: getrusage's
+# ru_maxrss would be no use here, since Linux carries it across fork and exec from pytest's process
 MEASURE = """
-import resource, torch
+import re, torch
 torch.set_num_threads(1)
+def kib(key):
+    return int(re.search(key + r":\\s+(\\d+) kB", open("/proc/self/status").read()).group(1))
 from closedloop.surrogates import HybridSurrogate, TrainConfig, train
 from closedloop.surrogates.coupling import spec_for
 from closedloop.surrogates.memory import estimate_training
@@ -32,9 +36,10 @@ forcing, problem = saved["forcing"], saved["problem"]
 model = HybridSurrogate(spec_for(problem), problem.mask).double()
 target = torch.rand(6, problem.n_steps + 1, *problem.mask.shape, dtype=torch.float64) * 1e-3
 est = estimate_training(model, forcing, problem.n_steps, 6, None)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+open("/proc/self/clear_refs", "w").write("5")  # the high-water mark restarts from the current RSS
+before = kib("VmRSS")
 train(model, forcing, target, TrainConfig(epochs=1, tbptt_steps=6))
-print(est.memory_bytes, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024)
+print(est.memory_bytes, (kib("VmHWM") - before) * 1024)
 """
 
 
