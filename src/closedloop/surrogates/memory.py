@@ -9,7 +9,7 @@ cells; the cases' series and the closure's state are held per case and cell:
 The coefficients are a least-squares fit to the peak resident memory of one training epoch of the
 default model (hybrid, ConvGRU closure, 8 hidden channels) on the room at 240 and 960 plane cells,
 B = 2 and 8, S = 2 and 8 (K = 5 and 17), measured on this project's CPU machine: every point within
-6 % of its measurement, and a point outside the fit (6 cases × 6 intervals at 960 cells) 15 % above
+6 % of its measurement, and a point outside the fit (6 cases × 6 intervals at 960 cells) 10 % above
 its measurement (tests/surrogates/test_surrogates_memory.py): an estimate on the safe side. Other
 variants are estimated with the same formula (their closures differ, so treat it as the order of
 magnitude). Time per step is not estimated: on these sizes it is
