@@ -63,3 +63,13 @@ def room_with(**changes) -> Scenario:
 MOVING = {"x": None, "y": None, "z": None,
           "trajectory": [{"t": 0.0, "x": 1.5, "y": 4.5, "z": 1.25}, {"t": 60.0, "x": 8.5, "y": 5.0, "z": 1.25}],
           "rate": 2.0, "shape": "gaussian", "sigma": 0.4, "start": 0.0}
+
+
+def boundary_flows(flow, grid) -> tuple[float, float]:
+    """(volume flow in, volume flow out) through the box boundary, m³/s, from the face velocities."""
+    inflow = outflow = 0.0
+    for a, u in enumerate(flow.velocity):
+        lo, hi = u.select(a, 0), u.select(a, grid.shape[a])
+        inflow += (lo.clamp(min=0).sum() - hi.clamp(max=0).sum()).item() * grid.face_area(a)
+        outflow += (hi.clamp(min=0).sum() - lo.clamp(max=0).sum()).item() * grid.face_area(a)
+    return inflow, outflow

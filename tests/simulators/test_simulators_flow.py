@@ -9,7 +9,7 @@ from closedloop.simulators import Scenario
 from closedloop.simulators.flow import potential_flow
 from closedloop.simulators.geometry import room_geometry, vent_faces
 from closedloop.simulators.scenario import Obstacle
-from sim_test_scenarios import cluttered, room, room_data
+from sim_test_scenarios import boundary_flows, cluttered, room, room_data
 
 # supply volume flow, computed by hand from the vent layouts (open faces × 0.25 m² × speed):
 #   room:      x− inlet, 2 faces, 0.5 m/s                                   → 0.25 m³/s
@@ -85,12 +85,7 @@ def test_vent_face_velocities(case):
 
 def test_inflow_equals_outflow(case):
     scenario, geometry, flow, supply = case
-    grid = geometry.grid
-    inflow = outflow = 0.0
-    for a, u in enumerate(flow.velocity):
-        lo, hi = u.select(a, 0), u.select(a, grid.shape[a])
-        inflow += (lo.clamp(min=0).sum() - hi.clamp(max=0).sum()).item() * grid.face_area(a)
-        outflow += (hi.clamp(min=0).sum() - lo.clamp(max=0).sum()).item() * grid.face_area(a)
+    inflow, outflow = boundary_flows(flow, geometry.grid)
     assert inflow == pytest.approx(supply, rel=1e-14)
     assert flow.supply == pytest.approx(supply, rel=1e-14)
     assert abs(inflow - outflow) <= 1e-12 * inflow

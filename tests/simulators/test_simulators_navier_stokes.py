@@ -16,7 +16,7 @@ from closedloop.simulators import Scenario
 from closedloop.simulators.flow import boundary_velocity, potential_flow
 from closedloop.simulators.geometry import room_geometry, vent_faces
 from closedloop.simulators.navier_stokes import NavierStokesSettings, navier_stokes_flow, strain_rate
-from sim_test_scenarios import room, room_data
+from sim_test_scenarios import boundary_flows, room, room_data
 
 SUPPLY = 0.25  # room.toml: x− inlet of 2 faces × 0.25 m² at 0.5 m/s
 
@@ -78,12 +78,7 @@ def test_divergence_free_and_wall_respecting(solved):
 
 def test_inflow_equals_outflow(solved):
     _, geometry, flow, _, _ = solved
-    grid = geometry.grid
-    inflow = outflow = 0.0
-    for a, u in enumerate(flow.velocity):
-        lo, hi = u.select(a, 0), u.select(a, grid.shape[a])
-        inflow += (lo.clamp(min=0).sum() - hi.clamp(max=0).sum()).item() * grid.face_area(a)
-        outflow += (hi.clamp(min=0).sum() - lo.clamp(max=0).sum()).item() * grid.face_area(a)
+    inflow, outflow = boundary_flows(flow, geometry.grid)
     assert inflow == pytest.approx(SUPPLY, rel=1e-14)
     assert flow.supply == pytest.approx(SUPPLY, rel=1e-14)
     assert abs(inflow - outflow) <= 1e-12 * inflow

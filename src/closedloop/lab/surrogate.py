@@ -16,7 +16,7 @@ from closedloop.lab.cases import Case, make_provenance, now_iso
 from closedloop.simulators import Scenario
 from closedloop.surrogates import HybridSurrogate, TrainConfig, TrainReport, train
 from closedloop.surrogates.checkpoint import checkpoint_payload, load_model, read_checkpoint, write_checkpoint
-from closedloop.simulators.budget import machine_memory_bytes
+from closedloop.simulators.budget import memory_limit
 from closedloop.surrogates.coupling import batch_problems, spec_for
 from closedloop.surrogates.memory import check_training, estimate_training
 
@@ -31,7 +31,7 @@ def train_surrogate(cases: list[Case], config: TrainConfig, progress: Callable[[
     model = HybridSurrogate(spec_for(problem, **spec_options), problem.mask).double()
     target = torch.stack([c.plane for c in cases]).to(torch.float64)
     check_training(estimate_training(model, forcing, problem.n_steps, config.tbptt_steps, config.batch_size),
-                   machine_memory_bytes() // 2, "half of this machine's memory")
+                   *memory_limit(None, "surrogate.max_memory_gb"))
     return model, train(model, forcing, target, config, progress=progress)
 
 

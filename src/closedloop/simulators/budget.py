@@ -58,6 +58,14 @@ def machine_memory_bytes() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
+def memory_limit(max_memory_gb: float | None, field: str) -> tuple[int, str]:
+    """(bytes allowed, what sets it): ``max_memory_gb`` as given in the config ``field``, or by
+    default half of this machine's memory."""
+    if max_memory_gb is None:
+        return machine_memory_bytes() // 2, f"half of this machine's memory; set {field}"
+    return int(max_memory_gb * 2 ** 30), field
+
+
 def estimate(scenario: Scenario, dtype: torch.dtype = torch.float64) -> SimulationEstimate:
     """Memory and time of ``simulate(scenario)``, from the scenario alone (see the module docstring)."""
     shape = scenario.room.shape
@@ -79,10 +87,7 @@ def check_size(scenario: Scenario, max_memory_gb: float | None = None, max_cells
     est = estimate(scenario, dtype)
     if max_cells is not None and est.cells > max_cells:
         raise ScenarioTooLarge(f"room.cell_size: {est.describe()}; over simulation.max_cells = {max_cells:,}")
-    if max_memory_gb is None:
-        limit, source = machine_memory_bytes() // 2, "half of this machine's memory; set simulation.max_memory_gb"
-    else:
-        limit, source = int(max_memory_gb * 2 ** 30), "simulation.max_memory_gb"
+    limit, source = memory_limit(max_memory_gb, "simulation.max_memory_gb")
     if est.memory_bytes > limit:
         raise ScenarioTooLarge(f"room.cell_size: {est.describe()}; over the limit of {limit / 2 ** 30:.3g} GiB "
                                f"({source}): use larger cells or a smaller room")

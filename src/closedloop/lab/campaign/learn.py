@@ -17,7 +17,7 @@ from closedloop.lab.config import CampaignConfig
 from closedloop.lab.store import Case, CampaignStore, now_iso
 from closedloop.lab.timing import timed
 from closedloop.simulators import Scenario
-from closedloop.simulators.budget import machine_memory_bytes
+from closedloop.simulators.budget import memory_limit
 from closedloop.simulators.devices import resolve_device
 from closedloop.surrogates import HybridSurrogate, TrainConfig, relative_l2, train
 from closedloop.surrogates.checkpoint import checkpoint_payload, load_model
@@ -136,11 +136,9 @@ def retrain_round(config: CampaignConfig, store: CampaignStore, round_index: int
     target = torch.stack([c.plane for c in cases]).to(device=device, dtype=torch.float64)
     train_config = round_train_config(config, round_index)
     if device.type == "cpu":  # the estimate is of host memory (simulators/budget's limit is the default)
-        limit = config.surrogate.max_memory_gb
         check_training(estimate_training(model, forcing, target.shape[1] - 1, train_config.tbptt_steps,
                                          train_config.batch_size),
-                       int(limit * 2 ** 30) if limit else machine_memory_bytes() // 2,
-                       "surrogate.max_memory_gb" if limit else "half of this machine's memory")
+                       *memory_limit(config.surrogate.max_memory_gb, "surrogate.max_memory_gb"))
     report = train(model, forcing, target, train_config,
                    progress=lambda epoch, loss: faults.point("train:epoch", f"{round_index}:{epoch}"))
     store.save_checkpoint(model_name(round_index), checkpoint_payload(
