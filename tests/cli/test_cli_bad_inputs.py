@@ -175,7 +175,6 @@ def test_there_are_at_least_sixty_distinct_bad_inputs():
 
 @pytest.mark.parametrize("bad", BAD, ids=[b.name for b in BAD])
 def test_bad_input_is_refused_by_name_before_compute(bad: Bad, tmp_path: Path, camp: Path, request, monkeypatch):
-    from closedloop.lab.campaign import simulation
     from closedloop.lab.steering import targets
     from closedloop.simulators import reference
 
@@ -184,9 +183,8 @@ def test_bad_input_is_refused_by_name_before_compute(bad: Bad, tmp_path: Path, c
     def no_compute(*args, **kwargs):
         raise AssertionError("a simulation started despite the bad input")
 
-    monkeypatch.setattr(simulation, "simulate", no_compute)
     monkeypatch.setattr(targets, "simulate", no_compute)
-    monkeypatch.setattr(reference, "steady_flow", no_compute)
+    monkeypatch.setattr(reference, "steady_flow", no_compute)  # every simulator path's first compute
     if bad.text is not None:
         path = tmp_path / "input.toml"
         path.write_bytes(bad.text if isinstance(bad.text, bytes) else bad.text.encode())

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
+from closedloop.simulators import interface
 from closedloop.flows.campaign import campaign
 from closedloop.lab import campaign as steps
 from closedloop.lab.campaign import learn, simulation
@@ -42,7 +43,7 @@ def test_failing_hanging_and_nan_simulations_are_retried_then_recorded(tmp_path,
     scenarios = {s.case_id(): s for s in (steps.scenario_for(config, p)
                                           for p in steps.propose_round(config, empty_ledger(), 0).parameters)}
     raised_id, hung_id, nan_id, good_id = sorted(scenarios)
-    results = {cid: simulation.simulate(scenarios[cid], device="cpu") for cid in (nan_id, good_id)}
+    results = {cid: interface.reference_simulate(scenarios[cid], device="cpu") for cid in (nan_id, good_id)}
     results[nan_id].plane[-1, 3, 3] = math.nan
     attempts: dict[str, list[float]] = {}
 
@@ -56,7 +57,7 @@ def test_failing_hanging_and_nan_simulations_are_retried_then_recorded(tmp_path,
                 time.sleep(0.01)
         return results[cid]
 
-    monkeypatch.setattr(simulation, "simulate", faulty)
+    monkeypatch.setattr(interface, "reference_simulate", faulty)
     state = campaign(str(cfg), str(out))
     assert state["status"] == "finished" and state["rounds_done"] == 1 and state["cases_failed"] == 3
 
@@ -95,13 +96,13 @@ def copy_of(finished, tmp_path) -> Path:
 
 
 def counting_simulate(monkeypatch) -> list[str]:
-    real, calls = simulation.simulate, []
+    real, calls = interface.reference_simulate, []
 
     def spy(scenario, **kwargs):
         calls.append(scenario.case_id())
         return real(scenario, **kwargs)
 
-    monkeypatch.setattr(simulation, "simulate", spy)
+    monkeypatch.setattr(interface, "reference_simulate", spy)
     return calls
 
 

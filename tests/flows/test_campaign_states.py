@@ -10,6 +10,7 @@ from prefect import get_client
 from prefect.states import Running
 from typer.testing import CliRunner
 
+from closedloop.simulators import interface
 from closedloop.cli import app
 from closedloop.flows.campaign import campaign
 from closedloop.lab.campaign import learn, simulation
@@ -49,7 +50,7 @@ def test_a_failed_run_says_failed_and_permanent_errors_are_not_retried(tmp_path:
     ids = sorted(steps.scenario_for(config, p).case_id()
                  for p in steps.propose_round(config, empty_ledger(), 0).parameters)
     attempts: dict[str, int] = {}
-    real = simulation.simulate
+    real = interface.reference_simulate
 
     def some_fail(scenario, **kwargs):
         cid = scenario.case_id()
@@ -63,7 +64,7 @@ def test_a_failed_run_says_failed_and_permanent_errors_are_not_retried(tmp_path:
     def broken(*args, **kwargs):
         raise RuntimeError("training diverged")
 
-    monkeypatch.setattr(simulation, "simulate", some_fail)
+    monkeypatch.setattr(interface, "reference_simulate", some_fail)
     monkeypatch.setattr(learn, "train", broken)
     with pytest.raises(RuntimeError, match="training diverged"):
         campaign(str(cfg), str(tmp_path / "camp"), rounds=1)

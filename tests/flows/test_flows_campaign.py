@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from closedloop.simulators import interface
 from closedloop.flows.campaign import campaign
 from closedloop.lab import campaign as steps
 from closedloop.lab.campaign import simulation
@@ -50,7 +51,7 @@ def test_two_round_campaign_then_rerun_simulates_nothing(fast_config: Path, tmp_
     # a re-run on the same directory simulates nothing and leaves every file untouched
     before = {sub: _mtimes(out / sub) for sub in ("cases", "models")}
     calls = []
-    monkeypatch.setattr(simulation, "simulate", lambda *a, **k: calls.append(a) or (_ for _ in ()).throw(AssertionError))
+    monkeypatch.setattr(interface, "reference_simulate", lambda *a, **k: calls.append(a) or (_ for _ in ()).throw(AssertionError))
     again = campaign(str(fast_config), str(out))
     assert calls == []
     assert again["rounds_done"] == 2 and again["cases_done"] == 8
@@ -67,7 +68,7 @@ def test_campaign_continues_and_records_failures(tmp_path: Path, monkeypatch):
     assert first["rounds_done"] == 1 and first["stop_reason"].startswith("round budget spent (1")
     round0 = _mtimes(out / "cases")
 
-    real = simulation.simulate
+    real = interface.reference_simulate
     attempts: dict[str, int] = {}
 
     def doomed() -> str:
@@ -81,7 +82,7 @@ def test_campaign_continues_and_records_failures(tmp_path: Path, monkeypatch):
             raise FloatingPointError("injected failure")
         return real(scenario, **kwargs)
 
-    monkeypatch.setattr(simulation, "simulate", flaky)
+    monkeypatch.setattr(interface, "reference_simulate", flaky)
     second = campaign(str(cfg), str(out), rounds=2)
     assert second["rounds_done"] == 2
     assert _mtimes(out / "cases").items() >= round0.items()  # round 0 files untouched

@@ -7,12 +7,14 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
+from closedloop.flows.campaign_async import run_async
 from closedloop.flows.simulate import simulate
 from closedloop.lab import campaign as steps
 from closedloop.lab.config import CampaignConfig, load_with_overrides
 from closedloop.lab.store import CampaignStore
 from closedloop.tasks.campaign import (audit, current_flow_run_id, hold_campaign, propose, publish_round, record,
                                        retrain, validate)
+from closedloop.tasks.progress import ProgressArtifacts, milestone, outcome_events, stop_events
 
 
 def run_rounds(config: CampaignConfig, store: CampaignStore, directory: str) -> str | None:
@@ -23,12 +25,18 @@ def run_rounds(config: CampaignConfig, store: CampaignStore, directory: str) -> 
     store.write_state(steps.campaign_state(config, store, status="running", run_id=current_flow_run_id(),
                                            repairs=checked.damaged))
     reason = None
+    progress = ProgressArtifacts(config, directory)
     for r in range(config.budget.rounds):
         if not steps.round_complete(store, r):
             batch = propose(config, directory, r)
-            record(directory, simulate(config, directory, batch))
+            rows = simulate(config, directory, batch)
+            record(directory, rows)
+            outcome_events(config, directory, rows)
+            progress.update(r)
             validate(config, directory, r)
             retrain(config, directory, r)
+            milestone(config, directory, "closedloop.checkpoint.written", checkpoint=steps.model_name(r), round=r)
+            progress.update(r + 1)
         if not steps.round_published(store, r):
             publish_round(config, directory, r)
         reason = steps.stop_reason(config, store.read_ledger(), r)
@@ -56,15 +64,17 @@ def ending_told(config: CampaignConfig, store: CampaignStore) -> Iterator[None]:
 def campaign(config_path: str = "configs/smoke.toml", campaign_dir: str | None = None,
              rounds: int | None = None, strategy: str | None = None, batch_size: int | None = None,
              max_cases: int | None = None, max_error_target: float | None = None,
-             patience: int | None = None) -> dict[str, Any]:
+             patience: int | None = None, mode: str | None = None) -> dict[str, Any]:
     """Run (or continue) a campaign from a TOML config in ``campaign_dir`` (default runs/NAME).
 
     The other parameters, when given, override the config: the planner's strategy, the batch size,
-    the simulation budget and the stopping rule (GP-expected maximum error target, patience).
+    the simulation budget, the stopping rule (GP-expected maximum error target, patience) and the
+    mode (``sync`` rounds, or ``async``: flows/campaign_async.py).
     """
     config = load_with_overrides(config_path, **{
         "budget.rounds": rounds, "planner.strategy": strategy, "budget.batch_size": batch_size,
-        "budget.max_cases": max_cases, "budget.max_error_target": max_error_target, "budget.patience": patience})
+        "budget.max_cases": max_cases, "budget.max_error_target": max_error_target, "budget.patience": patience,
+        "campaign.mode": mode})
     directory = steps.campaign_directory(config, campaign_dir)
     store = CampaignStore(directory)
     with hold_campaign(directory) as lock:
@@ -72,8 +82,10 @@ def campaign(config_path: str = "configs/smoke.toml", campaign_dir: str | None =
         if lock.stale:
             steps.record_crash(store, lock.stale)
         with ending_told(config, store):
-            reason = run_rounds(config, store, directory)
+            run = run_async if config.campaign.mode == "async" else run_rounds
+            reason = run(config, store, directory)
         state = steps.campaign_state(config, store, status="finished", run_id=current_flow_run_id(), reason=reason)
         store.write_state(state)
+        stop_events(config, directory, reason)
     get_run_logger().info("campaign %s: %s", config.name, reason)
     return state

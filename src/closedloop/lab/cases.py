@@ -45,7 +45,8 @@ class Case:
 
     @property
     def case_id(self) -> str:
-        return self.scenario.case_id()
+        """The scenario's hash and, for an external simulator, its identity (``Scenario.case_id``)."""
+        return self.scenario.case_id(self.provenance.get("simulator_identity"))
 
 
 @functools.lru_cache(maxsize=1)
@@ -70,14 +71,26 @@ def make_provenance(*, producer: str, device: str, seed: int | None = None,
             **extra}
 
 
-def reference_case(scenario: Scenario, result: Any, **provenance: Any) -> Case:
-    """The case of a reference simulation (a ``simulators.SimulationResult``), ready to write."""
+def reference_case(scenario: Scenario, result: Any, identity: dict[str, Any] | None = None,
+                   **provenance: Any) -> Case:
+    """The case of a reference simulation (a ``simulators.SimulationResult``), ready to write.
+
+    ``identity``: the simulator's (``Simulator.identity()``; None for the built-in solver), part of the
+    case id. The provenance names the simulator, its version and the simulation's CPU seconds.
+    """
+    who = {"simulator": getattr(result, "simulator", "builtin"),
+           "simulator_version": getattr(result, "simulator_version", ""),
+           "cpu_seconds": getattr(result, "cpu_seconds", None)}
+    if identity is not None:
+        who["simulator_identity"] = identity
+    if "mass_reported" in result.extra:
+        who["mass_reported"] = result.extra["mass_reported"]
     return Case(scenario=scenario, times=result.times, plane=result.plane, plane_mask=result.plane_mask,
                 probes=result.probes,
                 budget={"mass_in_domain": result.mass_in_domain, "mass_emitted": result.mass_emitted,
                         "mass_exhausted": result.mass_exhausted},
                 provenance=make_provenance(producer="reference", device=result.device, dtype=result.dtype,
-                                           steps=result.steps, **provenance),
+                                           steps=result.steps, **who, **provenance),
                 grid={"shape": result.extra["grid_shape"], "spacing": list(scenario.room.spacing),
                       "plane": scenario.plane.model_dump()})
 

@@ -13,9 +13,11 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from closedloop.lab.design_checks import corners_fit, some_point_runs
+from closedloop.lab.modes import ModeConfig
 from closedloop.planners.design import DesignSpace
 from closedloop.planners.strategies import PlannerSettings
 from closedloop.schema import Strict, UnreadableFile, read_toml
+from closedloop.lab.simulation_config import SimulationConfig
 from closedloop.simulators.scenario import Scenario, set_path
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
@@ -209,46 +211,6 @@ class PlannerConfig(Strict):
                                candidates=self.candidates)
 
 
-class SimulationConfig(Strict):
-    device: str = Field(default="cpu", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
-    retries: int = Field(default=2, ge=0, le=10, description="Further attempts after a failed simulation")
-    retry_delay_seconds: Finite = Field(default=1.0, ge=0, le=3600,
-                                        description="Wait before the first retry; doubled before each next one")
-    timeout_seconds: Finite | None = Field(default=None, gt=0,
-                                           description="An attempt running longer fails (and is retried); "
-                                                       "none by default")
-
-    runner: Literal["threads", "dask"] = Field(
-        default="threads", description="Where simulations run: worker threads of the flow, or Dask workers")
-    dask_address: str | None = Field(
-        default=None,
-        description="An existing Dask scheduler, e.g. tcp://127.0.0.1:8786; none starts a local cluster")
-    dask_workers: int = Field(default=2, ge=1, le=256,
-                              description="Worker processes (one thread each) of the local Dask cluster")
-    max_memory_gb: Finite | None = Field(
-        default=None, gt=0, description="Refuse a simulation whose estimated memory is larger (simulators/budget.py); "
-                                        "default: half of this machine's memory")
-    max_cells: int | None = Field(default=None, ge=8, description="Refuse a simulation with more cells")
-
-    @field_validator("dask_address")
-    @classmethod
-    def _address(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.\-]*://\S+", value):
-            raise ValueError(f"expected a scheduler address such as tcp://127.0.0.1:8786, got {value!r}")
-        return value
-
-    @model_validator(mode="after")
-    def _runner(self) -> SimulationConfig:
-        if self.dask_address is not None and self.runner != "dask":
-            raise ValueError(f"dask_address: a Dask scheduler is only used with runner = \"dask\" "
-                             f"(runner is {self.runner!r})")
-        return self
-
-    def retry_delays(self) -> list[float]:
-        """Exponential backoff: ``retry_delay_seconds × 2^k`` before retry k (k = 0 … retries − 1)."""
-        return [self.retry_delay_seconds * 2 ** k for k in range(self.retries)]
-
-
 class CampaignConfig(Strict):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_\-]+$")
     seed: int = Field(default=0, ge=0)
@@ -258,6 +220,7 @@ class CampaignConfig(Strict):
     surrogate: SurrogateConfig = SurrogateConfig()
     planner: PlannerConfig = PlannerConfig()
     simulation: SimulationConfig = SimulationConfig()
+    campaign: ModeConfig = ModeConfig()
 
     @model_validator(mode="after")
     def _design_fits_scenario(self) -> CampaignConfig:
@@ -287,8 +250,11 @@ class CampaignConfig(Strict):
 
     def config_hash(self) -> str:
         # where simulations run, and the limits that refuse them, do not change what they compute
-        placement = {"simulation": {"runner", "dask_address", "dask_workers", "max_memory_gb", "max_cells"},
-                     "surrogate": {"max_memory_gb"}}
+        placement = {"simulation": {"runner", "dask_address", "dask_workers", "max_memory_gb", "max_cells",
+                                    "max_concurrent"},
+                     "surrogate": {"max_memory_gb"}, "campaign": True}  # scheduling
+        if self.simulation.simulator == "builtin":  # the hash of every config written before simulators existed
+            placement["simulation"] |= {"simulator", "command", "openfoam"}
         text = json.dumps(self.model_dump(mode="json", exclude=placement), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -333,12 +299,44 @@ def load_campaign_config(path: str | Path) -> CampaignConfig:
             if not scen_path.is_file():
                 raise ConfigError(f"{path}: scenario: file {scen!r} not found (looked at {scen_path})")
             data["scenario"] = read_toml(scen_path)
+        resolve_templates(data, path.parent)
     except UnreadableFile as err:
         raise ConfigError(str(err)) from None
     try:
         return CampaignConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError(format_validation_error(err, str(path))) from None
+
+
+def simulation_settings(simulator: str, settings: str | Path | None = None) -> SimulationConfig:
+    """The ``[simulation]`` of ``closedloop simulate --simulator NAME --settings FILE``: FILE holds the
+    simulator's table (``[simulation.command]`` or ``[simulation.openfoam]`` without its header);
+    template paths in it are relative to FILE. A :class:`ConfigError` names the file and the field."""
+    data: dict[str, Any] = {"simulator": simulator}
+    source = f"--simulator {simulator}"
+    if settings is not None:
+        path = Path(settings)
+        source = str(path)
+        try:
+            table = read_toml(path)
+        except UnreadableFile as err:
+            raise ConfigError(str(err)) from None
+        if simulator not in ("command", "openfoam"):
+            raise ConfigError(f"{path}: --settings is for the command and openfoam simulators, not {simulator!r}")
+        data[simulator] = table
+        resolve_templates({"simulation": data}, path.parent)
+    try:
+        return SimulationConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(one_line(format_validation_error(err, source).replace("  ", "simulation."))) from None
+
+
+def resolve_templates(data: dict[str, Any], base: Path) -> None:
+    """``[simulation.command] templates`` paths are relative to the config file, like ``scenario``."""
+    command = (data.get("simulation") or {}).get("command")
+    if isinstance(command, dict) and isinstance(command.get("templates"), dict):
+        command["templates"] = {k: str((base / v).resolve()) if isinstance(v, str) else v
+                                for k, v in command["templates"].items()}
 
 
 def one_line(message: str) -> str:

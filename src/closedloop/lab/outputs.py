@@ -6,6 +6,7 @@ the scenario asks for 3D snapshots, ``OUT/<case id>.snapshots.pt``; every file w
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -15,11 +16,13 @@ from closedloop.lab.figures import plane_series_figure
 from closedloop.simulators import Scenario, SimulationResult
 
 
-def write_simulation(out: Path, scenario: Scenario, result: SimulationResult) -> list[Path]:
-    """Write the case, its figure and any snapshots under ``out``; returns the paths written."""
-    case_id = scenario.case_id()
+def write_simulation(out: Path, scenario: Scenario, result: SimulationResult,
+                     identity: dict[str, Any] | None = None) -> list[Path]:
+    """Write the case, its figure and any snapshots under ``out``; returns the paths written.
+    ``identity``: the simulator's (part of the case id; None for the built-in solver)."""
+    case_id = scenario.case_id(identity)
     path = out / f"{case_id}.parquet"
-    write_case(path, reference_case(scenario, result))
+    write_case(path, reference_case(scenario, result, identity))
     figure = out / f"{case_id}.png"
     atomic_write_bytes(figure, plane_series_figure(
         result.times, result.plane, result.plane_mask,
@@ -37,6 +40,8 @@ def write_simulation(out: Path, scenario: Scenario, result: SimulationResult) ->
 
 def mass_summary(result: SimulationResult) -> str:
     """Emitted, in the room, exhausted, and the budget's relative closing error at the last output."""
+    if len(result.extra.get("mass_reported", "...")) < 3:
+        return f"mass budget: reported {', '.join(result.extra['mass_reported']) or 'none'} (external simulator)"
     emitted = float(result.mass_emitted[-1])
     balance = float((result.mass_emitted[-1] - result.mass_in_domain[-1] - result.mass_exhausted[-1]).abs())
     return (f"mass: emitted {emitted:.4g}, in room {float(result.mass_in_domain[-1]):.4g}, exhausted "

@@ -1,16 +1,20 @@
 """The steady flow of a geometry, solved once and cached on disk by the hash of what determines it.
 
 Key: room, obstacles, inlets, exhausts and flow model (not the source, diffusivity or times), so
-every case of a campaign over source positions reuses one Navier–Stokes solve. The cache lives in
+every case of a campaign over source positions reuses one Navier–Stokes solve, and a file lock per key
+makes simulations that ask at once solve it once. The cache lives in
 ``$CLOSEDLOOP_FLOW_CACHE`` (default ``~/.cache/closedloop/flows``; ``off`` disables it). Files are
 written atomically and read with ``weights_only=True``; an unreadable file is solved again.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,10 +59,33 @@ def solve_flow(scenario: Scenario, geometry: RoomGeometry) -> tuple[SteadyFlow, 
     return navier_stokes_flow(scenario, geometry, NavierStokesSettings(**overrides))
 
 
+@contextlib.contextmanager
+def geometry_lock(root: Path | None, key: str) -> Iterator[None]:
+    """Hold ``root/key.lock`` (``fcntl.flock``, exclusive) while one geometry's flow is looked up or
+    solved, so concurrent simulations of one geometry (threads or processes) solve it once: the
+    first solves and writes, the others wait and read its file. No cache (``off``): no lock."""
+    if root is None:
+        yield
+        return
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / f"{key}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def steady_flow(scenario: Scenario, geometry: RoomGeometry) -> FlowField:
-    """The scenario's steady flow (float64, CPU), from the cache when present."""
+    """The scenario's steady flow (float64, CPU), from the cache when present; solved once per geometry
+    however many simulations ask at once (:func:`geometry_lock`)."""
     key = flow_key(scenario)
     root = cache_dir()
+    with geometry_lock(root, key):
+        return _cached_or_solved(scenario, geometry, key, root)
+
+
+def _cached_or_solved(scenario: Scenario, geometry: RoomGeometry, key: str, root: Path | None) -> FlowField:
     path = root / f"{key}.pt" if root is not None else None
     if path is not None and path.exists():
         try:

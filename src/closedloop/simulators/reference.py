@@ -55,6 +55,9 @@ class SimulationResult:
     dtype: str
     snapshots: dict[float, torch.Tensor] = field(default_factory=dict)  # t -> (nx, ny, nz)
     extra: dict = field(default_factory=dict)
+    cpu_seconds: float | None = None  # CPU time of the whole simulation (flow and transport), all threads
+    simulator: str = "builtin"  # who produced it (simulators/interface.py) and its version
+    simulator_version: str = ""
 
 
 ProgressFn = Callable[[float, float], None]

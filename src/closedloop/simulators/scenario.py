@@ -9,8 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -319,9 +320,14 @@ class Scenario(Strict):
         """A stable serialisation: sorted keys, floats as repr; the basis of the case id."""
         return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
 
-    def case_id(self) -> str:
-        """Content hash of the scenario: equal scenarios share one id, so none is run twice."""
-        return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
+    def case_id(self, producer: Mapping[str, Any] | None = None) -> str:
+        """Content hash of the scenario and of what simulates it: equal pairs share one id, so none is run
+        twice. ``producer`` is a simulator's ``identity()`` (name, version, the settings that change its
+        numbers); None, the built-in reference, keeps the scenario's own hash."""
+        text = self.canonical_json()
+        if producer is not None:
+            text += "|" + json.dumps(dict(producer), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def with_parameters(self, values: dict[str, float]) -> Scenario:
         """A copy with dotted-path fields replaced, e.g. ``{"source.x": 3.0, "inlets.0.speed": 1.2}``.

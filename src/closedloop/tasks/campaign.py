@@ -12,6 +12,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 from prefect.exceptions import MissingContextError
+from prefect.futures import as_completed
 from prefect.runtime import flow_run
 from prefect.states import Crashed
 
@@ -19,6 +20,7 @@ from closedloop.lab import campaign as steps
 from closedloop.lab.config import CampaignConfig
 from closedloop.lab.lock import LockInfo, campaign_lock
 from closedloop.lab.store import CampaignStore
+from closedloop.simulators.concurrency import concurrent_limit
 from closedloop.tasks import gpu_slot
 
 
@@ -102,6 +104,22 @@ def simulate_case(config: CampaignConfig, campaign_dir: str, params: dict[str, f
     return row
 
 
+def bounded_submit(task_: Any, config: CampaignConfig, campaign_dir: str, batch: list[dict[str, float]],
+                   limit: int) -> list[Any]:
+    """Submit the batch's simulations with at most ``limit`` running at once (a case starts when one ends),
+    so none waits inside its task, where the wait would count towards its timeout."""
+    futures: list[Any] = []
+    running: list[Any] = []
+    for params in batch:
+        while len(running) >= limit:
+            done = next(as_completed(running))
+            running.remove(done)
+        future = task_.submit(config, campaign_dir, params)
+        futures.append(future)
+        running.append(future)
+    return futures
+
+
 def collect_outcomes(config: CampaignConfig, batch: list[dict[str, float]], futures: Any) -> list[dict[str, Any]]:
     """Ledger rows for a mapped simulation: done rows, or failed rows with the error text."""
     run_id = current_flow_run_id()
@@ -111,6 +129,15 @@ def collect_outcomes(config: CampaignConfig, batch: list[dict[str, float]], futu
         failed = isinstance(outcome, BaseException)
         rows.append(steps.failed_row(config, params, outcome, run_id) if failed else {**outcome, "flow_run_id": run_id})
     return rows
+
+
+def simulation_options(config: CampaignConfig, campaign_dir: str, refresh: bool = False) -> dict[str, Any]:
+    """The simulate task's options: retries with exponential backoff, the configured timeout, and
+    results cached in the campaign directory (``refresh`` ignores the cache, for repairs)."""
+    sim = config.simulation
+    return {"retries": sim.retries, "retry_delay_seconds": sim.retry_delays() or 0,
+            "timeout_seconds": sim.timeout_seconds, "refresh_cache": refresh,
+            "result_storage": CampaignStore(campaign_dir).cache_dir.resolve()}
 
 
 def simulate_batch(config: CampaignConfig, campaign_dir: str, batch: list[dict[str, float]],
@@ -124,10 +151,11 @@ def simulate_batch(config: CampaignConfig, campaign_dir: str, batch: list[dict[s
     The tasks run on the current flow's task runner (threads, or Dask in ``simulate-batch``).
     """
     sim = config.simulation
-    options: dict[str, Any] = {"retries": sim.retries, "retry_delay_seconds": sim.retry_delays() or 0,
-                               "timeout_seconds": sim.timeout_seconds, "refresh_cache": refresh,
-                               "result_storage": CampaignStore(campaign_dir).cache_dir.resolve()}
-    futures = simulate_case.with_options(**options).map(unmapped(config), unmapped(campaign_dir), batch)
+    task_ = simulate_case.with_options(**simulation_options(config, campaign_dir, refresh))
+    if sim.runner == "dask":  # the cluster's workers bound what runs at once
+        futures = task_.map(unmapped(config), unmapped(campaign_dir), batch)
+    else:
+        futures = bounded_submit(task_, config, campaign_dir, batch, concurrent_limit(sim.max_concurrent))
     rows = collect_outcomes(config, batch, futures)
     # in the simulate-batch subflow, the ledger names the campaign's flow run
     return [{**row, "flow_run_id": run_id} for row in rows] if run_id else rows

@@ -7,6 +7,7 @@ import math
 
 import pytest
 
+from closedloop.simulators import interface
 from closedloop.lab import campaign as steps
 from closedloop.lab.campaign import simulation
 from closedloop.lab.config import load_campaign_config
@@ -23,7 +24,7 @@ def config():
 
 def test_a_case_is_simulated_once_then_reused(config, tmp_path, tiny_result, monkeypatch):
     calls = []
-    monkeypatch.setattr(simulation, "simulate", lambda scenario, **kw: calls.append(scenario.case_id()) or tiny_result)
+    monkeypatch.setattr(interface, "reference_simulate", lambda scenario, **kw: calls.append(scenario.case_id()) or tiny_result)
     store = CampaignStore(tmp_path / "camp")
     first = steps.run_case(config, store, POINT)
     case_id = steps.scenario_for(config, POINT).case_id()

@@ -21,6 +21,11 @@ def scenario_for(config: CampaignConfig, params: dict[str, float]) -> Scenario:
     return config.scenario.with_parameters(config.design.scenario_values(params))
 
 
+def case_id_for(config: CampaignConfig, params: dict[str, float]) -> str:
+    """The id of a design point's case: its scenario and the configured simulator (``Scenario.case_id``)."""
+    return scenario_for(config, params).case_id(config.simulation.producer())
+
+
 def feasible_mask(config: CampaignConfig, x: torch.Tensor) -> torch.Tensor:
     """Which rows of x (n x d, natural units) give a valid scenario (e.g. source not in a pillar)
     whose inlets reach an exhaust (checked on the grid only when the design moves the geometry)."""

@@ -156,9 +156,10 @@ def propose_round(config: CampaignConfig, ledger: pd.DataFrame, round_index: int
 
 def proposal_rows(config: CampaignConfig, proposal: Proposal, flow_run_id: str | None) -> list[dict]:
     rows = []
+    producer = config.simulation.producer()  # the simulator's identity, part of the case id
     for params in proposal.parameters:
         scenario = scenario_for(config, params)
-        rows.append({"case_id": scenario.case_id(), "round": proposal.round, "status": "proposed",
+        rows.append({"case_id": scenario.case_id(producer), "round": proposal.round, "status": "proposed",
                      "strategy": proposal.strategy, "parameters": json.dumps(params, sort_keys=True),
                      "proposed_at": now_iso(), "flow_run_id": flow_run_id})
     return rows

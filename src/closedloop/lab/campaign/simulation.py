@@ -12,28 +12,31 @@ from typing import Any
 import torch
 
 from closedloop.lab import faults
-from closedloop.lab.campaign.design import scenario_for
+from closedloop.lab.campaign.design import case_id_for, scenario_for
 from closedloop.lab.config import CampaignConfig
 from closedloop.lab.store import CampaignStore, file_sha256, now_iso, reference_case, write_case
 from closedloop.lab.timing import timed
-from closedloop.simulators import simulate
+from closedloop.simulators.concurrency import simulation_slot
 
 
 def simulation_cache_key(config: CampaignConfig, params: dict[str, float]) -> str:
-    """What a simulation's result depends on: the scenario (its hash is the case id) and the device.
+    """What a simulation's result depends on: the case id (scenario and simulator) and the device.
 
     Prefect caches finished simulate tasks under this key (tasks/campaign.py); :func:`audit`
     deletes the record with the case file when that file is damaged.
     """
     device = config.simulation.device.replace(":", "-")
-    return f"simulate-{scenario_for(config, params).case_id()}-{device}"
+    return f"simulate-{case_id_for(config, params)}-{device}"
 
 
 def check_finite(case_id: str, result: Any) -> None:
-    """Refuse a simulation result holding NaN or ±inf (it is never written as a case)."""
-    series = {"plane": result.plane, **{f"probe:{k}": v for k, v in result.probes.items()},
-              "mass_in_domain": result.mass_in_domain, "mass_emitted": result.mass_emitted,
+    """Refuse a simulation result holding NaN or ±inf (it is never written as a case); a mass series an
+    external simulator does not report (``extra["mass_reported"]``) is all NaN by contract and not checked."""
+    masses = {"mass_in_domain": result.mass_in_domain, "mass_emitted": result.mass_emitted,
               "mass_exhausted": result.mass_exhausted}
+    reported = result.extra.get("mass_reported", list(masses))
+    series = {"plane": result.plane, **{f"probe:{k}": v for k, v in result.probes.items()},
+              **{k: v for k, v in masses.items() if k in reported}}
     bad = []
     for name, values in series.items():
         values = torch.as_tensor(values)
@@ -48,27 +51,34 @@ def check_finite(case_id: str, result: Any) -> None:
 def run_case(config: CampaignConfig, store: CampaignStore, params: dict[str, float]) -> dict[str, Any]:
     """Simulate one case unless its file already exists; returns a ledger update."""
     scenario = scenario_for(config, params)
-    case_id = scenario.case_id()
+    sim = config.simulation
+    simulator = sim.simulator_for()
+    identity = simulator.identity()
+    case_id = scenario.case_id(identity)
     if store.has_case(case_id):
         # written by an earlier run that stopped before the ledger recorded it (or recorded it already)
         prov = store.case_metadata(case_id).get("provenance", {})
         row = {"case_id": case_id, "status": "done", "reused": True,
-               "case_sha256": file_sha256(store.case_path(case_id)),
-               "sim_seconds": prov.get("sim_seconds"), "finished_at": prov.get("created")}
+               "case_sha256": file_sha256(store.case_path(case_id)), "sim_seconds": prov.get("sim_seconds"),
+               "cpu_seconds": prov.get("cpu_seconds"), "simulator": prov.get("simulator"),
+               "finished_at": prov.get("created")}
         return {k: v for k, v in row.items() if v is not None}
-    with timed("simulation"):
+    # an external code's files and log stay with the case: runs/<case id>/
+    workdir = None if simulator.name == "builtin" else store.root / "runs" / case_id
+    with timed("simulation"), simulation_slot(sim.max_concurrent):
         faults.point("simulate:start", case_id)
         t0 = time.perf_counter()
-        result = simulate(scenario, device=config.simulation.device, max_memory_gb=config.simulation.max_memory_gb,
-                          max_cells=config.simulation.max_cells,
-                          progress=lambda t, horizon: faults.point("simulate:progress", case_id))
+        result = simulator.simulate(scenario, device=sim.device, max_memory_gb=sim.max_memory_gb,
+                                    max_cells=sim.max_cells, workdir=workdir,
+                                    progress=lambda t, horizon: faults.point("simulate:progress", case_id))
         seconds = time.perf_counter() - t0
         check_finite(case_id, result)
-        case = reference_case(scenario, result, seed=config.seed, config_hash=config.config_hash(),
+        case = reference_case(scenario, result, identity, seed=config.seed, config_hash=config.config_hash(),
                               sim_seconds=seconds)
         sha = write_case(store.case_path(case_id), case)
         faults.point("simulate:end", case_id)
     return {"case_id": case_id, "status": "done", "sim_seconds": seconds, "case_sha256": sha,
+            "cpu_seconds": result.cpu_seconds, "simulator": result.simulator,
             "finished_at": case.provenance["created"], "reused": False}
 
 
@@ -96,7 +106,7 @@ def failure_text(config: CampaignConfig, error: BaseException) -> str:
 def failed_row(config: CampaignConfig, params: dict[str, float], error: BaseException,
                flow_run_id: str | None) -> dict[str, Any]:
     """The ledger update of a case whose simulation failed (its proposal row stays, now ``failed``)."""
-    return {"case_id": scenario_for(config, params).case_id(), "status": "failed",
+    return {"case_id": case_id_for(config, params), "status": "failed",
             "error": failure_text(config, error), "flow_run_id": flow_run_id, "finished_at": now_iso()}
 
 
