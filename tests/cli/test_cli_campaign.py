@@ -25,3 +25,33 @@ def test_campaign_status_shows_the_ledger_and_the_state(tmp_path: Path):
     assert res.exit_code == 0, res.output
     assert "status: finished; rounds 1/2; cases done 6, failed 0" in flat(res)
     assert all(case_id in res.output for case_id in CampaignStore(camp).read_ledger()["case_id"])
+
+
+def test_campaign_run_passes_the_mode_and_refuses_an_unknown_one(tmp_path: Path, monkeypatch):
+    import closedloop.flows.campaign as flows
+    from tests.conftest import fast_config_text
+
+    cfg = tmp_path / "fast.toml"
+    cfg.write_text(fast_config_text())
+    asked = {}
+
+    def fake(**kwargs):
+        asked.update(kwargs)
+        raise ValueError("stopped by the test")
+
+    monkeypatch.setattr(flows, "campaign", fake)
+    res = runner.invoke(app, ["campaign", "run", str(cfg), "--dir", str(tmp_path / "c"), "--mode", "async"])
+    assert res.exit_code == 2 and "stopped by the test" in flat(res) and asked["mode"] == "async"
+    res = runner.invoke(app, ["campaign", "run", str(cfg), "--dir", str(tmp_path / "c"), "--mode", "fast"])
+    assert res.exit_code == 2 and "--mode" in flat(res) and "is not one of 'sync'" in flat(res)
+
+
+def test_a_bad_mode_from_a_deployment_names_the_field():
+    import pytest
+
+    from closedloop.lab.config import ConfigError, load_with_overrides
+    from tests.conftest import SMOKE
+
+    assert load_with_overrides(SMOKE, **{"campaign.mode": "async"}).campaign.mode == "async"
+    with pytest.raises(ConfigError, match=r"campaign\.mode"):
+        load_with_overrides(SMOKE, **{"campaign.mode": "fast"})

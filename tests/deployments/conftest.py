@@ -70,5 +70,7 @@ def live_lab(postgres: Postgres, tmp_path_factory) -> Iterator[LiveLab]:
             run = http.get(f"/flow_runs/{run_id}").raise_for_status().json()
             deployment = http.get("/deployments/name/campaign/smoke-nightly").raise_for_status().json()
             found = http.post("/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [run_id]}}})
-            artifacts = {a["type"]: a for a in found.raise_for_status().json()}
+            # by type ("table", "markdown": the round's report, "progress"); the progress summary as "summary"
+            artifacts = {"summary" if a["key"].endswith("-summary") else a["type"]: a
+                         for a in found.raise_for_status().json()}
         yield LiveLab(server, postgres.url, config, campaign_dir, ledger, run, deployment, artifacts)

@@ -38,7 +38,7 @@ class LiveLab:
     ledger: pd.DataFrame
     run: dict  # the campaign's flow run, as the REST API returns it
     deployment: dict
-    artifacts: dict[str, dict]  # by type: "table", "markdown"
+    artifacts: dict[str, dict]  # by type: "table", "markdown" (the round report), "progress"; and "summary"
 
 
 @contextlib.contextmanager

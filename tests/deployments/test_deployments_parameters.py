@@ -25,3 +25,13 @@ def test_unknown_parameters_are_refused_at_the_api(make, known, unknown):
         with pytest.raises(PrefectHTTPStatusError, match="409"):  # badly typed: refused as before
             client.create_flow_run_from_deployment(deployment_id, parameters={"seed" if make is steer_deployment
                                                                               else "rounds": "many"})
+
+
+def test_the_mode_is_a_parameter_of_the_campaign_deployment():
+    deployment_id = campaign_deployment().apply()
+    with get_client(sync_client=True) as client:
+        run = client.create_flow_run_from_deployment(deployment_id, parameters={"mode": "async"})
+        assert run.parameters["mode"] == "async"
+        with pytest.raises(PrefectHTTPStatusError, match="409") as refused:  # neither sync nor async
+            client.create_flow_run_from_deployment(deployment_id, parameters={"mode": "fast"})
+        assert "mode" in refused.value.response.text

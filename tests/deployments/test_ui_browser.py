@@ -140,3 +140,48 @@ def test_deployment_page_shows_its_schedule(lab: Lab):
                  "Scheduled for")
     assert "src/closedloop/flows/campaign.py:campaign" in text
     _screenshot(lab, "deployment_schedule")
+
+
+def test_progress_artifact_rises_to_done_while_an_async_campaign_runs(lab: Lab, tmp_path):
+    """An asynchronous campaign runs against the server while the browser reloads its progress
+    artifact's page: the percentage shown rises as cases finish, and ends at 100 %."""
+    import re
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from closedloop.lab.store import CampaignStore
+    from tests.flows.asynclab import tiny_async_config
+
+    config = tiny_async_config(tmp_path / "config", max_cases=5, rounds=2)
+    directory = tmp_path / "async-camp"
+    key = CampaignStore(directory).artifact_key("smoke", "progress")
+    code = f"from closedloop.flows.campaign import campaign; campaign({str(config)!r}, {str(directory)!r})"
+    proc = subprocess.Popen([sys.executable, "-c", code], env=lab.live.server.client_env(), cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen: list[float] = []
+    try:
+        with httpx.Client(base_url=lab.live.server.api, timeout=10) as http:
+            deadline, found = time.monotonic() + 180, []
+            while not found and time.monotonic() < deadline and proc.poll() is None:
+                found = http.post("/artifacts/filter", json={"artifacts": {"key": {"any_": [key]}}}).json()
+                time.sleep(0.5)
+        assert found, f"no progress artifact {key}: {proc.communicate()[0][-3000:] if proc.poll() is not None else ''}"
+        page = f"/artifacts/artifact/{found[0]['id']}"
+        while True:
+            ended = proc.poll() is not None
+            text = _open(lab, page, key)
+            seen += [float(v) for v in re.findall(r"(\d+(?:\.\d+)?)\s*%", text)[:1]]
+            if ended or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        output = proc.communicate()[0]
+    assert proc.returncode == 0, output[-3000:]
+    assert seen and seen[-1] == 100, (seen, text[:1500])
+    assert min(seen) < 100, seen  # seen before the end, then updated
+    _screenshot(lab, "artifact_progress")

@@ -1,6 +1,7 @@
 """``closedloop campaign run`` and ``closedloop campaign status``."""
 from __future__ import annotations
 
+import enum
 import json
 import math
 import os
@@ -13,10 +14,22 @@ from rich.table import Table
 from closedloop.cli.console import console, fail
 
 
+class Mode(str, enum.Enum):
+    """``--mode``: the values of ``[campaign] mode``."""
+
+    sync = "sync"
+    async_ = "async"
+
+
 def campaign_run(config: Annotated[Path, typer.Argument(help="Campaign TOML file.")],
                  dir: Annotated[Optional[Path], typer.Option("--dir", help="Campaign directory (default runs/NAME).")] = None,
-                 rounds: Annotated[Optional[int], typer.Option(min=1, help="Override budget.rounds.")] = None) -> None:
-    """Run or continue a campaign on Prefect (ephemeral local server unless PREFECT_API_URL is set)."""
+                 rounds: Annotated[Optional[int], typer.Option(min=1, help="Override budget.rounds.")] = None,
+                 mode: Annotated[Optional[Mode], typer.Option(
+                     help="Override campaign.mode: sync rounds, or async (workers kept full).")] = None) -> None:
+    """Run or continue a campaign on Prefect (ephemeral local server unless PREFECT_API_URL is set).
+
+    ``[campaign] mode = "async"`` (or ``--mode async``) keeps the simulation workers full and
+    retrains beside them (docs/operations.md, *Asynchronous campaigns*)."""
     from closedloop.lab.config import load_campaign_config
 
     from closedloop.lab.campaign.state import campaign_directory
@@ -31,7 +44,8 @@ def campaign_run(config: Annotated[Path, typer.Argument(help="Campaign TOML file
     from closedloop.lab.store import CampaignStore
 
     try:
-        state = campaign(config_path=str(config), campaign_dir=str(dir) if dir else None, rounds=rounds)
+        state = campaign(config_path=str(config), campaign_dir=str(dir) if dir else None, rounds=rounds,
+                         mode=mode.value if mode else None)
     except (CampaignLocked, ValueError) as err:  # IntegrityError and ConfigError are ValueErrors
         fail(str(err))
     console.rule(f"campaign {cfg.name}: {state['stop_reason']}")

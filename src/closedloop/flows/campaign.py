@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 from prefect import flow, get_run_logger
 
@@ -64,7 +64,7 @@ def ending_told(config: CampaignConfig, store: CampaignStore) -> Iterator[None]:
 def campaign(config_path: str = "configs/smoke.toml", campaign_dir: str | None = None,
              rounds: int | None = None, strategy: str | None = None, batch_size: int | None = None,
              max_cases: int | None = None, max_error_target: float | None = None,
-             patience: int | None = None, mode: str | None = None) -> dict[str, Any]:
+             patience: int | None = None, mode: Literal["sync", "async"] | None = None) -> dict[str, Any]:
     """Run (or continue) a campaign from a TOML config in ``campaign_dir`` (default runs/NAME).
 
     The other parameters, when given, override the config: the planner's strategy, the batch size,

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from closedloop.lab.design_checks import corners_fit, some_point_runs
+from closedloop.lab.fidelity_config import FidelityLevel, FidelityPlan, check_fidelities
 from closedloop.lab.modes import ModeConfig
 from closedloop.planners.design import DesignSpace
 from closedloop.planners.strategies import PlannerSettings
@@ -116,6 +117,8 @@ class Budget(Strict):
                                  description="Stop after this many rounds without a better round-mean error")
     min_improvement: Finite = Field(default=0.0, ge=0, lt=1,
                                     description="Relative improvement that counts for patience")
+    max_cpu_seconds: Finite | None = Field(default=None, gt=0,
+                                           description="Compute budget: stop once the cases' CPU-seconds reach it")
 
     @model_validator(mode="after")
     def _cases(self) -> Budget:
@@ -164,7 +167,11 @@ class SurrogateConfig(Strict):
     weight_decay: Finite = Field(default=0.0, ge=0)
     smoothness: Finite = Field(default=0.0, ge=0)
     batch_size: int | None = Field(default=None, ge=1, description="Cases per optimiser step (seeded "
-                                   "mini-batches); default: all cases at once")
+                                   "mini-batches); default: chosen from training_memory_gb")
+    training_memory_gb: Finite | None = Field(
+        default=None, gt=0, description="Memory budget that chooses the mini-batch when batch_size is not set: the "
+        "fewest equal mini-batches whose estimate (surrogates/memory.py) fits, all cases at once when they fit; "
+        "default: 2 GiB (or a quarter of this machine's memory if less) on the CPU, a quarter of the GPU's")
     max_memory_gb: Finite | None = Field(default=None, gt=0, description="Refuse training whose estimated memory "
                                          "is larger (surrogates/memory.py); default: half of this machine's memory")
 
@@ -186,7 +193,7 @@ class SurrogateConfig(Strict):
 class PlannerConfig(Strict):
     """Which strategy proposes the next batch (planners/strategies.py) and its search settings."""
 
-    strategy: Literal["error", "variance", "ensemble", "information", "sobol", "random"] = "error"
+    strategy: Literal["error", "variance", "ensemble", "information", "multifidelity", "sobol", "random"] = "error"
     acquisition: Literal["qucb", "qlognei", "error_ivr"] = Field(default="qucb",
                                                                  description="Batch acquisition of 'error'")
     optimizer: Literal["lbfgs", "pool"] = "lbfgs"
@@ -221,6 +228,8 @@ class CampaignConfig(Strict):
     planner: PlannerConfig = PlannerConfig()
     simulation: SimulationConfig = SimulationConfig()
     campaign: ModeConfig = ModeConfig()
+    fidelity: list[FidelityLevel] = Field(default_factory=list, description="[[fidelity]] levels, cheapest first")
+    fidelity_plan: FidelityPlan = FidelityPlan()
 
     @model_validator(mode="after")
     def _design_fits_scenario(self) -> CampaignConfig:
@@ -248,6 +257,13 @@ class CampaignConfig(Strict):
         some_point_runs(self)
         return self
 
+    @model_validator(mode="after")
+    def _fidelities(self) -> CampaignConfig:
+        check_fidelities(self.fidelity, self.fidelity_plan, self.scenario, [p.name for p in self.design.parameters])
+        if self.planner.strategy == "multifidelity" and not self.fidelity:
+            raise ValueError("planner.strategy: 'multifidelity' needs [[fidelity]] levels")
+        return self
+
     def config_hash(self) -> str:
         # where simulations run, and the limits that refuse them, do not change what they compute
         placement = {"simulation": {"runner", "dask_address", "dask_workers", "max_memory_gb", "max_cells",
@@ -255,6 +271,12 @@ class CampaignConfig(Strict):
                      "surrogate": {"max_memory_gb"}, "campaign": True}  # scheduling
         if self.simulation.simulator == "builtin":  # the hash of every config written before simulators existed
             placement["simulation"] |= {"simulator", "command", "openfoam"}
+        if not self.fidelity:  # the hash of every config written before fidelities existed
+            placement |= {"fidelity": True, "fidelity_plan": True}
+        if self.budget.max_cpu_seconds is None:
+            placement["budget"] = {"max_cpu_seconds"}
+        if self.surrogate.training_memory_gb is None:  # the default budget: the hash of configs written before it
+            placement["surrogate"] |= {"training_memory_gb"}
         text = json.dumps(self.model_dump(mode="json", exclude=placement), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -46,7 +46,7 @@ LEDGER_COLUMNS: dict[str, str] = {
     "parameters": "string", "proposed_at": "string", "finished_at": "string",
     "sim_seconds": "float64", "rel_l2": "float64", "log_rel_l2": "float64",
     "validated_by": "string", "flow_run_id": "string", "error": "string", "case_sha256": "string",
-    "simulator": "string", "cpu_seconds": "float64",
+    "simulator": "string", "cpu_seconds": "float64", "fidelity": "string",
 }
 STATUSES = ("proposed", "done", "failed")
 

@@ -5,6 +5,7 @@ What ``closedloop train`` and ``closedloop predict`` do; a campaign trains throu
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,21 +19,22 @@ from closedloop.surrogates import HybridSurrogate, TrainConfig, TrainReport, tra
 from closedloop.surrogates.checkpoint import checkpoint_payload, load_model, read_checkpoint, write_checkpoint
 from closedloop.simulators.budget import memory_limit
 from closedloop.surrogates.coupling import batch_problems, spec_for
-from closedloop.surrogates.memory import check_training, estimate_training
+from closedloop.surrogates.memory import fit_training, training_budget
 
 
 def train_surrogate(cases: list[Case], config: TrainConfig, progress: Callable[[int, float], None] | None = None,
                     **spec_options: Any) -> tuple[HybridSurrogate, TrainReport]:
     """A new model (``spec_options``: see :func:`spec_for`, seeded by ``config.seed``) trained on
-    ``cases``; refused (:class:`TrainingTooLarge`) when its estimated memory is over half of this
-    machine's, before training starts."""
+    ``cases``, in the mini-batches the default training budget affords when ``config.batch_size`` is
+    None (surrogates/memory.py); refused (:class:`TrainingTooLarge`) when its estimated memory is over
+    half of this machine's, before training starts."""
     forcing, problem = batch_problems([c.scenario for c in cases])
     torch.manual_seed(config.seed)
     model = HybridSurrogate(spec_for(problem, **spec_options), problem.mask).double()
     target = torch.stack([c.plane for c in cases]).to(torch.float64)
-    check_training(estimate_training(model, forcing, problem.n_steps, config.tbptt_steps, config.batch_size),
-                   *memory_limit(None, "surrogate.max_memory_gb"))
-    return model, train(model, forcing, target, config, progress=progress)
+    fit = fit_training(model, forcing, problem.n_steps, config.tbptt_steps, config.batch_size,
+                       training_budget(None), memory_limit(None, "surrogate.max_memory_gb"))
+    return model, train(model, forcing, target, dataclasses.replace(config, batch_size=fit.batch), progress=progress)
 
 
 def save_surrogate(path: str | Path, model: HybridSurrogate, cases: list[Case], report: TrainReport) -> None:

@@ -7,6 +7,8 @@
 - ``information``: the surrogate's own parameter information (sketched Fisher) of each candidate of
   a Sobol pool, greedy D-optimal batch given the cases run and pending
   (:mod:`closedloop.planners.information`);
+- ``multifidelity``: the error GP over (point, fidelity) and the cost-aware batch that picks both
+  (:mod:`closedloop.planners.multifidelity`); proposes ``q x (d+1)``, the level value last;
 - ``sobol``: the continuation of a scrambled Sobol sequence; ``random``: uniform points.
 
 A strategy declares what it needs (:class:`Needs`: validated errors for a GP, a model score from
@@ -29,6 +31,7 @@ from closedloop.planners.ensemble import greedy_batch
 from closedloop.planners.failures import both, clear_of_failures
 from closedloop.planners.gp import fit_error_model
 from closedloop.planners.information import greedy_information_batch
+from closedloop.planners.multifidelity import cost_aware_batch, fit_multifidelity_error_model
 
 EnsembleScore = Callable[[torch.Tensor], torch.Tensor]  # (n x d) candidates -> (n,) disagreement
 Information = Callable[[torch.Tensor], torch.Tensor]  # (n x d) scenarios -> (n, K, K) information
@@ -69,6 +72,13 @@ class Evidence:
     feasible: Feasible | None = None
     disagreement: EnsembleScore | None = None
     information: Information | None = None
+    # multi-fidelity: the level s ∈ [0, 1] of each observed / pending / existing point, the levels, and
+    # the cost model: (n x d) points -> (n x L) CPU-seconds at each level
+    observed_fidelity: torch.Tensor | None = None
+    pending_fidelity: torch.Tensor | None = None
+    existing_fidelity: torch.Tensor | None = None
+    levels: tuple[float, ...] = ()
+    level_cost: Callable[[torch.Tensor], torch.Tensor] | None = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +143,7 @@ class Strategy:
     name: ClassVar[str] = ""
     needs: ClassVar[Needs] = Needs()
     sequence: ClassVar[bool] = False
+    chooses_fidelity: ClassVar[bool] = False  # proposes q x (d+1), the level value last
 
     def __init_subclass__(cls, **declared: Any) -> None:
         """A subclass declares its class attributes in its header: ``class Sobol(Strategy, name="sobol")``."""
@@ -237,8 +248,36 @@ class VarianceReduction(ErrorSeeking, name="variance", acquisition="qnipv"):
     """The same GP; integrated posterior variance reduction (``qnipv``): learn the map evenly."""
 
 
+@dataclass(frozen=True)
+class MultiFidelity(Strategy, name="multifidelity", needs=Needs(errors=2), chooses_fidelity=True):
+    """The MF GP on the log validation error at each case's level and the cost-weighted top-level
+    integrated variance reduction on a feasible Sobol pool × the levels."""
+
+    def propose(self, space: DesignSpace, q: int, evidence: Evidence) -> torch.Tensor:
+        if evidence.observed_fidelity is None or evidence.level_cost is None or len(evidence.levels) < 2:
+            raise ValueError("strategy 'multifidelity': needs the observed levels, the levels and a cost model")
+        s = self.settings
+        with torch.random.fork_rng():
+            torch.manual_seed(self.seed)
+            gp = fit_multifidelity_error_model(space, evidence.observed, evidence.observed_fidelity,
+                                               evidence.log_error, maxiter=s.gp_maxiter)
+        pool = candidate_pool(self.name, space, s.candidates, q, self.rule(space, evidence), seed=self.seed + 2718)
+
+        def with_levels(x: torch.Tensor | None, level: torch.Tensor | None) -> torch.Tensor | None:
+            if x is None or not len(x):
+                return None
+            lv = level if level is not None else torch.ones(len(x), dtype=torch.float64)
+            return torch.cat([x.to(torch.float64), lv.to(torch.float64)[:, None]], dim=1)
+
+        return cost_aware_batch(gp, space, q, pool, evidence.levels, evidence.level_cost(pool), seed=self.seed,
+                                integration_points=s.integration_points,
+                                pending=with_levels(evidence.pending, evidence.pending_fidelity),
+                                taken=with_levels(evidence.existing, evidence.existing_fidelity),
+                                min_distance=s.min_distance)
+
+
 REGISTRY: dict[str, type[Strategy]] = {s.name: s for s in (ErrorSeeking, VarianceReduction, Ensemble,
-                                                            InformationGain, Sobol, Random)}
+                                                            InformationGain, MultiFidelity, Sobol, Random)}
 STRATEGIES = tuple(REGISTRY)
 
 

@@ -23,8 +23,9 @@ from closedloop.planners.design import DesignSpace
 def greedy_variance_batch(model: Model, space: DesignSpace, q: int, pool: torch.Tensor,
                           integration: torch.Tensor, *, pending: torch.Tensor | None = None,
                           taken: torch.Tensor | None = None, min_distance: float = 1e-3,
-                          weights: torch.Tensor | None = None) -> torch.Tensor:
-    """``q x d`` points of ``pool`` that most reduce the (weighted) integrated variance over ``integration``."""
+                          weights: torch.Tensor | None = None, costs: torch.Tensor | None = None) -> torch.Tensor:
+    """``q x d`` points of ``pool`` that most reduce the (weighted) integrated variance over ``integration``;
+    with ``costs`` (one per pool point, > 0) the reduction per unit cost (planners/multifidelity.py)."""
     if q < 1:
         raise ValueError(f"q must be at least 1, got {q}")
     pend = pending.to(torch.float64) if pending is not None and len(pending) else pool[:0]
@@ -52,11 +53,14 @@ def greedy_variance_batch(model: Model, space: DesignSpace, q: int, pool: torch.
     w = torch.ones(len(integration), dtype=torch.float64) if weights is None else weights.to(torch.float64)
     if w.shape != (len(integration),) or (w < 0).any():
         raise ValueError(f"weights: need {len(integration)} non-negative values, got shape {tuple(w.shape)}")
+    per = torch.ones(n_pool, dtype=torch.float64) if costs is None else costs.to(torch.float64)
+    if per.shape != (n_pool,) or not (per > 0).all():
+        raise ValueError(f"costs: need {n_pool} positive values, got shape {tuple(per.shape)}")
     chosen = []
     for _ in range(q):
         if not alive.any():
             raise ValueError("design space exhausted: every pool point duplicates an earlier case")
-        ivr = (w[:, None] * cov[z, :n_pool] ** 2).sum(dim=0) / (cov.diagonal()[:n_pool] + noise)
+        ivr = (w[:, None] * cov[z, :n_pool] ** 2).sum(dim=0) / (cov.diagonal()[:n_pool] + noise) / per
         j = int(torch.where(alive, ivr, torch.full_like(ivr, -1.0)).argmax())
         chosen.append(j)
         observe(j)

@@ -30,6 +30,7 @@ class Forcing:
         (max(w_top, 0) + max(−w_bottom, 0)) / h_band: where the band-mean flow converges, air (and
         what it carries) leaves through the band's top or bottom.
     layers: optional flow of the room below and above the band (surrogates/layers.py).
+    fidelity: optional (B,) level s ∈ [0, 1] of each case's reference (top = 1; None: all top).
     """
 
     velocity: tuple[torch.Tensor, torch.Tensor]
@@ -38,6 +39,7 @@ class Forcing:
     source_series: torch.Tensor | None = None
     outflow: torch.Tensor | None = None
     layers: LayerForcing | None = None
+    fidelity: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         s = self.source_series
@@ -71,7 +73,7 @@ class Forcing:
     def map(self, fn) -> Forcing:
         """Apply ``fn`` to every tensor (the optional ones when present)."""
         opt = {name: None if getattr(self, name) is None else fn(getattr(self, name))
-               for name in ("source_series", "outflow")}
+               for name in ("source_series", "outflow", "fidelity")}
         return Forcing(velocity=(fn(self.velocity[0]), fn(self.velocity[1])), source=fn(self.source),
                        window=fn(self.window), layers=None if self.layers is None else self.layers.map(fn), **opt)
 
@@ -84,7 +86,7 @@ class Forcing:
         on = (torch.minimum(t0 + interval, stop) - torch.maximum(t0, start)).clamp_min(0) / interval
         series = on.to(self.source.dtype)[:, :, None, None] * self.source[:, None]
         return Forcing(velocity=self.velocity, source=self.source, window=self.window, source_series=series,
-                       outflow=self.outflow, layers=self.layers)
+                       outflow=self.outflow, layers=self.layers, fidelity=self.fidelity)
 
     @staticmethod
     def stack(items: list[Forcing]) -> Forcing:
@@ -99,8 +101,10 @@ class Forcing:
         if any(x is None for x in stacks) and not all(x is None for x in stacks):
             raise ValueError("layers: mix of forcings with and without the room layers")
         layers = None if stacks[0] is None else LayerForcing.cat(stacks)  # type: ignore[arg-type]
+        levels = [f.fidelity for f in items]
+        fidelity = torch.cat(levels) if all(s is not None for s in levels) else None  # type: ignore[misc]
         return Forcing(velocity=(torch.cat([f.velocity[0] for f in items]),
                                  torch.cat([f.velocity[1] for f in items])),
                        source=torch.cat([f.source for f in items]),
                        window=torch.cat([f.window for f in items]), source_series=series, outflow=outflow,
-                       layers=layers)
+                       layers=layers, fidelity=fidelity)

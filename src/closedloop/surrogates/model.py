@@ -35,6 +35,11 @@ from a trained one) and takes in as much memory as training on the data finds us
 Variants (``SurrogateSpec.variant``): ``hybrid`` (physics + memory closure), ``markovian``
 (closure without memory: its state is reset every step), ``data_only`` (no physics step: the
 closure alone advances c̄), ``physics_only`` (no closure; learned D and δu only).
+
+Across fidelities (``fidelity_levels`` L > 1): a case of level s ∈ [0, 1] (``Forcing.fidelity``, top = 1,
+None = top) is modelled with D_s = softplus(θ_D + θ_f (1 − s)) (a learned shift of the diffusivity
+below the top level, e.g. a coarse level's numerical diffusion) and the closure sees 1 − s as one more
+channel, so cheap cases teach the shared physics and the model predicts the top level at s = 1.
 """
 from __future__ import annotations
 
@@ -55,7 +60,8 @@ from closedloop.surrogates.spec import VARIANTS, SurrogateSpec  # noqa: F401 - S
 N_CLOSURE_INPUTS = 7  # c/s, S/S_max, u_x, u_y (cell-centred), D_x, D_y (cell-centred, / D₀), mask
 # (+ 1 with vertical_outflow: the outflow rate × Δt; + 2 with room_layers: c_lo/s, c_hi/s)
 MEMORY_GATE_SCALE = 20.0  # k in γ = clamp(k θ_γ, 0, 1)
-PHYSICS_PARAMETERS = ("raw_dx", "raw_dy", "dux", "duy", "log_sink", "log_retention", "log_layer_diffusivity")  # fields of the physics step
+PHYSICS_PARAMETERS = ("raw_dx", "raw_dy", "dux", "duy", "log_sink", "log_retention", "log_layer_diffusivity",
+                      "fidelity_shift")  # fields of the physics step
 
 
 def layered_substep(c: torch.Tensor, velocity: tuple, diffusivity: tuple, opens: tuple, mask: torch.Tensor,
@@ -95,9 +101,12 @@ class HybridSurrogate(nn.Module):
             self.register_parameter("log_retention", nn.Parameter(torch.zeros(())))
         if spec.room_layers:  # one factor per layer on its eddy diffusivity
             self.register_parameter("log_layer_diffusivity", nn.Parameter(torch.zeros(2)))
+        if spec.fidelity_levels > 1:  # θ_f: the diffusivity's shift below the top level
+            self.register_parameter("fidelity_shift", nn.Parameter(torch.zeros(())))
         self._fused_substep: Kernel | None = None
         variant = spec.effective_variant
-        n_inputs = N_CLOSURE_INPUTS + (1 if spec.vertical_outflow else 0) + (2 if spec.room_layers else 0)
+        n_inputs = N_CLOSURE_INPUTS + (1 if spec.vertical_outflow else 0) + (2 if spec.room_layers else 0) \
+            + (1 if spec.fidelity_levels > 1 else 0)
         self.closure: nn.Module | None = None
         if variant != "physics_only":
             if spec.closure == "convgru":
@@ -109,9 +118,20 @@ class HybridSurrogate(nn.Module):
                                                   memory=variant != "markovian")
 
     # --------------------------------------------------------------------------- physics
-    def diffusivities(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Face diffusivities D_x, D_y ≥ 0, zero on closed faces."""
-        return (F.softplus(self.raw_dx) * self.open_x, F.softplus(self.raw_dy) * self.open_y)
+    def below_top(self, forcing: Forcing | None) -> torch.Tensor | None:
+        """1 − s per case (B,), or None at the top level (no levels, or ``forcing.fidelity`` unset)."""
+        if self.spec.fidelity_levels <= 1 or forcing is None or forcing.fidelity is None:
+            return None
+        return 1.0 - forcing.fidelity
+
+    def diffusivities(self, forcing: Forcing | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Face diffusivities D_x, D_y ≥ 0, zero on closed faces; (B, faces) for cases below the top level."""
+        rx, ry = self.raw_dx, self.raw_dy
+        below = self.below_top(forcing)
+        if below is not None:
+            shift = (self.fidelity_shift * below.to(rx.dtype))[:, None, None]
+            rx, ry = rx + shift, ry + shift
+        return (F.softplus(rx) * self.open_x, F.softplus(ry) * self.open_y)
 
     def sink(self) -> torch.Tensor | None:
         """The exchange rate λ ≥ 0 per cell (1/s), or None without the term."""
@@ -137,7 +157,7 @@ class HybridSurrogate(nn.Module):
     def substeps(self, forcing: Forcing) -> int:
         if self.spec.effective_variant == "data_only":
             return 0
-        d = self.diffusivities()
+        d = self.diffusivities(forcing)
         vel = tuple(u.detach() for u in self.velocity(forcing))
         dt = stable_time_step(vel, tuple(x.detach() for x in d), self.grid, safety=0.9,
                               advection_factor=2.0 if self.spec.advection == "tvd" else 1.0)
@@ -182,7 +202,7 @@ class HybridSurrogate(nn.Module):
             return torch.stack([lo.to(dtype), band.to(dtype).expand_as(lo), hi.to(dtype)], dim=1)
 
         vel = self.velocity(forcing)
-        d = self.diffusivities()
+        d = self.diffusivities(forcing)
         opens = (self.open_x, self.open_y)
         velocity = tuple(stack(u[:, 0], ub, u[:, 1]) for u, ub in zip((layers.ux, layers.uy), vel))
         diffusivity = tuple(stack(x[:, 0] * scale[0], db, x[:, 1] * scale[1]) for x, db in zip((layers.dx, layers.dy), d))
@@ -197,7 +217,7 @@ class HybridSurrogate(nn.Module):
         (``forcing.source_series``) is held at its interval mean S̄_n, n = round(t0 / Δt).
         With room layers ``c`` is the layered state (B, 3, nx, ny).
         """
-        d = self.diffusivities()
+        d = self.diffusivities(forcing)
         vel = self.velocity(forcing)
         lam = self.sink_rate(forcing)
         dt = self.spec.output_interval / k
@@ -254,11 +274,14 @@ class HybridSurrogate(nn.Module):
         uy_c = 0.5 * (uy[:, :, 1:] + uy[:, :, :-1])
         src = forcing.source_pattern(n) / forcing.source_peak().clamp_min(1e-30)[:, None, None]
         mask = self.mask.to(c.dtype).expand_as(c)
-        dx, dy = self.diffusivities()
+        dx, dy = self.diffusivities(forcing)
         d0 = self.spec.initial_diffusivity
-        dx_c = (0.5 * (dx[1:, :] + dx[:-1, :]) / d0).to(c.dtype).expand_as(c)
-        dy_c = (0.5 * (dy[:, 1:] + dy[:, :-1]) / d0).to(c.dtype).expand_as(c)
+        dx_c = (0.5 * (dx[..., 1:, :] + dx[..., :-1, :]) / d0).to(c.dtype).expand_as(c)
+        dy_c = (0.5 * (dy[..., 1:] + dy[..., :-1]) / d0).to(c.dtype).expand_as(c)
         channels = [c / scale, src, ux_c, uy_c, dx_c, dy_c, mask]
+        if self.spec.fidelity_levels > 1:
+            below = self.below_top(forcing)
+            channels.append(torch.zeros_like(c) if below is None else below.to(c.dtype)[:, None, None].expand_as(c))
         if self.spec.vertical_outflow:
             assert forcing.outflow is not None
             channels.append(forcing.outflow * self.spec.output_interval)

@@ -34,6 +34,7 @@ class SurrogateSpec:
     memory_gate: bool = False  # hybrid ConvGRU carries γ·h, γ = clamp(k θ_γ, 0, 1) learned, starting at 0
     room_layers: bool = False  # carry the room below and above the band (Forcing.layers)
     layer_heights: tuple[float, float, float] = (0.0, 0.0, 0.0)  # h_lo, h_band, h_hi (m)
+    fidelity_levels: int = 1  # > 1: cases of several fidelities (Forcing.fidelity), predicted at the top
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -54,6 +55,8 @@ class SurrogateSpec:
             raise ValueError(f"closure_gain: must be in (0, 1], got {self.closure_gain}")
         if self.memory_gate and (self.variant != "hybrid" or self.closure != "convgru" or not self.use_closure):
             raise ValueError("memory_gate: only the hybrid variant's ConvGRU closure carries memory to gate")
+        if self.fidelity_levels < 1:
+            raise ValueError(f"fidelity_levels: must be ≥ 1, got {self.fidelity_levels}")
         if self.room_layers:
             if len(self.layer_heights) != 3 or not all(h > 0 and math.isfinite(h) for h in self.layer_heights):
                 raise ValueError(f"layer_heights: room_layers needs three heights > 0 (m), got {self.layer_heights}")
@@ -68,6 +71,8 @@ class SurrogateSpec:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["shape"], d["spacing"], d["layer_heights"] = list(self.shape), list(self.spacing), list(self.layer_heights)
+        if self.fidelity_levels == 1:  # checkpoints written before fidelities existed stay byte-identical
+            del d["fidelity_levels"]
         return d
 
     @staticmethod

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import get_run_logger, task
+from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from closedloop.lab import campaign as steps
@@ -11,7 +11,7 @@ from closedloop.lab.campaign import scheduler
 from closedloop.lab.config import CampaignConfig
 from closedloop.lab.store import CampaignStore
 from closedloop.tasks import gpu_slot
-from closedloop.tasks.campaign import current_flow_run_id
+from closedloop.tasks.campaign import current_flow_run_id, run_logger
 
 
 @task(name="propose-next", cache_policy=NO_CACHE)
@@ -21,7 +21,7 @@ def propose_next(config: CampaignConfig, campaign_dir: str, n: int) -> list[dict
     store = CampaignStore(campaign_dir)
     proposal = scheduler.propose_next(config, store, store.read_ledger(), n)
     rows = scheduler.store_proposal(config, store, proposal, current_flow_run_id())
-    get_run_logger().info("proposed %d case(s) by %s (round %d)", len(rows), proposal.strategy, proposal.round)
+    run_logger().info("proposed %d case(s) by %s (round %d)", len(rows), proposal.strategy, proposal.round)
     return [{"case_id": r["case_id"], "params": p} for r, p in zip(rows, proposal.parameters)]
 
 
@@ -39,9 +39,9 @@ def retrain_cases(config: CampaignConfig, campaign_dir: str, round_index: int,
     store = CampaignStore(campaign_dir)
     with gpu_slot.gpu_training_slot(gpu_slot.training_gpu()) as slot:
         if slot:
-            get_run_logger().info("round %d: holding training slot %s", round_index, slot)
+            run_logger().info("round %d: holding training slot %s", round_index, slot)
         report = steps.retrain_round(config, store, round_index, case_ids)
-    get_run_logger().info("round %d: trained on %d cases, loss %.4f -> %.4f in %.1f s", round_index,
+    run_logger().info("round %d: trained on %d cases, loss %.4f -> %.4f in %.1f s", round_index,
                           len(case_ids), report.initial_loss, report.best_loss, report.seconds)
     return {"round": round_index, "cases": list(case_ids), "initial_loss": report.initial_loss,
             "best_loss": report.best_loss, "seconds": report.seconds}

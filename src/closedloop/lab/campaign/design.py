@@ -10,6 +10,7 @@ import warnings
 import torch
 
 from closedloop.lab.config import CampaignConfig
+from closedloop.lab.fidelity_config import FIDELITY_KEY
 from closedloop.planners import sobol_design
 from closedloop.simulators import Scenario
 from closedloop.simulators.geometry import ClosedOff, check_connected, room_geometry
@@ -17,8 +18,17 @@ from closedloop.surrogates.coupling import batch_problems
 
 
 def scenario_for(config: CampaignConfig, params: dict[str, float]) -> Scenario:
-    """The base scenario with the design parameters applied (validated)."""
-    return config.scenario.with_parameters(config.design.scenario_values(params))
+    """The base scenario with the design parameters applied (validated); a case's parameters may
+    also name its fidelity level (``"fidelity"``), whose cell size and numerics then apply."""
+    level = params.get(FIDELITY_KEY)
+    if level is None:
+        return config.scenario.with_parameters(config.design.scenario_values(params))
+    design = {k: v for k, v in params.items() if k != FIDELITY_KEY}
+    names = [lv.name for lv in config.fidelity]
+    if level not in names:
+        raise ValueError(f"fidelity: unknown level {level!r}; the levels are {names}")
+    values = {**config.design.scenario_values(design), **config.fidelity[names.index(level)].overrides()}
+    return config.scenario.with_parameters(values)
 
 
 def case_id_for(config: CampaignConfig, params: dict[str, float]) -> str:

@@ -6,12 +6,14 @@ was killed is trained again from the same start and ends with the same weights.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pandas as pd
 import torch
 
 from closedloop.lab import faults
+from closedloop.lab.campaign.fidelity import surrogate_view
 from closedloop.lab.campaign.state import model_name
 from closedloop.lab.config import CampaignConfig
 from closedloop.lab.store import Case, CampaignStore, now_iso
@@ -22,7 +24,7 @@ from closedloop.simulators.devices import resolve_device
 from closedloop.surrogates import HybridSurrogate, TrainConfig, relative_l2, train
 from closedloop.surrogates.checkpoint import checkpoint_payload, load_model
 from closedloop.surrogates.coupling import batch_problems, spec_for
-from closedloop.surrogates.memory import check_training, estimate_training
+from closedloop.surrogates.memory import fit_training, training_budget
 from closedloop.surrogates.training import TrainReport
 
 
@@ -30,7 +32,8 @@ def initial_model(config: CampaignConfig, scenarios: list[Scenario]) -> HybridSu
     """The untrained surrogate: pure physics with D = K (the closure's head starts at zero)."""
     _, problem = batch_problems(scenarios[:1])
     torch.manual_seed(config.seed)
-    return HybridSurrogate(spec_for(problem, **config.surrogate.spec_options()), problem.mask).double()
+    levels = {"fidelity_levels": len(config.fidelity)} if config.fidelity else {}
+    return HybridSurrogate(spec_for(problem, **config.surrogate.spec_options(), **levels), problem.mask).double()
 
 
 def model_for_round(config: CampaignConfig, store: CampaignStore, round_index: int,
@@ -71,9 +74,15 @@ def validate_round(config: CampaignConfig, store: CampaignStore, round_index: in
         return [], {}
     cases = load_cases(store, case_ids)
     scenarios = [c.scenario for c in cases]
-    model = model_for_round(config, store, round_index - 1, scenarios)
-    pred = predict_cases(model, scenarios)
-    ref = torch.stack([c.plane for c in cases]).to(pred.dtype)
+    if config.fidelity:  # each case predicted at its own level, on the surrogate's grid
+        scenarios, forcing, ref = surrogate_view(config, cases)
+        model = model_for_round(config, store, round_index - 1, scenarios)
+        with torch.no_grad():
+            pred = model.rollout(forcing, scenarios[0].time.n_outputs)
+    else:
+        model = model_for_round(config, store, round_index - 1, scenarios)
+        pred = predict_cases(model, scenarios)
+        ref = torch.stack([c.plane for c in cases]).to(pred.dtype)
     err = relative_l2(pred[:, 1:], ref[:, 1:])
     by = model_name(round_index - 1) if round_index > 0 else "initial"
     rows = [{"case_id": cid, "rel_l2": float(e), "log_rel_l2": math.log(max(float(e), 1e-300)),
@@ -121,24 +130,31 @@ def retrain_round(config: CampaignConfig, store: CampaignStore, round_index: int
 
     Training always starts from that checkpoint (or the seeded initial model) and only the finished
     result is saved, so a round whose training was killed is trained again from the same start and
-    ends with the same weights. Training whose estimated memory (surrogates/memory.py) is over
-    ``surrogate.max_memory_gb`` (default half of this machine's) is refused before it starts.
+    ends with the same weights. Without ``surrogate.batch_size`` the mini-batch is the one the memory
+    budget ``surrogate.training_memory_gb`` affords (surrogates/memory.py: the fewest equal
+    mini-batches that fit; all cases at once when they fit), so training memory does not grow with
+    the number of cases. Training whose estimated memory is over ``surrogate.max_memory_gb``
+    (default half of this machine's) is refused before it starts.
     """
     if not case_ids:
         raise ValueError(f"round {round_index}: no simulated case to train on (every simulation failed; "
                          "the ledger's error column says why)")
     cases = load_cases(store, case_ids)
     scenarios = [c.scenario for c in cases]
+    if config.fidelity:  # every level on the surrogate's grid, its level an input (Forcing.fidelity)
+        scenarios, forcing, target = surrogate_view(config, cases)
+    else:
+        forcing, target = batch_problems(scenarios)[0], torch.stack([c.plane for c in cases])
     device = resolve_device(config.surrogate.device)  # simulations stay on CPU workers
     model = model_for_round(config, store, round_index - 1, scenarios).to(device)
-    forcing, _ = batch_problems(scenarios)
     forcing = forcing.to(device=device)
-    target = torch.stack([c.plane for c in cases]).to(device=device, dtype=torch.float64)
+    target = target.to(device=device, dtype=torch.float64)
     train_config = round_train_config(config, round_index)
-    if device.type == "cpu":  # the estimate is of host memory (simulators/budget's limit is the default)
-        check_training(estimate_training(model, forcing, target.shape[1] - 1, train_config.tbptt_steps,
-                                         train_config.batch_size),
-                       *memory_limit(config.surrogate.max_memory_gb, "surrogate.max_memory_gb"))
+    limit = memory_limit(config.surrogate.max_memory_gb, "surrogate.max_memory_gb")  # host memory: on the CPU only
+    fit = fit_training(model, forcing, target.shape[1] - 1, train_config.tbptt_steps, train_config.batch_size,
+                       training_budget(config.surrogate.training_memory_gb, device),
+                       limit if device.type == "cpu" else None)
+    train_config = dataclasses.replace(train_config, batch_size=fit.batch)
     report = train(model, forcing, target, train_config,
                    progress=lambda epoch, loss: faults.point("train:epoch", f"{round_index}:{epoch}"))
     store.save_checkpoint(model_name(round_index), checkpoint_payload(

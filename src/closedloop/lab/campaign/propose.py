@@ -15,6 +15,8 @@ import torch
 
 from closedloop.lab import faults
 from closedloop.lab.campaign.design import candidate_problems, feasible_mask, feasible_sobol, scenario_for
+from closedloop.lab.campaign.cost import add_levels, within_budget
+from closedloop.lab.campaign.fidelity import proposal_levels
 from closedloop.lab.campaign.learn import initial_model, model_for_round
 from closedloop.lab.campaign.state import round_complete
 from closedloop.lab.config import CampaignConfig
@@ -59,9 +61,10 @@ def evidence_for(config: CampaignConfig, ledger: pd.DataFrame, round_index: int)
     space = config.design.space()
     x_obs, y_obs = observed_errors(ledger, config)
     existing = space.as_tensor([json.loads(p) for p in ledger["parameters"]]) if len(ledger) else None
-    return Evidence(observed=x_obs, log_error=y_obs, failed=points_with_status(ledger, config, "failed"),
-                    pending=points_with_status(ledger, config, "proposed", before_round=round_index),
-                    existing=existing)
+    evidence = Evidence(observed=x_obs, log_error=y_obs, failed=points_with_status(ledger, config, "failed"),
+                        pending=points_with_status(ledger, config, "proposed", before_round=round_index),
+                        existing=existing)
+    return add_levels(config, ledger, evidence, round_index) if config.fidelity else evidence
 
 
 def remaining_cases(config: CampaignConfig, ledger: pd.DataFrame) -> int | None:
@@ -135,8 +138,12 @@ def propose_round(config: CampaignConfig, ledger: pd.DataFrame, round_index: int
         raise ValueError(f"round {round_index}: the simulation budget (budget.max_cases = "
                          f"{config.budget.max_cases}) is spent")
     if round_index == 0:
+        if config.fidelity and config.fidelity_plan.initial:
+            n = sum(config.fidelity_plan.initial.values())
         x, _ = feasible_sobol(config, n, 0)
         proposal = Proposal(round_index, "sobol", space.as_dicts(x))
+        if config.fidelity:
+            proposal.parameters = proposal_levels(config, proposal.parameters, None, config.fidelity_plan.initial)
     else:
         chosen = strategy_for(config, round_index, evidence)
         evidence.feasible = lambda z: feasible_mask(config, z)
@@ -149,7 +156,13 @@ def propose_round(config: CampaignConfig, ledger: pd.DataFrame, round_index: int
         with torch.random.fork_rng():
             torch.manual_seed(chosen.seed)
             x = chosen.propose(space, n, evidence)
-        proposal = Proposal(round_index, chosen.name, space.as_dicts(x))
+        proposal = Proposal(round_index, chosen.name, space.as_dicts(x[:, :space.dim]))
+        if config.fidelity:
+            proposal.parameters = proposal_levels(config, proposal.parameters,
+                                                  x[:, space.dim] if chosen.chooses_fidelity else None,
+                                                  config.fidelity_plan.mix)
+    if config.fidelity:
+        proposal.parameters = within_budget(config, ledger, proposal.parameters, round_index)
     faults.point("propose:planned", str(round_index))
     return proposal
 
@@ -161,7 +174,8 @@ def proposal_rows(config: CampaignConfig, proposal: Proposal, flow_run_id: str |
         scenario = scenario_for(config, params)
         rows.append({"case_id": scenario.case_id(producer), "round": proposal.round, "status": "proposed",
                      "strategy": proposal.strategy, "parameters": json.dumps(params, sort_keys=True),
-                     "proposed_at": now_iso(), "flow_run_id": flow_run_id})
+                     "proposed_at": now_iso(), "flow_run_id": flow_run_id,
+                     **({"fidelity": params["fidelity"]} if "fidelity" in params else {})})
     return rows
 
 

@@ -37,6 +37,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from closedloop.lab import faults
 from closedloop.lab.campaign.design import feasible_mask, feasible_sobol
 from closedloop.lab.campaign.learn import validate_round
 from closedloop.lab.campaign.propose import (SCORERS, Proposal, observed_errors, points_with_status, proposal_rows,
@@ -122,6 +123,7 @@ def propose_next(config: CampaignConfig, store: CampaignStore, ledger: pd.DataFr
     with torch.random.fork_rng():
         torch.manual_seed(chosen.seed)
         x = chosen.propose(config.design.space(), n, evidence)
+    faults.point("propose:planned", str(len(ledger)))
     return Proposal(round_index, chosen.name, config.design.space().as_dicts(x))
 
 

@@ -5,6 +5,7 @@ import pandas as pd
 import torch
 
 from closedloop.lab.campaign.design import feasible_mask
+from closedloop.lab.campaign.fidelity import spend
 from closedloop.lab.campaign.propose import observed_errors
 from closedloop.lab.config import CampaignConfig
 from closedloop.planners import fit_error_model, stopping
@@ -35,6 +36,8 @@ def stop_reason(config: CampaignConfig, ledger: pd.DataFrame, round_index: int) 
     simulation budget, round-mean error target, GP-expected maximum error target, patience,
     round budget, in that order."""
     b = config.budget
+    if b.max_cpu_seconds is not None and spend(ledger) >= b.max_cpu_seconds:
+        return f"compute budget spent: {spend(ledger):.1f} CPU-seconds ≥ budget.max_cpu_seconds = {b.max_cpu_seconds}"
     target = b.error_target
     rows = ledger[(ledger["round"] == round_index) & ledger["rel_l2"].notna()]
     if target is not None and len(rows) and rows["rel_l2"].mean() < target:

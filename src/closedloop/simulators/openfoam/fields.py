@@ -71,8 +71,8 @@ def supply(scenario: Scenario, cells: CellMap) -> float:
 
 
 def _walls(cells: CellMap) -> list[str]:
-    """Patches where no fluid passes: the walls, the obstacles and the face-less ``reference``."""
-    return [p for p in cells.patches if p in ("walls", "obstacles", "reference")]
+    """Patches where no fluid passes: the walls and the obstacles (``reference`` has no faces)."""
+    return [p for p in cells.patches if p in ("walls", "obstacles")]
 
 
 def _vents(cells: CellMap) -> list[str]:
@@ -85,6 +85,7 @@ def write_flow_fields(scenario: Scenario, cells: CellMap, settings: OpenFOAMSett
     vel = vent_velocities(scenario, cells)
     wall_u = {"type": "noSlip"} if turbulent else {"type": "fixedValue", "value": vec((0, 0, 0))}
     u_bf = {p: wall_u for p in _walls(cells)}
+    u_bf["reference"] = {"type": "fixedValue", "value": vec((0, 0, 0))}
     u_bf.update({p: {"type": "fixedValue", "value": vec(vel[p])} for p in _vents(cells)})
     write_foam(case / "0" / "U", "volVectorField",
                {"dimensions": DIM_VELOCITY, "internalField": vec((0, 0, 0)), "boundaryField": u_bf}, "0")
@@ -96,7 +97,7 @@ def write_flow_fields(scenario: Scenario, cells: CellMap, settings: OpenFOAMSett
     if not turbulent:
         p_bf["reference"] = {"type": "fixedValue", "value": scalar(0)}
     write_foam(case / "0" / "p", "volScalarField",
-               {"dimensions": DIM_KINEMATIC, "internalField": scalar(0), "boundaryField": p_bf}, "0")
+               {"dimensions": DIM_K, "internalField": scalar(0), "boundaryField": p_bf}, "0")
     if not turbulent:
         return
     speed = max(math.sqrt(sum(x * x for x in inlet.velocity_vector())) for inlet in scenario.inlets)
@@ -107,13 +108,13 @@ def write_flow_fields(scenario: Scenario, cells: CellMap, settings: OpenFOAMSett
     k_bf = {p: {"type": "kqRWallFunction", "value": scalar(k0)} for p in _walls(cells)}
     k_bf.update({p: {"type": "turbulentIntensityKineticEnergyInlet", "intensity": settings.inlet_intensity,
                      "value": scalar(k0)} for p in inlets})
-    k_bf.update({p: {"type": "zeroGradient"} for p in exhausts})
+    k_bf.update({p: {"type": "zeroGradient"} for p in [*exhausts, "reference"]})
     e_bf = {p: {"type": "epsilonWallFunction", "value": scalar(eps0)} for p in _walls(cells)}
     e_bf.update({p: {"type": "turbulentMixingLengthDissipationRateInlet",
                      "mixingLength": settings.inlet_mixing_length, "value": scalar(eps0)} for p in inlets})
-    e_bf.update({p: {"type": "zeroGradient"} for p in exhausts})
+    e_bf.update({p: {"type": "zeroGradient"} for p in [*exhausts, "reference"]})
     n_bf = {p: {"type": "nutkWallFunction", "value": scalar(0)} for p in _walls(cells)}
-    n_bf.update({p: {"type": "calculated", "value": scalar(0)} for p in _vents(cells)})
+    n_bf.update({p: {"type": "calculated", "value": scalar(0)} for p in [*_vents(cells), "reference"]})
     for name, dims, value, bf in (("k", DIM_K, k0, k_bf),
                                   ("epsilon", DIM_EPSILON, eps0, e_bf), ("nut", DIM_KINEMATIC, 0.0, n_bf)):
         write_foam(case / "0" / name, "volScalarField",
@@ -124,7 +125,7 @@ def write_scalar_fields(cells: CellMap, diffusivity: np.ndarray | float, case: P
     """0/c (the transported scalar, zero initially), 0/Kc (its diffusivity, zero on inlets), 0/T (the
     host solver's own scalar, identically zero: it costs one trivial solve per step)."""
     def scalar_bc() -> dict:
-        bf = {p: {"type": "zeroGradient"} for p in _walls(cells)}
+        bf = {p: {"type": "zeroGradient"} for p in [*_walls(cells), "reference"]}
         for p in _vents(cells):
             bf[p] = ({"type": "fixedValue", "value": scalar(0)} if p.startswith("inlet")
                      else {"type": "inletOutlet", "inletValue": scalar(0), "value": scalar(0)})

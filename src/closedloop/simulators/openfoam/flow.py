@@ -68,7 +68,7 @@ def steady_flow(scenario: Scenario, settings: OpenFOAMSettings, version: str, to
         if root is not None and (root / key / "info.json").exists():
             try:
                 return _load(root / key, key)
-            except (OSError, ValueError, KeyError):
+            except (OSError, ValueError, KeyError, FoamFormatError):
                 shutil.rmtree(root / key, ignore_errors=True)  # a damaged entry is solved again
         if root is None:
             case = workdir / "flow"
@@ -96,9 +96,9 @@ def _solve(scenario: Scenario, settings: OpenFOAMSettings, tools: Tools, case: P
     turbulent = scenario.flow.model == "navier_stokes"
     write_flow_fields(scenario, cells, settings, case, turbulent)
     if turbulent:
-        info = _simple_foam(case, settings, tools)
+        info = simple_foam(case, settings, tools)
     else:
-        info = _potential_foam(case, settings, tools)
+        info = potential_foam(case, settings, tools)
     info["model"] = scenario.flow.model
     info["mesh_cells"] = cells.n_cells
     info["patches"] = cells.patches
@@ -125,7 +125,8 @@ def _control(application: str, end: int, interval: int) -> dict:
             "timeFormat": "general", "timePrecision": 12, "runTimeModifiable": False}
 
 
-def _potential_foam(case: Path, settings: OpenFOAMSettings, tools: Tools) -> dict:
+def potential_foam(case: Path, settings: OpenFOAMSettings, tools: Tools) -> dict:
+    """Run potentialFoam on a meshed ``case`` with its 0/U and 0/p; iterations, residual and seconds."""
     write_foam(case / "system" / "controlDict", "dictionary", _control("potentialFoam", 1, 1), "system")
     write_foam(case / "system" / "fvSchemes", "dictionary", {
         "ddtSchemes": {"default": "steadyState"}, "gradSchemes": {"default": "Gauss linear"},
@@ -150,7 +151,8 @@ def run_log(case: Path, name: str) -> str:
     return (case / f"log.{name}").read_text(errors="replace")
 
 
-def _simple_foam(case: Path, settings: OpenFOAMSettings, tools: Tools) -> dict:
+def simple_foam(case: Path, settings: OpenFOAMSettings, tools: Tools) -> dict:
+    """Run simpleFoam on a meshed ``case`` and copy its last solution into 0/; iterations, convergence."""
     n = settings.flow_iterations
     write_foam(case / "system" / "controlDict", "dictionary", _control("simpleFoam", n, n), "system")
     write_foam(case / "system" / "fvSchemes", "dictionary", {
@@ -165,11 +167,11 @@ def _simple_foam(case: Path, settings: OpenFOAMSettings, tools: Tools) -> dict:
     tol = settings.flow_residual
     write_foam(case / "system" / "fvSolution", "dictionary", {
         "solvers": {"p": {"solver": "GAMG", "smoother": "GaussSeidel", "tolerance": 1e-9, "relTol": 0.05},
-                    "(U|k|epsilon)": {"solver": "smoothSolver", "smoother": "symGaussSeidel",
+                    '"(U|k|epsilon)"': {"solver": "smoothSolver", "smoother": "symGaussSeidel",
                                       "tolerance": 1e-10, "relTol": 0.1}},
         "SIMPLE": {"nNonOrthogonalCorrectors": 0, "consistent": True, "pRefCell": 0, "pRefValue": 0,
-                   "residualControl": {"p": tol, "U": tol, "(k|epsilon)": tol}},
-        "relaxationFactors": {"equations": {"U": 0.9, "(k|epsilon)": 0.7}, "fields": {"p": 1.0}}}, "system")
+                   "residualControl": {"p": tol, "U": tol, '"(k|epsilon)"': tol}},
+        "relaxationFactors": {"equations": {"U": 0.9, '"(k|epsilon)"': 0.7}, "fields": {"p": 1.0}}}, "system")
     write_foam(case / "constant" / "transportProperties", "dictionary",
                {"transportModel": "Newtonian", "nu": settings.kinematic_viscosity}, "constant")
     write_foam(case / "constant" / "turbulenceProperties", "dictionary",

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from closedloop.simulators.external import SimulatorFailed
+
 HEADER = """/*--------------------------------*- C++ -*----------------------------------*\\
   written by closedloop (simulators.openfoam)
 \\*---------------------------------------------------------------------------*/
@@ -23,8 +25,10 @@ class Raw(str):
     """Text written into a dictionary as it is (a dimension set, a keyword list)."""
 
 
-class FoamFormatError(ValueError):
-    """An OpenFOAM output file that is missing, truncated or not what was expected; names the file."""
+class FoamFormatError(SimulatorFailed):
+    """An OpenFOAM output file that is missing, truncated or not what was expected; names the file.
+
+    A failed simulation (retried, then recorded ``failed``), not bad input."""
 
 
 def format_value(value: Any, indent: int = 0) -> str:
@@ -40,7 +44,7 @@ def format_value(value: Any, indent: int = 0) -> str:
             return f"\n{pad}(\n{inner}{pad})"
         return "(" + " ".join(format_value(v, indent) for v in value) + ")"
     if isinstance(value, float):
-        return repr(value)
+        return repr(float(value))  # a numpy float's repr is "np.float64(…)"
     return str(value)
 
 
@@ -99,7 +103,7 @@ def _parse_values(text: str, start: int, path: Path, what: str) -> tuple[np.ndar
     if h is None:
         raise FoamFormatError(f"{path}: {what}: expected 'List<scalar|vector> N ('")
     n, kind = int(h.group(2)), h.group(1)
-    end = text.find("\n)", h.end())
+    end = _closing(text, h.end()) if kind == "vector" else text.find(")", h.end())
     if end < 0:
         raise FoamFormatError(f"{path}: {what}: the list of {n} values is not closed (truncated file?)")
     body = text[h.end():end]
@@ -112,7 +116,17 @@ def _parse_values(text: str, start: int, path: Path, what: str) -> tuple[np.ndar
     width = 3 if kind == "vector" else 1
     if arr.size != n * width:
         raise FoamFormatError(f"{path}: {what}: expected {n} {kind}s, read {arr.size // width}")
-    return (arr.reshape(n, 3) if width == 3 else arr), end + 2
+    return (arr.reshape(n, 3) if width == 3 else arr), end + 1
+
+
+def _closing(text: str, start: int) -> int:
+    """The index of the ``)`` closing a list opened just before ``start`` (-1 when there is none)."""
+    depth = 1
+    for m in re.compile(r"[()]").finditer(text, start):
+        depth += 1 if m.group() == "(" else -1
+        if depth == 0:
+            return m.start()
+    return -1
 
 
 def read_internal_field(path: Path, n_cells: int | None = None) -> np.ndarray:
@@ -136,8 +150,9 @@ def read_internal_field(path: Path, n_cells: int | None = None) -> np.ndarray:
     return arr
 
 
-def read_patch_value(path: Path, patch: str) -> np.ndarray:
-    """The ``value`` entry of ``patch`` in an ASCII field file's boundaryField."""
+def read_patch_value(path: Path, patch: str, n_faces: int | None = None) -> np.ndarray:
+    """The ``value`` entry of ``patch`` in an ASCII field file's boundaryField (a ``uniform`` value is
+    broadcast to ``n_faces`` when given)."""
     text = path.read_text()
     m = re.search(rf"^\s*{re.escape(patch)}\s*\n\s*\{{", text[text.find("boundaryField"):], re.M)
     if m is None:
@@ -147,6 +162,8 @@ def read_patch_value(path: Path, patch: str) -> np.ndarray:
     if v is None:
         raise FoamFormatError(f"{path}: patch {patch!r} has no value")
     arr, _ = _parse_values(text, v.end(), path, f"{patch}.value")
+    if n_faces is not None and re.compile(r"\s*uniform").match(text, v.end()):
+        arr = np.broadcast_to(arr if arr.size == 3 else arr[0], (n_faces, 3) if arr.size == 3 else (n_faces,)).copy()
     return arr
 
 

@@ -138,7 +138,10 @@ def build_mesh(scenario: Scenario, case: Path, tools: Tools) -> CellMap:
     write_foam(case / "system" / "createPatchDict", "dictionary", create_patch_dict(scenario), "system")
     tools.run(case, "createPatch", "-overwrite")
     add_empty_patch(case, "reference")
-    return read_cell_map(scenario, case, tools)
+    cells = read_cell_map(scenario, case, tools)
+    if not np.array_equal(np.sort(cells.index), np.nonzero(geometry.fluid.reshape(-1).numpy())[0]):
+        raise FoamFormatError(f"{case}: the mesh's cells are not the scenario's fluid cells")
+    return cells
 
 
 def minimal_system(case: Path) -> None:
@@ -178,7 +181,7 @@ def read_boundary(case: Path) -> dict[str, dict[str, str]]:
     """constant/polyMesh/boundary → {patch: {"type", "nFaces", "startFace"}}."""
     path = case / "constant" / "polyMesh" / "boundary"
     text = path.read_text()
-    body = text[text.find("(", text.find("FoamFile") + text[text.find("FoamFile"):].find("}")):]
+    body = re.sub(r"FoamFile\s*\{[^}]*\}", "", text, count=1)
     out = {}
     for m in re.finditer(r"(\w+)\s*\{([^}]*)\}", body):
         entries = dict(re.findall(r"(\w+)\s+([^;]+);", m.group(2)))

@@ -74,10 +74,10 @@ def read_series(scenario: Scenario, geometry: RoomGeometry, cells: CellMap, plan
     flux = np.zeros(plan.steps)
     for p in (p for p in cells.patches if p.startswith("exhaust_")):
         table = function_table(case, p, "surfaceFieldValue")
-        if table.shape[0] != plan.steps:
+        if table.shape[0] < plan.steps:
             raise FoamFormatError(f"{case}: {p}'s flux table has {table.shape[0]} rows for {plan.steps} steps")
-        flux += table[:, 1]
-    integral = function_table(case, "mass", "volFieldValue")[:, 1]
+        flux += table[:plan.steps, 1]
+    integral = function_table(case, "mass", "volFieldValue")[:plan.steps, 1]
     rate = scenario.source.rate
     emitted_step = np.array([rate * plan.dt if plan.emitting(n) else 0.0 for n in range(1, plan.steps + 1)])
     at = [k * plan.steps_per_output for k in range(len(outputs))]

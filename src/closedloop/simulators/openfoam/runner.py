@@ -52,10 +52,31 @@ def run_openfoam(case: Path, tool: str, *args: str, timeout: float = 600.0, log_
         run = run_tool([exe, "-case", str(case), *args], case, log, env={**openfoam_env(), "PWD": str(case)},
                        timeout=timeout, what=f"OpenFOAM {tool}")
     except SimulatorFailed as err:
-        raise OpenFOAMError(str(err)) from None
+        raise OpenFOAMError(_with_fatal(str(err), log)) from None
     if "FOAM FATAL" in log.read_text(errors="replace"):
-        raise OpenFOAMError(f"OpenFOAM {tool}: reported a FOAM FATAL error; log {log}:\n{log_tail(log)}")
+        raise OpenFOAMError(_with_fatal(f"OpenFOAM {tool}: reported a FOAM FATAL error; log {log}:\n"
+                                        f"{log_tail(log)}", log))
     return run
+
+
+def fatal_message(log: Path) -> str | None:
+    """OpenFOAM's own error message in ``log`` (from ``--> FOAM FATAL`` to the blank line before the
+    traceback or ``FOAM exiting``), or None."""
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        return None
+    start = text.find("--> FOAM FATAL")
+    if start < 0:
+        return None
+    end = min([i for i in (text.find("FOAM exiting", start), text.find("FOAM aborting", start),
+                           text.find("#0 ", start)) if i > 0] or [len(text)])
+    return "\n".join(line for line in text[start:end].strip().splitlines() if line.strip())
+
+
+def _with_fatal(message: str, log: Path) -> str:
+    fatal = fatal_message(log)
+    return message if fatal is None or fatal in message else f"{message}\nOpenFOAM said:\n{fatal}"
 
 
 def openfoam_version() -> str:

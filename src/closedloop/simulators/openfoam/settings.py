@@ -30,7 +30,7 @@ class OpenFOAMSettings(Strict):
     max_courant: PositiveFloat = 0.5
     advection: Literal["vanLeer", "upwind", "linearUpwind"] = "vanLeer"
     moving_source_step: PositiveFloat = 0.5
-    turbulence: Literal["kEpsilon", "realizableKE", "kOmegaSST"] = "kEpsilon"
+    turbulence: Literal["kEpsilon", "realizableKE", "RNGkEpsilon"] = "kEpsilon"
     inlet_intensity: PositiveFloat = 0.05
     inlet_mixing_length: PositiveFloat = 0.05
     kinematic_viscosity: PositiveFloat = 1.5e-5

@@ -8,13 +8,16 @@ constant DT and ignores ν_t). Interpolated to faces harmonically, as ours; conv
 ``settings.advection`` (van Leer TVD by default, the reference's limiter).
 
 Time step: Δt = output_interval / n, n the smallest whole number with max over cells of
-Σ_a |u_a| Δt / h_a ≤ ``max_courant`` (u the flow's cell velocity). Source switches snap to the step
-grid (start and stop to the nearest step; a moving source's segments are whole numbers of steps).
+Σ_a |u_a| Δt / h_a ≤ ``max_courant`` (u the flow's cell velocity), or the smallest n up to 4× that
+also puts the source's start and stop on steps; where none does, they snap to the nearest step (the
+reported emission is what was emitted). A moving source's segments are whole numbers of steps.
 
 Source (``fvOptions`` of the function object, ``scalarSemiImplicitSource``, ``volumeMode absolute``):
 the reference's cell weights (``geometry.source_weights``: box overlap or Gaussian cell integrals,
 renormalised over fluid cells) at the source position, grouped into cellSets of equal weight, each
-emitting q × (its share of Σ w V), so the emission is exactly q on its cells. A moving source is a
+emitting q × (its share of Σ w V), so the emission is exactly q on its cells. Over ``MAX_GROUPS``
+distinct weights (a Gaussian), cells are binned by log-weight into that many sets instead: the total
+stays exactly q, each set's share is exact, and within a set it is spread evenly. A moving source is a
 chain of static segments, each held for the time the source takes to move ``moving_source_step`` of
 the smallest cell edge, at the position of its mid-time. OpenFOAM switches an option on when
 timeStart ≤ t ≤ timeStart + duration at the step's end time t; a segment of steps (a, b] gets
@@ -22,8 +25,10 @@ timeStart = (a + ½)Δt, duration = (b − a − ¼)Δt (margins of a quarter st
 OpenFOAM's summed time), so consecutive segments never both emit in one step
 (no double emission at joins) and each emits exactly q Δt (b − a).
 
-Outputs: c at output times (``writeObjects``, ``anyWrite``: after the function object's solve of that
-step; the host's own write of c comes one solve early), the exhaust flux
+Outputs: c at output times, written by ``writeObjects`` after the function object's solve of that
+step. The host itself writes nothing during the run (its write of c would come one solve early, and
+writeObjects leaves an object alone at the host's write times); it runs one step past the horizon, so
+that its end-of-run write falls after the last output, the exhaust flux
 Σ φ_f c_f per step (``surfaceFieldValue`` weightedSum on each exhaust patch) and ∫c dV per step
 (``volFieldValue`` volIntegrate); read by ``reader``.
 """
@@ -69,12 +74,17 @@ class TransportPlan:
 
 
 def time_step(scenario: Scenario, settings: OpenFOAMSettings, velocity: np.ndarray) -> tuple[float, int]:
-    """(Δt, steps per output): the Courant limit on the cell velocity (N, 3), landing on outputs."""
+    """(Δt, steps per output): the Courant limit on the cell velocity (N, 3), landing on outputs and,
+    where a step up to 4× shorter allows it, on the source's start and stop."""
     h = np.array(scenario.room.spacing)
     rate = float(np.max(np.abs(velocity) @ (1.0 / h))) if velocity.size else 0.0
     interval = scenario.time.output_interval
-    n = 1 if rate == 0 else max(1, math.ceil(interval * rate / settings.max_courant - 1e-9))
-    return interval / n, n
+    n0 = 1 if rate == 0 else max(1, math.ceil(interval * rate / settings.max_courant - 1e-9))
+    switches = [t for t in (scenario.source.start, scenario.source.stop) if t is not None and t > 0]
+    for n in range(n0, 4 * n0 + 1):
+        if all(abs(t * n / interval - round(t * n / interval)) < 1e-9 * max(1.0, t * n / interval) for t in switches):
+            return interval / n, n
+    return interval / n0, n0
 
 
 def segments(scenario: Scenario, settings: OpenFOAMSettings, dt: float, steps: int) -> list[Segment]:
@@ -180,7 +190,7 @@ def write_transport_case(scenario: Scenario, settings: OpenFOAMSettings, geometr
                         "writeInterval": 1}
     write_foam(case / "system" / "controlDict", "dictionary", {
         "application": "scalarTransportFoam", "startFrom": "startTime", "startTime": 0, "stopAt": "endTime",
-        "endTime": scenario.time.horizon, "deltaT": dt, "writeControl": "timeStep", "writeInterval": per_output,
+        "endTime": (steps + 1) * dt, "deltaT": dt, "writeControl": "timeStep", "writeInterval": steps + 10,
         "purgeWrite": 0, "writeFormat": "ascii", "writePrecision": 17, "writeCompression": "off",
         "timeFormat": "general", "timePrecision": 12, "runTimeModifiable": False, "functions": functions}, "system")
     write_foam(case / "system" / "fvSchemes", "dictionary", {

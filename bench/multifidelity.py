@@ -1,0 +1,292 @@
+"""Multi-fidelity, cost-aware campaigns vs Sobol designs at equal reference CPU-seconds (issue 15).
+
+Space (configs/multifidelity.toml; 5 dimensions, reduced to fit 2 shared CPU cores): the small office
+configs/scenarios/room.toml (10 × 6 × 3 m, potential flow, 120 s, outputs every 10 s) instead of the
+hall; source x ∈ [1, 9] m, source y ∈ [0.75, 5.25] m, emission rate ∈ [0.5, 2] mg/s, release time ∈
+[0, 60] s, inlet speed ∈ [0.3, 1.2] m/s; infeasible where the source lies in the pillar. Two levels:
+``coarse`` 0.5 m cells, first-order upwind, forward Euler; ``fine`` (the top, the truth) 0.25 m cells,
+TVD + SSP-RK2. The surrogate (4 hidden channels, 20 epochs, then 8 warm-start epochs per round) runs on
+the 0.5 m plane grid; fine planes are restricted onto it conservatively; it learns from both levels
+with the level as an input (a diffusivity shift and a closure channel, surrogates/model.py) and
+predicts at the top level.
+
+Protocol: a fixed test set of 24 uniform random feasible fine cases (own seed). Error: relative L2 of
+the plane at the final time against the fine reference, mean and 95th percentile over the test set.
+Arms (each a campaign of the library's own steps: ``round_proposals``, ``run_case``,
+``validate_new_cases``, ``retrain_round``, ``stop_reason``; 7 rounds; 3 seeds):
+
+- ``sobol_top``: 8 + 6 × 4 fine Sobol cases; its total CPU-seconds B is the reference budget;
+- ``sobol_low``: 64 + 6 × 64 coarse Sobol cases (they cost about half of B);
+- ``sobol_mix``: 24 coarse + 4 fine, then 16 coarse + 2 fine per round (Sobol);
+- ``multifidelity``: 24 coarse + 4 fine, then the cost-aware MF planner (planners/multifidelity.py),
+  at most 64 cases and B / 6 expected CPU-seconds per round, budget.max_cpu_seconds = B.
+
+CPU-seconds are the reference simulations' measured process CPU time, as the ledger records them
+(a case simulated once is shared by every run through ``work/cases``, with its recorded cost).
+Headline: for each seed, the CPU-seconds the MF planner needs to reach sobol_top's final mean (and
+p95) test error, over B; the worst seed. Also: proposal latency (q = 4, 200 observed points) and the
+grid check (two cases at 0.125 m: is fine closer to it than coarse?).
+
+    .venv/bin/python bench/multifidelity.py [--seeds 0,1,2] [--arms a,b] [--work DIR] [--results DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import RESULTS, machine, write_result  # noqa: E402
+
+from closedloop.lab import campaign as steps  # noqa: E402
+from closedloop.lab.campaign.design import feasible_mask, scenario_for  # noqa: E402
+from closedloop.lab.campaign.fidelity import spend, spend_by_level, surrogate_scenario, with_level  # noqa: E402
+from closedloop.lab.campaign.simulation import record_outcomes, run_case  # noqa: E402
+from closedloop.lab.config import CampaignConfig, load_campaign_config  # noqa: E402
+from closedloop.lab.store import CampaignStore  # noqa: E402
+from closedloop.planners.design import random_design  # noqa: E402
+from closedloop.simulators import simulate  # noqa: E402
+from closedloop.simulators.fidelity import band_weights, refinement_factor, restrict_plane  # noqa: E402
+from closedloop.surrogates.checkpoint import load_model  # noqa: E402
+from closedloop.surrogates.coupling import batch_problems  # noqa: E402
+
+CONFIG = Path(__file__).parents[1] / "configs" / "multifidelity.toml"
+TEST_SEED = 424242
+ROUNDS = 7
+ARMS = {
+    "sobol_top": {"planner.strategy": "sobol", "budget.batch_size": 4,
+                  "fidelity_plan": {"initial": {"fine": 8}, "mix": {"fine": 1}}},
+    "sobol_low": {"planner.strategy": "sobol", "budget.batch_size": 64,
+                  "fidelity_plan": {"initial": {"coarse": 64}, "mix": {"coarse": 1}}},
+    "sobol_mix": {"planner.strategy": "sobol", "budget.batch_size": 18,
+                  "fidelity_plan": {"initial": {"coarse": 24, "fine": 4}, "mix": {"coarse": 16, "fine": 2}}},
+    "multifidelity": {"planner.strategy": "multifidelity", "budget.batch_size": 64,
+                      "fidelity_plan": {"initial": {"coarse": 24, "fine": 4}}},
+}
+
+
+def shared_store(work: Path, name: str) -> CampaignStore:
+    """``work/name`` with its cases in ``work/cases`` (one simulation per case id for every run)."""
+    root = work / name
+    root.mkdir(parents=True, exist_ok=True)
+    (work / "cases").mkdir(parents=True, exist_ok=True)
+    if not (root / "cases").exists():
+        (root / "cases").symlink_to((work / "cases").resolve(), target_is_directory=True)
+    return CampaignStore(root)
+
+
+class TestSet:
+    """Fixed fine-level test cases: their surrogate-grid forcing and restricted final planes."""
+
+    def __init__(self, config: CampaignConfig, work: Path, n: int):
+        space = config.design.space()
+        pool = random_design(space, 8 * n, seed=TEST_SEED)
+        self.points = pool[feasible_mask(config, pool)][:n]
+        store = shared_store(work, "test")
+        top = config.fidelity[-1]
+        h_s = float(config.scenario.room.cell_size)
+        planes, scenarios, self.cpu = [], [], []
+        for params in space.as_dicts(self.points):
+            params = with_level(params, top.name)
+            row = run_case(config, store, params)
+            case = store.read_case(row["case_id"])
+            self.cpu.append(float(row.get("cpu_seconds") or 0.0))
+            final = case.plane[-1].to(torch.float64)
+            planes.append(restrict_plane(final, band_weights(case.scenario), refinement_factor(h_s, top.cell_size)))
+            scenarios.append(surrogate_scenario(config, case.scenario))
+        self.forcing, problem = batch_problems(scenarios)
+        self.n_steps = problem.n_steps
+        self.final = torch.stack(planes)
+
+    def errors(self, model) -> np.ndarray:
+        """Relative L2 of each test case's plane at the final time (predicted at the top level)."""
+        with torch.no_grad():
+            pred = model.rollout(self.forcing, self.n_steps)[:, -1]
+        num = (pred - self.final).flatten(1).norm(dim=1)
+        return (num / self.final.flatten(1).norm(dim=1).clamp_min(1e-30)).numpy()
+
+
+def arm_config(base: CampaignConfig, arm: str, seed: int, budget: float | None) -> CampaignConfig:
+    over = dict(ARMS[arm])
+    plan = over.pop("fidelity_plan")
+    if arm == "multifidelity" and budget is not None:
+        plan = {**plan, "round_cpu_seconds": budget / (ROUNDS - 1)}
+    data = base.with_overrides(seed=seed, **{"budget.rounds": ROUNDS, **over}).model_dump(mode="json")
+    data["fidelity_plan"] = plan
+    data["budget"]["max_cpu_seconds"] = budget
+    return CampaignConfig.model_validate(data)
+
+
+def run_arm(config: CampaignConfig, store: CampaignStore, test: TestSet) -> dict:
+    """The campaign round by round; the test error and spend after each round's retrain."""
+    cached = store.root / "result.json"
+    if cached.exists() and json.loads(cached.read_text()).get("config_hash") == config.config_hash():
+        return json.loads(cached.read_text())
+    for sub in ("ledger.parquet", "models", "figures"):
+        path = store.root / sub
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+    store = CampaignStore(store.root)
+    curve, rounds, latency = [], [], []
+    reason = None
+    for r in range(config.budget.rounds):
+        t0 = time.perf_counter()
+        params, proposal = steps.round_proposals(config, store, r)
+        latency.append(time.perf_counter() - t0)
+        record_outcomes(store, [run_case(config, store, p) for p in params])
+        steps.validate_new_cases(config, store, r)
+        steps.retrain_round(config, store, r, steps.training_case_ids(store, r))
+        ledger = store.read_ledger()
+        err = test.errors(load_model(store.load_checkpoint(steps.model_name(r))))
+        curve.append({"round": r, "cpu_seconds": spend(ledger), "mean": float(err.mean()),
+                      "p95": float(np.percentile(err, 95)), "by_level": spend_by_level(config, ledger)})
+        rounds.append({"round": r, "strategy": proposal.strategy if proposal else None, "cases": params})
+        print(f"  round {r}: {len(params)} cases, {curve[-1]['cpu_seconds']:.1f} CPU-s, "
+              f"test mean {curve[-1]['mean']:.4f} p95 {curve[-1]['p95']:.4f}", flush=True)
+        reason = steps.stop_reason(config, ledger, r)
+        if reason:
+            break
+    out = {"config_hash": config.config_hash(), "curve": curve, "rounds": rounds, "stop_reason": reason,
+           "proposal_seconds": latency}
+    cached.write_text(json.dumps(out))
+    return out
+
+
+def cost_to_reach(curve: list[dict], key: str, target: float) -> float | None:
+    """CPU-seconds at the first round whose ``key`` error is at or below ``target``."""
+    for point in curve:
+        if point[key] <= target + 1e-12:
+            return point["cpu_seconds"]
+    return None
+
+
+def headline(runs: dict[str, dict[int, dict]]) -> dict:
+    seeds = {}
+    for seed, top in runs["sobol_top"].items():
+        final = top["curve"][-1]
+        b = final["cpu_seconds"]
+        entry = {"budget_cpu_seconds": b, "sobol_top_final_mean": final["mean"], "sobol_top_final_p95": final["p95"]}
+        for arm, by_seed in runs.items():
+            if arm == "sobol_top" or seed not in by_seed:
+                continue
+            curve = by_seed[seed]["curve"]
+            reach = {k: cost_to_reach(curve, k, final[k]) for k in ("mean", "p95")}
+            entry[arm] = {f"cost_fraction_{k}": None if v is None else v / b for k, v in reach.items()}
+            entry[arm].update({"final_mean": curve[-1]["mean"], "final_p95": curve[-1]["p95"],
+                               "final_cpu_seconds": curve[-1]["cpu_seconds"]})
+        seeds[str(seed)] = entry
+
+    def worst(arm: str, k: str) -> float | None:
+        vals = [s[arm][f"cost_fraction_{k}"] for s in seeds.values() if arm in s]
+        return None if not vals or any(v is None for v in vals) else max(vals)
+
+    mf = "multifidelity"
+    out = {"cost_fraction_mean": worst(mf, "mean"), "cost_fraction_p95": worst(mf, "p95"), "seeds": seeds}
+    out["met"] = (out["cost_fraction_mean"] is not None and out["cost_fraction_p95"] is not None
+                  and max(out["cost_fraction_mean"], out["cost_fraction_p95"]) <= 0.5)
+    out["by_arm"] = {arm: {k: worst(arm, k) for k in ("mean", "p95")} for arm in runs if arm != "sobol_top"}
+    return out
+
+
+def grid_check(config: CampaignConfig, work: Path, n: int = 2) -> dict:
+    """Two test points at 0.125 m (TVD + SSP-RK2): final-time relative L2 of each level's plane
+    against it, all restricted onto the 0.5 m grid."""
+    cache = work / "grid_check.json"
+    if cache.exists():
+        return json.loads(cache.read_text())
+    space = config.design.space()
+    pool = random_design(space, 64, seed=TEST_SEED + 1)
+    points = space.as_dicts(pool[feasible_mask(config, pool)][:n])
+    h_s = float(config.scenario.room.cell_size)
+    rows = []
+    for params in points:
+        ref = scenario_for(config, with_level(params, config.fidelity[-1].name)).with_parameters({"room.cell_size": 0.125})
+        t0 = time.process_time()
+        result = simulate(ref, device="cpu")
+        finest = restrict_plane(result.plane[-1].to(torch.float64), band_weights(ref), refinement_factor(h_s, 0.125))
+        row = {"point": params, "finest_cpu_seconds": time.process_time() - t0}
+        for level in config.fidelity:
+            sc = scenario_for(config, with_level(params, level.name))
+            plane = restrict_plane(simulate(sc, device="cpu").plane[-1].to(torch.float64), band_weights(sc),
+                                   refinement_factor(h_s, level.cell_size))
+            row[level.name] = float((plane - finest).norm() / finest.norm())
+        rows.append(row)
+    out = {"finest_cell_size": 0.125, "cases": rows,
+           "mean": {lv.name: float(np.mean([r[lv.name] for r in rows])) for lv in config.fidelity}}
+    cache.write_text(json.dumps(out))
+    return out
+
+
+def proposal_latency(config: CampaignConfig) -> dict:
+    """One MF proposal (q = 4) from 200 observed points (100 per level) with a synthetic error."""
+    from closedloop.planners.strategies import Evidence, PlannerSettings, make_strategy
+    space = config.design.space()
+    x = random_design(space, 200, seed=5)
+    s = torch.cat([torch.zeros(100), torch.ones(100)]).to(torch.float64)
+    y = torch.log(0.1 + 0.05 * torch.sin(3 * space.to_unit(x)[:, 0]) + 0.05 * (1 - s))
+    cost = torch.tensor([0.1, 2.5], dtype=torch.float64)
+    ev = Evidence(observed=x, log_error=y, existing=x, observed_fidelity=s, existing_fidelity=s, levels=(0.0, 1.0),
+                  level_cost=lambda z: cost.expand(len(z), 2), feasible=lambda z: feasible_mask(config, z))
+    strat = make_strategy("multifidelity", PlannerSettings(candidates=256), seed=1)
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        out = strat.propose(space, 4, ev)
+        times.append(time.perf_counter() - t0)
+    return {"q": 4, "observed": 200, "dims": space.dim, "seconds": times, "median_s": float(np.median(times)),
+            "levels_chosen": out[:, -1].tolist()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--arms", default=",".join(ARMS))
+    ap.add_argument("--test-cases", type=int, default=24)
+    ap.add_argument("--work", type=Path, default=Path(__file__).parent / "data" / "multifidelity")
+    ap.add_argument("--results", type=Path, default=RESULTS)
+    ap.add_argument("--name", default="multifidelity")
+    ap.add_argument("--no-grid-check", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="driver check: 3 rounds, 2/1 epochs (not a result)")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    base = load_campaign_config(CONFIG)
+    if args.quick:
+        global ROUNDS
+        ROUNDS = 3
+        base = base.with_overrides(**{"surrogate.epochs": 2, "surrogate.warm_start_epochs": 1})
+    t_start = time.perf_counter()
+    test = TestSet(base, args.work, args.test_cases)
+    print(f"test set: {len(test.points)} fine cases, {sum(test.cpu):.1f} CPU-s", flush=True)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    arms = ["sobol_top"] + [a for a in args.arms.split(",") if a != "sobol_top"]
+    runs: dict[str, dict[int, dict]] = {a: {} for a in arms}
+    for seed in seeds:
+        budget = None
+        for arm in arms:
+            print(f"{arm} seed {seed}", flush=True)
+            config = arm_config(base, arm, seed, budget if arm != "sobol_top" else None)
+            runs[arm][seed] = run_arm(config, shared_store(args.work, f"{arm}-{seed}"), test)
+            if arm == "sobol_top":
+                budget = runs[arm][seed]["curve"][-1]["cpu_seconds"]
+    head = headline(runs)
+    payload = {"headline": head, "runs": {a: {str(s): r for s, r in v.items()} for a, v in runs.items()},
+               "latency": proposal_latency(base), "test_set": {"cases": len(test.points), "seed": TEST_SEED,
+                                                                "cpu_seconds": sum(test.cpu)},
+               "grid_check": None if args.no_grid_check else grid_check(base, args.work),
+               "protocol": {"config": "configs/multifidelity.toml", "rounds": ROUNDS, "arms": ARMS, "seeds": seeds,
+                            "error": "relative L2 of the plane at the final time vs the fine (top) reference"},
+               "wall_seconds": time.perf_counter() - t_start, "machine": machine()}
+    path = write_result(args.name, payload, args.results)
+    print(json.dumps({k: head[k] for k in ("cost_fraction_mean", "cost_fraction_p95", "met")}), "->", path)
+    for seed, entry in head["seeds"].items():
+        print(seed, json.dumps(entry))
+
+
+if __name__ == "__main__":
+    main()
