@@ -1,12 +1,14 @@
 """Synchronous vs asynchronous campaign at equal simulation budget: one simulation worker and one
 trainer, each pinned to its own core (the small-scale image of a cluster that simulates while a GPU trains).
 
-The campaign: configs/smoke.toml (the office, configs/scenarios/room.toml: 10 × 6 × 3 m at 0.5 m,
-source position and inlet speed designed) with ``--horizon`` seconds of transport, ``--max-cases``
-simulations (4 in the initial design, batches of 4 in sync mode, so ``max_cases / 4`` rounds), the
-``error`` planner, 30 + 15 training epochs as in the smoke config, and in async mode
-``rounds = max_cases`` so that retraining never waits on a round count. Both modes run the library's
-flow (``flows.campaign``) against one local Prefect server, with ``runner = "dask"`` on one existing
+The campaign: configs/smoke.toml (the office, configs/scenarios/room.toml: 10 × 6 × 3 m at 0.5 m;
+source position and inlet speed designed) with its steady flow by ``--flow`` (default
+``navier_stokes``: each case solves its own RANS flow, as the hall does, so a simulation costs
+seconds, not a fraction of one), ``--horizon`` seconds of transport (default 120), ``--max-cases``
+simulations (default 16: 4 in the initial design, batches of 4 in sync mode, so 4 rounds), the
+``error`` planner, the smoke config's 30 + 15 training epochs, and in async mode ``rounds =
+max_cases`` so that retraining never waits on a round count. Both modes run the library's flow
+(``flows.campaign``) against one local Prefect server, with ``runner = "dask"`` on one existing
 Dask worker:
 
     core 0   the Dask worker (1 process, 1 thread, 1 torch/OpenMP thread): every simulation
@@ -64,11 +66,14 @@ def pinned(core: int):
     return lambda: os.sched_setaffinity(0, {core})
 
 
-def campaign_config(work: Path, mode: str, horizon: float, max_cases: int, address: str) -> Path:
+def campaign_config(work: Path, mode: str, horizon: float, max_cases: int, flow: str, address: str) -> Path:
+    """The smoke campaign on the office with ``flow`` (its steady flow model), ``horizon`` and the budget."""
+    scenario = ROOM.read_text().replace("horizon = 120.0", f"horizon = {horizon}") + f'\n[flow]\nmodel = "{flow}"\n'
+    (work / "room.toml").write_text(scenario)
     text = SMOKE.read_text().replace('scenario = "scenarios/room.toml"', f'scenario = "{(work / "room.toml").as_posix()}"')
-    (work / "room.toml").write_text(ROOM.read_text().replace("horizon = 120.0", f"horizon = {horizon}"))
     rounds = max_cases if mode == "async" else max_cases // 4
-    text = text.replace("rounds = 2", f"rounds = {rounds}\nmax_cases = {max_cases}").replace("error_target = 0.01\n", "")
+    text = text.replace("rounds = 2", f"rounds = {rounds}\nmax_cases = {max_cases}")
+    text = text.replace("error_target = 0.01\n", "")
     text = text.replace('[simulation]\ndevice = "cpu"',
                         f'[simulation]\ndevice = "cpu"\nrunner = "dask"\ndask_address = "{address}"\ndask_workers = 1')
     path = work / f"{mode}.toml"
@@ -143,13 +148,17 @@ def replay(durations: dict) -> dict | None:
 def run(args: argparse.Namespace) -> dict:
     from bench.async_parts.timing_log import ENV, read
     from bench.common import machine, write_result
-    from closedloop.deployments.local_server import clean_env, free_port, local_server, stop
+    from closedloop.deployments.local_server import (
+        free_port,
+        local_server,
+        stop,
+    )
 
     work = Path(tempfile.mkdtemp(prefix="async-campaign-"))
     log = work / "timing.log"
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
-    configs = {m: campaign_config(work, m, args.horizon, args.max_cases, address) for m in ("sync", "async")}
+    configs = {m: campaign_config(work, m, args.horizon, args.max_cases, args.flow, address) for m in ("sync", "async")}
     os.sched_setaffinity(0, {SIM_CORE})
     scenarios, planes = test_set(configs["sync"], args.test_cases, work)
     os.sched_setaffinity(0, {CAMPAIGN_CORE})
@@ -191,6 +200,7 @@ def run(args: argparse.Namespace) -> dict:
     payload = {
         "machine": machine(),
         "setting": {"config": "configs/smoke.toml (office: configs/scenarios/room.toml)", "horizon_s": args.horizon,
+                    "flow_model": args.flow,
                     "max_cases": args.max_cases, "initial_cases": 4, "batch_size_sync": 4,
                     "rounds": {"sync": args.max_cases // 4, "async": args.max_cases}, "epochs": [30, 15],
                     "strategy": "error", "queued": 1, "simulation_workers": 1, "trainer_threads": 1,
@@ -217,7 +227,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--child", nargs=3, metavar=("CONFIG", "DIR", "OUT"), help=argparse.SUPPRESS)
     parser.add_argument("--horizon", type=float, default=120.0, help="seconds of transport per simulation")
-    parser.add_argument("--max-cases", type=int, default=12, help="simulation budget of each mode (a multiple of 4)")
+    parser.add_argument("--max-cases", type=int, default=16, help="simulation budget of each mode (a multiple of 4)")
+    parser.add_argument("--flow", default="navier_stokes", choices=["navier_stokes", "potential"],
+                        help="the office's steady flow model (navier_stokes: every case solves its own RANS flow)")
     parser.add_argument("--test-cases", type=int, default=6)
     parser.add_argument("--order", nargs="+", default=["sync", "async"], choices=["sync", "async"])
     parser.add_argument("--quick", action="store_true", help="8 cases of 40 s, 3 test cases: a check of the script")

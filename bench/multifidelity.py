@@ -171,7 +171,10 @@ def headline(runs: dict[str, dict[int, dict]]) -> dict:
     for seed, top in runs["sobol_top"].items():
         final = top["curve"][-1]
         b = final["cpu_seconds"]
-        entry = {"budget_cpu_seconds": b, "sobol_top_final_mean": final["mean"], "sobol_top_final_p95": final["p95"]}
+        entry = {"budget_cpu_seconds": b, "sobol_top_final_mean": final["mean"], "sobol_top_final_p95": final["p95"],
+                 # the control: where Sobol-top's own curve first reaches its final errors (1.0 = only at the end)
+                 "sobol_top_self": {f"cost_fraction_{k}": cost_to_reach(top["curve"], k, final[k]) / b
+                                    for k in ("mean", "p95")}}
         for arm, by_seed in runs.items():
             if arm == "sobol_top" or seed not in by_seed:
                 continue
@@ -191,6 +194,54 @@ def headline(runs: dict[str, dict[int, dict]]) -> dict:
     out["met"] = (out["cost_fraction_mean"] is not None and out["cost_fraction_p95"] is not None
                   and max(out["cost_fraction_mean"], out["cost_fraction_p95"]) <= 0.5)
     out["by_arm"] = {arm: {k: worst(arm, k) for k in ("mean", "p95")} for arm in runs if arm != "sobol_top"}
+    return out
+
+
+def ablation(base: CampaignConfig, work: Path, test: TestSet, runs: dict[str, dict[int, dict]], seed: int) -> dict:
+    """The learner at equal CPU-seconds without warm-start stalls: for each arm, the cases of its rounds
+    that fit within B/2 (B/2 and B for sobol_top), trained cold (the initial model, the full
+    ``surrogate.epochs`` schedule, ``retrain_round`` of round 0) and scored on the test set."""
+    cache = work / f"ablation-{seed}.json"
+    if cache.exists():
+        return json.loads(cache.read_text())
+    budget = runs["sobol_top"][seed]["curve"][-1]["cpu_seconds"]
+    out = {}
+    for arm in runs:
+        src = CampaignStore(work / f"{arm}-{seed}")
+        ledger = src.read_ledger()
+        for share in ((0.5, 1.0) if arm == "sobol_top" else (0.5,)):
+            curve = runs[arm][seed]["curve"]
+            last = max([p["round"] for p in curve if p["cpu_seconds"] <= share * budget + 1e-9], default=None)
+            if last is None:
+                continue
+            rows = ledger[(ledger["round"] <= last) & (ledger["status"] == "done")]
+            dest = shared_store(work, f"ablation-{arm}-{seed}-{share}")
+            shutil.rmtree(dest.models_dir, ignore_errors=True)
+            dest = CampaignStore(dest.root)
+            dest.upsert([{k: v for k, v in row.items() if v == v} for row in rows.to_dict("records")])
+            config = arm_config(base, arm, seed, None)
+            steps.retrain_round(config, dest, 0, rows["case_id"].tolist())
+            err = test.errors(load_model(dest.load_checkpoint(steps.model_name(0))))
+            out[f"{arm}@{share}"] = {"cases": len(rows), "cpu_seconds": spend(rows), "mean": float(err.mean()),
+                                     "p95": float(np.percentile(err, 95)),
+                                     "by_level": spend_by_level(config, rows)}
+            print(f"  ablation {arm}@{share}: {out[f'{arm}@{share}']}", flush=True)
+    cache.write_text(json.dumps(out))
+    return out
+
+
+def unchanged_rounds(work: Path, arm: str, seed: int) -> list[int]:
+    """Rounds whose retrain kept the previous round's weights (no epoch beat the starting loss)."""
+    store = CampaignStore(work / f"{arm}-{seed}")
+    out, before = [], None
+    for r in range(ROUNDS):
+        try:
+            state = store.load_checkpoint(steps.model_name(r))["state_dict"]
+        except (FileNotFoundError, KeyError, ValueError):
+            break
+        if before is not None and all(torch.equal(state[k], before[k]) for k in state):
+            out.append(r)
+        before = state
     return out
 
 
@@ -252,6 +303,7 @@ def main() -> None:
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--name", default="multifidelity")
     ap.add_argument("--no-grid-check", action="store_true")
+    ap.add_argument("--ablation", action="store_true", help="cold fits on each arm's cases at B/2 (see ablation)")
     ap.add_argument("--quick", action="store_true", help="driver check: 3 rounds, 2/1 epochs (not a result)")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -275,10 +327,13 @@ def main() -> None:
             if arm == "sobol_top":
                 budget = runs[arm][seed]["curve"][-1]["cpu_seconds"]
     head = headline(runs)
+    cold = {str(seed): ablation(base, args.work, test, runs, seed) for seed in seeds} if args.ablation else None
     payload = {"headline": head, "runs": {a: {str(s): r for s, r in v.items()} for a, v in runs.items()},
                "latency": proposal_latency(base), "test_set": {"cases": len(test.points), "seed": TEST_SEED,
                                                                 "cpu_seconds": sum(test.cpu)},
                "grid_check": None if args.no_grid_check else grid_check(base, args.work),
+               "ablation": cold,
+               "unchanged_rounds": {a: {str(s): unchanged_rounds(args.work, a, s) for s in v} for a, v in runs.items()},
                "protocol": {"config": "configs/multifidelity.toml", "rounds": ROUNDS, "arms": ARMS, "seeds": seeds,
                             "error": "relative L2 of the plane at the final time vs the fine (top) reference"},
                "wall_seconds": time.perf_counter() - t_start, "machine": machine()}

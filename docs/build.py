@@ -457,6 +457,52 @@ def al_latency(data: Json) -> str:
     return markdown(["dims"] + [label for label, _ in LATENCY_COLUMNS], rows)
 
 
+MF_ARMS = (("multifidelity", "cost-aware MF planner"), ("sobol_mix", "Sobol, fixed mix"),
+           ("sobol_low", "Sobol, low level only"))
+
+
+def _fraction(value: float | None) -> str:
+    return "not reached" if value is None else percent(value)
+
+
+def _spread(values: Sequence[float], digits: int = 3) -> str:
+    return f"{fixed(statistics.mean(values), digits)} ({fixed(min(values), digits)}–{fixed(max(values), digits)})"
+
+
+@table("mf-headline", "multifidelity.json")
+def mf_headline(data: Json) -> str:
+    """CPU-seconds each arm needs to reach Sobol-at-the-top-level's final test error (worst seed)."""
+    head = data["headline"]
+    seeds = head["seeds"]
+    top = [[s["sobol_top_final_mean"] for s in seeds.values()], [s["sobol_top_final_p95"] for s in seeds.values()],
+           [s["budget_cpu_seconds"] for s in seeds.values()]]
+    rows = [["Sobol, top level only (the reference)", "100 %", "100 %", _spread(top[0]), _spread(top[1]),
+             _spread(top[2], 0)]]
+    for arm, label in MF_ARMS:
+        runs = [s[arm] for s in seeds.values() if arm in s]
+        if not runs:
+            continue
+        worst = head["by_arm"][arm]
+        rows.append([label, _fraction(worst["mean"]), _fraction(worst["p95"]),
+                     _spread([r["final_mean"] for r in runs]), _spread([r["final_p95"] for r in runs]),
+                     _spread([r["final_cpu_seconds"] for r in runs], 0)])
+    return markdown(["arm", "CPU-s to reach Sobol-top's final mean (worst seed)", "… its final p95 (worst seed)",
+                     "final mean rel. L2 (min–max)", "final p95", "CPU-s spent"], rows)
+
+
+@table("mf-seeds", "multifidelity.json")
+def mf_seeds(data: Json) -> str:
+    """Per seed: the reference budget B and the MF planner's fraction of it."""
+    rows = []
+    for seed, s in sorted(data["headline"]["seeds"].items()):
+        mf = s.get("multifidelity", {})
+        rows.append([seed, f"{s['budget_cpu_seconds']:.0f}", fixed(s["sobol_top_final_mean"], 3),
+                     fixed(s["sobol_top_final_p95"], 3), _fraction(mf.get("cost_fraction_mean")),
+                     _fraction(mf.get("cost_fraction_p95"))])
+    return markdown(["seed", "B (CPU-s)", "Sobol-top final mean", "final p95", "MF: CPU to reach the mean",
+                     "MF: CPU to reach the p95"], rows)
+
+
 # ---------------------------------------------------------------------------------------------------
 # steering: docs/steering.md
 

@@ -33,7 +33,7 @@ def listen(label: str) -> None:
     timing.add_listener(recorder(label))
 
 
-def dask_setup(worker) -> None:  # noqa: ANN001 - a distributed.Worker
+def dask_setup(worker) -> None:
     """Dask's preload hook: record the worker's steps (its simulations) under the worker's name."""
     listen(str(worker.name))
 

@@ -15,7 +15,13 @@ import prefect.settings
 import pytest
 
 from tests.flows.asynclab import tiny_async_config
-from tests.flows.crashlab import Zygote, check_files_load, check_ledger, simulations, temp_files
+from tests.flows.crashlab import (
+    Zygote,
+    check_files_load,
+    check_ledger,
+    simulations,
+    temp_files,
+)
 from tests.flows.test_crash_resume import check_told_crashed
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")

@@ -25,8 +25,12 @@ def finished(tmp_path_factory):
     events: list[tuple[str, dict, list, dict]] = []
     real = progress.emit_event
     mp = pytest.MonkeyPatch()
-    mp.setattr(progress, "emit_event", lambda **kw: (events.append((kw["event"], kw["resource"], kw["related"] or [],
-                                                                     kw["payload"])), real(**kw))[1])
+
+    def record(**kw):
+        events.append((kw["event"], kw["resource"], kw["related"] or [], kw["payload"]))
+        return real(**kw)
+
+    mp.setattr(progress, "emit_event", record)
     try:
         state = campaign(str(config), str(tmp / "camp"))
     finally:
@@ -67,7 +71,7 @@ def test_progress_artifact_and_events(finished):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
-    config, directory, state, events = finished
+    _, directory, state, events = finished
     store = CampaignStore(directory)
     name = json.loads((directory / "campaign.json").read_text())["name"]
     with get_client(sync_client=True) as client:
@@ -78,7 +82,8 @@ def test_progress_artifact_and_events(finished):
     assert by_key[store.artifact_key(name, "progress")].data == pytest.approx(100.0)
     assert "| cases done / budget | 7 / 7 (100 %) |" in by_key[store.artifact_key(name, "summary")].data
     kinds = [e[0] for e in events]
-    assert kinds.count("closedloop.case.done") == 7 and kinds.count("closedloop.checkpoint.written") == state["rounds_done"]
+    assert kinds.count("closedloop.case.done") == 7
+    assert kinds.count("closedloop.checkpoint.written") == state["rounds_done"]
     assert kinds[-1] == "closedloop.campaign.stopped" and events[-1][3]["reason"] == state["stop_reason"]
     resource = events[0][1]
     assert resource["prefect.resource.id"] == f"closedloop.campaign.{store.artifact_key(name)}"

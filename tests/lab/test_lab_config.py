@@ -196,6 +196,17 @@ def test_config_hash_stable_and_sensitive(tmp_path):
     assert a.with_overrides(**{"budget.rounds": 2}).config_hash() == a.config_hash()
 
 
+def test_training_memory_budget_field():
+    """It chooses the mini-batch, so it is hashed when set (left at its default it is not, so configs
+    written before it keep their hash). Refused unless positive, by name."""
+    a = load_campaign_config(SMOKE_TOML)
+    assert a.surrogate.training_memory_gb is None
+    assert a.with_overrides(**{"surrogate.training_memory_gb": 1.5}).config_hash() != a.config_hash()
+    assert a.with_overrides(**{"surrogate.training_memory_gb": None}).config_hash() == a.config_hash()
+    with pytest.raises(ValidationError, match=r"surrogate.training_memory_gb"):
+        a.with_overrides(**{"surrogate.training_memory_gb": 0})
+
+
 def test_simulation_runner_fields(tmp_path):
     cfg = load_campaign_config(SMOKE_TOML)
     assert (cfg.simulation.runner, cfg.simulation.dask_address, cfg.simulation.dask_workers) == ("threads", None, 2)

@@ -78,3 +78,8 @@ def test_config_hash_unchanged_without_fidelities_and_changed_by_a_level(tmp_pat
     mf = load_campaign_config(write(tmp_path, mf_text(), "c.toml"))
     other = load_campaign_config(write(tmp_path, altered(mf_text(), "cell_size = 0.25", "cell_size = 0.125"), "d.toml"))
     assert mf.config_hash() != other.config_hash() != plain.config_hash()
+
+
+def test_async_mode_with_levels_is_refused(tmp_path):
+    msg = refused(tmp_path, mf_text() + '\n[campaign]\nmode = "async"\n')
+    assert "campaign.mode: 'async' does not take [[fidelity]] levels" in msg

@@ -45,8 +45,9 @@ print(est.memory_bytes, (kib("VmHWM") - before) * 1024)
 """
 
 
-def test_estimate_is_close_to_a_measured_training_step(tmp_path):
-    """6 cases × 6 intervals on the 960-cell plane of room.toml at 0.25 m (not a fitted point)."""
+def test_estimate_is_on_the_safe_side_of_a_measured_training_step(tmp_path):
+    """6 cases × 6 intervals on the 960-cell plane of room.toml at 0.25 m, one epoch (the fit's point
+    furthest above its measurement: +44 % over two epochs)."""
     from tests.conftest import ROOM
 
     path = str(tmp_path / "problem.pt")
@@ -105,22 +106,9 @@ def test_default_budget_is_two_gib_or_a_quarter_of_the_machine():
     assert budget == min(CPU_BUDGET_BYTES, machine_memory_bytes() // 4) and "surrogate.training_memory_gb" in source
 
 
-def test_refusal_names_the_field_and_the_batch_that_fits():
-    est = TrainingEstimate(batch=20, segment=8, substeps=17, plane_cells=1274,
-                           memory_bytes=training_memory(20, 8, 17, 1274))
-    limit = training_memory(7, 8, 17, 1274)
-    with pytest.raises(TrainingTooLarge, match=r"^surrogate.batch_size: 20 cases at once × 8 output intervals × 17 "
-                                               r"substeps on a 1,274-cell plane need about .* GiB; over the limit of "
-                                               r".* \(test limit\): set surrogate.batch_size = 7 or less$"):
-        check_training(est, limit, "test limit")
-    with pytest.raises(TrainingTooLarge, match="even one case at a time does not fit"):
-        check_training(est, BASE_BYTES, "test limit")
-    assert check_training(est, est.memory_bytes, "test limit") is est
-
-
 def test_estimate_of_a_model_counts_its_graph_per_case_and_substep():
-    """G is per case (a batch of two has the same G) and made of the interval's substeps: twice the
-    output interval, about twice the substeps, about twice the graph. Counting it trains nothing."""
+    """G is per case (a batch of two has the same G) and affine in the interval's substeps (the
+    closure's part, then an equal part per physics substep). Counting it trains nothing."""
     import torch
 
     from closedloop.simulators import load_scenario
@@ -141,12 +129,17 @@ def test_estimate_of_a_model_counts_its_graph_per_case_and_substep():
         est.graph_bytes
     assert est.graph_bytes > est.substeps * est.plane_cells * 8  # at least one field per substep
 
-    slow = room.with_parameters({"time.output_interval": 2 * room.time.output_interval})
-    forcing2, problem2 = batch_problems([slow])
-    model2 = HybridSurrogate(spec_for(problem2), problem2.mask).double()
-    est2 = estimate_training(model2, forcing2, problem2.n_steps, 4, None)
-    per_substep = [e.graph_bytes / e.substeps for e in (est, est2)]
-    assert est2.substeps > 1.8 * est.substeps and per_substep[1] == pytest.approx(per_substep[0], rel=0.15)
+    graphs, substeps = [], []  # output intervals of 10, 20 and 40 s: 5, 10 and 20 substeps
+    for factor in (1, 2, 4):
+        scenario = room.with_parameters({"time.output_interval": factor * room.time.output_interval})
+        forcing_f, problem_f = batch_problems([scenario])
+        model_f = HybridSurrogate(spec_for(problem_f), problem_f.mask).double()
+        est_f = estimate_training(model_f, forcing_f, problem_f.n_steps, 4, None)
+        graphs.append(est_f.graph_bytes)
+        substeps.append(est_f.substeps)
+    assert graphs[0] == est.graph_bytes and substeps[1] > substeps[0] and substeps[2] > substeps[1]
+    per_substep = [(graphs[i + 1] - graphs[i]) / (substeps[i + 1] - substeps[i]) for i in range(2)]
+    assert per_substep[1] == pytest.approx(per_substep[0], rel=0.05)  # the closure's part, then K equal parts
 
 
 def test_fit_training_takes_a_given_batch_or_the_budget_s_and_checks_the_limit():
@@ -163,5 +156,6 @@ def test_fit_training_takes_a_given_batch_or_the_budget_s_and_checks_the_limit()
     assert fit_training(model, forcing, problem.n_steps, 4, None, budget, None).batch == 3  # 6 cases: 2 × 3
     assert fit_training(model, forcing, problem.n_steps, 4, None, (2 ** 40, "big"), None).batch == 6  # all at once
     assert fit_training(model, forcing, problem.n_steps, 4, 5, budget, None).batch == 5  # given: the budget is moot
-    with pytest.raises(TrainingTooLarge, match=r"^surrogate.batch_size: 5 cases .* set surrogate.batch_size = 4 or less"):
+    with pytest.raises(TrainingTooLarge, match=r"^surrogate.batch_size: 5 cases .* set surrogate.batch_size = 4 or "
+                                               r"less"):
         fit_training(model, forcing, problem.n_steps, 4, 5, budget, (budget[0], "surrogate.max_memory_gb"))

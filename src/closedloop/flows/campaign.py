@@ -64,17 +64,19 @@ def ending_told(config: CampaignConfig, store: CampaignStore) -> Iterator[None]:
 def campaign(config_path: str = "configs/smoke.toml", campaign_dir: str | None = None,
              rounds: int | None = None, strategy: str | None = None, batch_size: int | None = None,
              max_cases: int | None = None, max_error_target: float | None = None,
-             patience: int | None = None, mode: Literal["sync", "async"] | None = None) -> dict[str, Any]:
+             patience: int | None = None, mode: Literal["sync", "async"] | None = None,
+             max_cpu_seconds: float | None = None, fidelity: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Run (or continue) a campaign from a TOML config in ``campaign_dir`` (default runs/NAME).
 
     The other parameters, when given, override the config: the planner's strategy, the batch size,
-    the simulation budget, the stopping rule (GP-expected maximum error target, patience) and the
-    mode (``sync`` rounds, or ``async``: flows/campaign_async.py).
+    the simulation budget, the stopping rule (GP-expected maximum error target, patience), the
+    mode (``sync`` rounds, or ``async``: flows/campaign_async.py), the compute budget in CPU-seconds
+    and the fidelity levels (``[[fidelity]]`` tables as dicts, cheapest first).
     """
     config = load_with_overrides(config_path, **{
         "budget.rounds": rounds, "planner.strategy": strategy, "budget.batch_size": batch_size,
         "budget.max_cases": max_cases, "budget.max_error_target": max_error_target, "budget.patience": patience,
-        "campaign.mode": mode})
+        "campaign.mode": mode, "budget.max_cpu_seconds": max_cpu_seconds, "fidelity": fidelity})
     directory = steps.campaign_directory(config, campaign_dir)
     store = CampaignStore(directory)
     with hold_campaign(directory) as lock:

@@ -28,8 +28,19 @@ from closedloop.lab import campaign as steps
 from closedloop.lab.campaign import scheduler
 from closedloop.lab.config import CampaignConfig
 from closedloop.lab.store import CampaignStore
-from closedloop.tasks.campaign import audit, current_flow_run_id, publish_round, record, simulate_case, simulation_options
-from closedloop.tasks.campaign_async import propose_next, retrain_cases, validate_arrivals
+from closedloop.tasks.campaign import (
+    audit,
+    current_flow_run_id,
+    publish_round,
+    record,
+    simulate_case,
+    simulation_options,
+)
+from closedloop.tasks.campaign_async import (
+    propose_next,
+    retrain_cases,
+    validate_arrivals,
+)
 from closedloop.tasks.progress import ProgressArtifacts, milestone, outcome_events
 
 

@@ -262,6 +262,8 @@ class CampaignConfig(Strict):
         check_fidelities(self.fidelity, self.fidelity_plan, self.scenario, [p.name for p in self.design.parameters])
         if self.planner.strategy == "multifidelity" and not self.fidelity:
             raise ValueError("planner.strategy: 'multifidelity' needs [[fidelity]] levels")
+        if self.fidelity and self.campaign.mode == "async":
+            raise ValueError("campaign.mode: 'async' does not take [[fidelity]] levels yet; use 'sync'")
         return self
 
     def config_hash(self) -> str:

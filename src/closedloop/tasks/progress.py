@@ -16,7 +16,11 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    update_progress_artifact,
+)
 from prefect.events import emit_event
 
 from closedloop.lab.campaign.progress import campaign_progress, progress_markdown
@@ -55,7 +59,7 @@ def milestone(config: CampaignConfig, campaign_dir: str, event: str, *, case_id:
     try:
         emit_event(event=event, resource=campaign_resource(config, store), related=related or None,
                    payload={k: v for k, v in payload.items() if v is not None})
-    except Exception as err:  # noqa: BLE001 - an event that cannot be sent never stops the lab
+    except Exception as err:
         run_logger().warning("event %s not emitted: %s", event, err)
 
 
@@ -99,7 +103,7 @@ class ProgressArtifacts:
             create_markdown_artifact(markdown=progress_markdown(self.config, p),
                                      key=self.store.artifact_key(name, "summary"),
                                      description=f"Campaign {name}: cases, spend, current validation error")
-        except Exception as err:  # noqa: BLE001 - progress that cannot be shown never stops the lab
+        except Exception as err:
             run_logger().warning("progress artifact not updated: %s", err)
             return None
         return p.as_dict()

@@ -79,3 +79,42 @@ def test_training_options_reach_each_round(tmp_path):
     assert later.seed == config.seed + 2
     plain = load_campaign_config(write(tmp_path, smoke_text()))
     assert round_train_config(plain, 0).batch_size is None
+
+
+def test_training_takes_the_mini_batch_its_memory_budget_affords(config, tiny_scenario, tiny_result, tmp_path,
+                                                                 monkeypatch):
+    """Without surrogate.batch_size, a round trains in the fewest equal mini-batches that fit
+    surrogate.training_memory_gb: all 3 cases at once by default, 2 + 1 when 2 fit; a budget not even
+    one case fits is refused naming the field, before anything is trained or written."""
+    import closedloop.lab.campaign.learn as learn
+    from closedloop.lab.store import CampaignStore, write_case
+    from closedloop.surrogates.coupling import batch_problems
+    from closedloop.surrogates.memory import TrainingTooLarge, estimate_training, training_memory
+    from tests.lab.case_files import make_case
+
+    store = CampaignStore(tmp_path / "camp")
+    scenarios = [tiny_scenario.with_parameters({"source.x": x}) for x in (2.0, 5.0, 8.0)]
+    for s in scenarios:  # the same planes under three scenarios: memory does not look at the values
+        case = make_case(s, tiny_result)
+        sha = write_case(store.case_path(case.case_id), case)
+        store.upsert([{"case_id": case.case_id, "round": 0, "status": "done", "strategy": "sobol",
+                       "parameters": "{}", "case_sha256": sha}])
+    ids = [s.case_id() for s in scenarios]
+    batches = []
+    real_train = learn.train
+    monkeypatch.setattr(learn, "train", lambda model, forcing, target, cfg, **kw: (
+        batches.append(cfg.batch_size), real_train(model, forcing, target, cfg, **kw))[1])
+
+    steps.retrain_round(config, store, 0, ids)
+    forcing, problem = batch_problems(scenarios)
+    one = estimate_training(steps.initial_model(config, scenarios), forcing, problem.n_steps,
+                            config.surrogate.tbptt_steps, 1)
+    two_fit = training_memory(2, one.segment, one.graph_bytes) / 2 ** 30
+    steps.retrain_round(config.with_overrides(**{"surrogate.training_memory_gb": two_fit}), store, 0, ids)
+    assert batches == [3, 2]
+
+    store.model_path(steps.model_name(0)).unlink()
+    with pytest.raises(TrainingTooLarge, match=r"^surrogate.training_memory_gb: 1 cases at once .* over the "
+                                               r"training budget of 0.05 GiB \(surrogate.training_memory_gb\)"):
+        steps.retrain_round(config.with_overrides(**{"surrogate.training_memory_gb": 0.05}), store, 0, ids)
+    assert batches == [3, 2] and not store.model_path(steps.model_name(0)).exists()

@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import pytest
 
-from closedloop.lab.campaign.progress import campaign_progress, case_budget, progress_markdown
+from closedloop.lab.campaign.progress import (
+    campaign_progress,
+    case_budget,
+    progress_markdown,
+)
 from tests.lab.planner_ledgers import ledger_of, planner_config, validated
 
 

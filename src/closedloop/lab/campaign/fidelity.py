@@ -126,3 +126,22 @@ def spend_by_level(config: CampaignConfig, ledger: pd.DataFrame) -> dict[str, di
         out[level]["cases"] += 1
         out[level]["cpu_seconds"] += float(cpu)
     return out
+
+
+def fidelity_lines(config: CampaignConfig, ledger: pd.DataFrame, round_index: int) -> list[str]:
+    """Markdown for a round's report: this round's cases by level, the spend by level so far, and the
+    validation error against CPU-seconds round by round (mean relative L2, at each case's level)."""
+    mine = ledger[ledger["round"] == round_index]
+    levels = case_levels(config, mine)
+    lines = ["", "This round by level: " + ", ".join(f"{lv.name} {levels.count(lv.name)}" for lv in config.fidelity),
+             "", "| level | cases | CPU-seconds |", "|---|---|---|"]
+    lines += [f"| {name} | {v['cases']} | {v['cpu_seconds']:.1f} |"
+              for name, v in spend_by_level(config, ledger[ledger["round"] <= round_index]).items()]
+    budget = config.budget.max_cpu_seconds
+    lines += ["", f"Error against compute (budget {budget if budget is not None else 'unlimited'} CPU-seconds):", "",
+              "| round | CPU-seconds so far | mean validation rel. L2 |", "|---|---|---|"]
+    for r in range(round_index + 1):
+        so_far = spend(ledger[ledger["round"] <= r])
+        err = ledger.loc[(ledger["round"] == r) & ledger["rel_l2"].notna(), "rel_l2"]
+        lines.append(f"| {r} | {so_far:.1f} | {err.mean():.4g} |" if len(err) else f"| {r} | {so_far:.1f} | — |")
+    return lines

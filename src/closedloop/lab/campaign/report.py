@@ -16,6 +16,7 @@ import torch
 from closedloop.lab import figures
 from closedloop.lab.atomic import atomic_write_bytes, atomic_write_text
 from closedloop.lab.campaign.design import feasible_mask
+from closedloop.lab.campaign.fidelity import fidelity_lines
 from closedloop.lab.campaign.learn import validate_round
 from closedloop.lab.campaign.propose import observed_errors
 from closedloop.lab.campaign.state import report_path
@@ -76,7 +77,7 @@ def planner_report(config: CampaignConfig, ledger: pd.DataFrame, round_index: in
                      " | ".join(f"{params[k]:.4g}" for k in config.design.space().names) + " |")
     reason = stop_reason(config, ledger, round_index)
     lines += ["", f"Stopping rule: {'**stop** — ' + reason if reason else 'continue (no stopping condition met)'}"]
-    return lines
+    return lines + (fidelity_lines(config, ledger, round_index) if config.fidelity else [])
 
 
 

@@ -40,8 +40,14 @@ import torch
 from closedloop.lab import faults
 from closedloop.lab.campaign.design import feasible_mask, feasible_sobol
 from closedloop.lab.campaign.learn import validate_round
-from closedloop.lab.campaign.propose import (SCORERS, Proposal, observed_errors, points_with_status, proposal_rows,
-                                             strategy_for)
+from closedloop.lab.campaign.propose import (
+    SCORERS,
+    Proposal,
+    observed_errors,
+    points_with_status,
+    proposal_rows,
+    strategy_for,
+)
 from closedloop.lab.campaign.state import model_name
 from closedloop.lab.campaign.stop import expected_max_error, round_mean_errors
 from closedloop.lab.config import CampaignConfig

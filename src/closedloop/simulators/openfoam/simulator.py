@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from closedloop.simulators.budget import check_size
+from closedloop.simulators.external import SimulatorFailed
 from closedloop.simulators.geometry import check_connected, room_geometry
 from closedloop.simulators.openfoam.flow import FlowCase, steady_flow
 from closedloop.simulators.openfoam.foamfile import read_internal_field
@@ -72,8 +73,8 @@ class OpenFOAMSimulator:
         root.mkdir(parents=True, exist_ok=True)
         try:
             result = self._run(scenario, geometry, root, dtype, progress)
-        except OpenFOAMError as err:
-            raise OpenFOAMError(f"{err}\n(case kept in {root})") from None
+        except SimulatorFailed as err:  # a tool failed, or its output cannot be read: keep the case, say where
+            raise type(err)(f"{err}\n(case kept in {root})") from None
         if temporary and not self.settings.keep_case:
             shutil.rmtree(root, ignore_errors=True)
         return result
