@@ -4,6 +4,7 @@ failure and records a program that always fails as ``failed`` with its log's tai
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -17,7 +18,8 @@ from tests.conftest import fast_config_text
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 FAKE = Path(__file__).resolve().parents[1] / "simulators" / "fake_external_code.py"
-SRC = Path(__file__).resolve().parents[2] / "src"
+REPO = Path(__file__).resolve().parents[2]
+SRC = REPO / "src"
 
 
 def command_config(tmp_path: Path, mode: str, retries: int = 1) -> Path:
@@ -68,3 +70,33 @@ def test_a_program_that_always_fails_is_recorded_failed_with_its_log(tmp_path: P
         assert "(failed 2 attempts)" in row["error"]
         assert (out / "runs" / row["case_id"] / "log.txt").read_text().count("$ ") == 2  # both attempts logged
     assert not list((out / "cases").glob("*.parquet"))
+
+
+@pytest.mark.skipif(shutil.which("blockMesh") is None or shutil.which("scalarTransportFoam") is None,
+                    reason="OpenFOAM is not installed (on Debian: apt-get install openfoam, as .ci/run does)")
+def test_an_openfoam_campaign_runs_from_the_cli_and_trains_on_its_cases(tmp_path: Path):
+    """configs/openfoam.toml, one round of 3 cases: OpenFOAM's cases, its provenance, a trained checkpoint."""
+    from typer.testing import CliRunner
+
+    from closedloop.cli import app
+
+    text = (REPO / "configs" / "openfoam.toml").read_text()
+    text = text.replace('scenario = "scenarios/room.toml"', f'scenario = "{REPO / "configs/scenarios/room.toml"}"')
+    text = text.replace("initial_cases = 4", "initial_cases = 3").replace("epochs = 30", "epochs = 6")
+    cfg = tmp_path / "of.toml"
+    cfg.write_text(text)
+    out = tmp_path / "camp"
+    result = CliRunner().invoke(app, ["campaign", "run", str(cfg), "--dir", str(out), "--rounds", "1"])
+    assert result.exit_code == 0, result.output
+    ledger = pd.read_parquet(out / "ledger.parquet")
+    assert len(ledger) == 3 and (ledger["status"] == "done").all() and (ledger["simulator"] == "openfoam").all()
+    store = CampaignStore(out)
+    for cid in ledger["case_id"]:
+        prov = store.case_metadata(cid)["provenance"]
+        assert prov["simulator_version"].startswith("OpenFOAM v")
+        assert prov["simulator_identity"]["simulator"] == "openfoam"
+        assert (out / "runs" / cid / "transport").is_dir()  # the OpenFOAM case, with its logs, kept with the case
+        case = store.read_case(cid)
+        budget = case.budget
+        assert float((budget["mass_emitted"] - budget["mass_in_domain"] - budget["mass_exhausted"]).abs().max()) < 1e-6
+    assert (out / "models" / "round_000.pt").is_file()
