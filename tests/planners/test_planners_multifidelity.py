@@ -78,18 +78,20 @@ def test_the_level_follows_the_cost(low_cost, expect_low, one_thread):
 
 
 def test_strategy_proposes_points_and_levels_feasible_clear_and_fast(one_thread):
-    """q = 4 from 200 observed points (100 per level) in under 5 s; infeasible points never proposed."""
+    """q = 4 from 200 observed points (100 per level) in under 5 s; infeasible points and the
+    neighbourhood of a failed case never proposed."""
     x, s, y = data(100, 100, seed=2)
     feasible = lambda z: z[:, 0] > 0.3  # noqa: E731
     ev = Evidence(observed=x, log_error=y, existing=x, observed_fidelity=s, existing_fidelity=s,
                   pending=x[:2] + 0.01, pending_fidelity=torch.ones(2, dtype=torch.float64), levels=(0.0, 1.0),
                   level_cost=lambda z: torch.tensor([0.1, 2.0], dtype=torch.float64).expand(len(z), 2),
-                  feasible=feasible)
-    strategy = make_strategy("multifidelity", PlannerSettings(candidates=256), seed=4)
+                  feasible=feasible, failed=torch.tensor([[0.8, 1.0, 0.0, 15.0]], dtype=torch.float64))
+    strategy = make_strategy("multifidelity", PlannerSettings(candidates=256, failure_radius=0.3), seed=4)
     assert strategy.chooses_fidelity
     t0 = time.perf_counter()
     out = strategy.propose(SPACE, 4, ev)
     assert time.perf_counter() - t0 < 5.0
     assert out.shape == (4, 5) and bool(feasible(out[:, :4]).all()) and bool(SPACE.contains(out[:, :4]).all())
+    assert float(torch.cdist(SPACE.to_unit(out[:, :4]), SPACE.to_unit(ev.failed)).min()) >= 0.3  # clear of the failure
     with pytest.raises(ValueError, match="needs the observed levels"):
         strategy.propose(SPACE, 4, Evidence(observed=x, log_error=y))

@@ -54,7 +54,7 @@ def test_unknown_strategy_and_missing_ensemble_are_refused(evidence):
         propose("ensemble", SPACE, 2, evidence, seed=0)
     with pytest.raises(ValueError, match="strategy 'information': needs an information function"):
         propose("information", SPACE, 2, evidence, seed=0)
-    assert set(STRATEGIES) == {"error", "variance", "ensemble", "information", "sobol", "random"}
+    assert set(STRATEGIES) == {"error", "variance", "ensemble", "information", "multifidelity", "sobol", "random"}
 
 
 # ------------------------------------------------------------------ pending points

@@ -63,7 +63,8 @@ def print_ledger(store) -> None:  # noqa: ANN001 - a CampaignStore (imported laz
     for col in ("round", "case_id", "status", "strategy", "parameters", "rel_l2", "sim_s"):
         table.add_column(col)
     for _, row in store.read_ledger().iterrows():
-        params = ", ".join(f"{k}={v:.3g}" for k, v in json.loads(row["parameters"]).items())
+        params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float | int) else f"{k}={v}"
+                           for k, v in json.loads(row["parameters"]).items())
         rel = "" if row["rel_l2"] != row["rel_l2"] else f"{row['rel_l2']:.4f}"
         sim = "" if row["sim_seconds"] != row["sim_seconds"] else f"{row['sim_seconds']:.2f}"
         table.add_row(str(row["round"]), row["case_id"], row["status"], str(row["strategy"]), params, rel, sim)
