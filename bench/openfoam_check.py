@@ -13,10 +13,12 @@ one thread; OpenFOAM is serial), on one mesh (the room at 0.25 m, 11 520 cells, 
 - transport: ours (eager and fused) vs scalarTransportFoam at several fixed Courant numbers. Error of
   each: the final plane's relative L2 against a fine-grid solution of the same problem (ours at 0.125 m,
   its plane averaged onto the 0.25 m plane grid). At our error, OpenFOAM's time is read off its
-  error-vs-time curve (log-log interpolation); ``transport_ratio_at_equal_error`` = OpenFOAM time / ours
-  (a lower bound, flagged ``transport_ratio_is_lower_bound``, where OpenFOAM never gets as accurate).
+  error-vs-time curve (log-log interpolation) at our error plus 1 % (``matched_error``: the spatial error
+  dominates and all runs lie within a few per cent of each other); ``transport_ratio_at_equal_error`` =
+  OpenFOAM time / ours (fused), with the eager step and a 0.1 % tolerance beside it.
 
     taskset -c 0 .venv/bin/python bench/openfoam_check.py   # → bench/results/openfoam_check.json
+    .venv/bin/python bench/openfoam_check.py --summarise   # recompute the derived numbers of that file
 """
 from __future__ import annotations
 
@@ -174,17 +176,31 @@ def transport_speed(work: Path) -> dict:
                                    "steps": r.steps, "dt": r.dt, "error": error(r.plane),
                                    "error_final": rel_l2(r.plane[-1], target[-1], mask)})
         print(f"openfoam Co {co}: {r.wall_seconds:.2f} s, error {points['openfoam'][-1]['error']:.4f}", flush=True)
-    best_ours = min(points["ours"], key=lambda p: p["seconds"])
-    at = time_at_error(points["openfoam"], best_ours["error"])
-    most_accurate = min(points["openfoam"], key=lambda p: p["error"])
-    # where OpenFOAM never gets as accurate as ours, its time at our error is above its time at its own best
-    # error: that ratio is a lower bound, reported as such
-    lower_bound = at is None
-    seconds = most_accurate["seconds"] if lower_bound else at
     return {"mesh_cells": math.prod(scenario.room.shape), "horizon_s": 600.0, "fine_cell": FINE_CELL,
-            "points": points, "ours_best": best_ours, "openfoam_seconds_at_our_error": at,
-            "transport_ratio_at_equal_error": seconds / best_ours["seconds"],
-            "transport_ratio_is_lower_bound": lower_bound, "openfoam_min_error": most_accurate["error"]}
+            "points": points, **matched_error(points)}
+
+
+EXCESS = 0.01  # "equal error": OpenFOAM's error at most 1 % above ours (0.1 % reported beside it)
+
+
+def matched_error(points: dict) -> dict:
+    """OpenFOAM's time at our error (within ``EXCESS`` above it, log-log interpolation along its
+    error-vs-time curve) over ours, for our fused and eager steps. Here the spatial error (0.25 vs
+    0.125 m) dominates and every run's error lies within a few per cent of the others, so a tolerance
+    is needed: exactly our error may be reached only at the smallest Courant number, or never."""
+    out: dict = {}
+    for excess in (EXCESS, 0.001):
+        for ours in points["ours"]:
+            at = time_at_error(points["openfoam"], ours["error"] * (1 + excess))
+            key = f"{ours['variant']}_excess_{excess:g}"
+            out[key] = {"openfoam_seconds": at, "ours_seconds": ours["seconds"],
+                        "ratio": at / ours["seconds"] if at is not None else None}
+    fused = next(p for p in points["ours"] if p["variant"] == "fused")
+    headline = out[f"fused_excess_{EXCESS:g}"]
+    return {"matched": out, "ours_best": fused, "excess": EXCESS,
+            "openfoam_seconds_at_our_error": headline["openfoam_seconds"],
+            "transport_ratio_at_equal_error": headline["ratio"],
+            "openfoam_min_error": min(p["error"] for p in points["openfoam"])}
 
 
 def time_at_error(points: list[dict], error: float) -> float | None:
@@ -314,7 +330,27 @@ def hall_figure(scenario, ours, theirs, speed, jets) -> str:
     return str(path.relative_to(HERE.parent))
 
 
+def summarise(path: Path) -> dict:
+    """Recompute the derived numbers of a written result from its measured points (no new runs)."""
+    import json
+
+    payload = json.loads(path.read_text())
+    transport = payload["speed"]["transport"]
+    transport.update(matched_error(transport["points"]))
+    for stale in ("transport_ratio_is_lower_bound",):
+        transport.pop(stale, None)
+    payload["speed"]["transport_ratio_at_equal_error"] = transport["transport_ratio_at_equal_error"]
+    hall = payload.get("hall") or {}
+    if "flow" in hall:
+        payload["speed"]["flow_ratio_openfoam_converged"] = hall["flow"]["openfoam_converged"]
+    return payload
+
+
 def main() -> None:
+    if "--summarise" in sys.argv:
+        path = write_result("openfoam_check", summarise(HERE / "results" / "openfoam_check.json"))
+        print(f"rewrote {path}")
+        return
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory(prefix="openfoam-check-") as tmp:
         work = Path(tmp)
@@ -340,6 +376,8 @@ def main() -> None:
              "flow_ratio": hall["flow_ratio"] if hall_ok else flow["flow_ratio"],
              "flow_ratio_model": "navier_stokes (hall)" if hall_ok else "potential (room)",
              "flow_ratio_potential": flow["flow_ratio"],
+             # simpleFoam may stop at its iteration cap unconverged: then the ratio is time to the cap
+             "flow_ratio_openfoam_converged": hall["flow"]["openfoam_converged"] if hall_ok else True,
              "transport_ratio_at_equal_error": transport["transport_ratio_at_equal_error"],
              "affinity": sorted(os.sched_getaffinity(0))}
     payload = {"machine": machine(), "openfoam": version, "room": room_out, "speed": speed, "hall": hall}

@@ -108,3 +108,12 @@ def test_a_failed_flow_solve_leaves_no_cache_entry(tmp_path: Path, monkeypatch):
         steady_flow(tiny_box(), OpenFOAMSettings(), "test", Tools(60), tmp_path / "work")
     assert not list((tmp_path / "cache" / "openfoam").glob("*/info.json"))
     assert (tmp_path / "work" / "flow-failed" / "log.potentialFoam").exists()  # its logs are kept with the case
+
+
+def test_simple_foam_at_its_cap_warns_and_says_so(tmp_path: Path):
+    from closedloop.simulators.openfoam.flow import UnconvergedFlow
+
+    with pytest.warns(UnconvergedFlow, match="cap of 5 iterations"):
+        flow = steady_flow(small_room(flow={"model": "navier_stokes"}), OpenFOAMSettings(flow_iterations=5),
+                           "test", Tools(60), tmp_path)
+    assert flow.info["converged"] is False and flow.info["iterations"] == 5

@@ -30,7 +30,8 @@ def openfoam_active(plan: TransportPlan, n: int) -> list[int]:
     return out
 
 
-def plan_for(scenario, settings=OpenFOAMSettings()) -> TransportPlan:
+def plan_for(scenario, settings: OpenFOAMSettings | None = None) -> TransportPlan:
+    settings = settings or OpenFOAMSettings()
     dt, per = time_step(scenario, settings, np.array([[0.5, 0.1, 0.0]]))
     steps = per * scenario.time.n_outputs
     return TransportPlan(dt, steps, per, segments(scenario, settings, dt, steps), 0)

@@ -2,12 +2,14 @@
 
 ``potential``: ``potentialFoam -writephi`` solves the Laplace problem for the velocity potential Φ
 with u·n prescribed on every patch (zero on walls; ``fields.vent_velocities`` at the vents), so Φ is
-pure Neumann and ``PhiRefCell`` fixes its level: on our grid this is the same discrete problem as
-``simulators.flow.potential_flow`` (two-point Laplacian, same face fluxes), solved to ``solver_tolerance``.
+pure Neumann, a consistent singular system that PCG solves (``fields`` says how potentialFoam is kept
+from its adjustPhi check): on our grid the same discrete problem as ``simulators.flow.potential_flow``
+(two-point Laplacian, same face fluxes), solved to ``solver_tolerance``.
 ``navier_stokes``: ``simpleFoam``, steady incompressible RANS with ``settings.turbulence`` (standard
 k–ε by default) and wall functions (nutkWallFunction, epsilonWallFunction, kqRWallFunction), the same
-prescribed vent velocities, SIMPLE until every initial residual is below ``flow_residual`` or
-``flow_iterations``; its last flux φ, U and ν_t are the flow the transport runs on.
+prescribed vent velocities, SIMPLEC or SIMPLE (``pressure_velocity``) until every initial residual
+is below ``flow_residual`` or ``flow_iterations``; its last flux φ, U and ν_t are the flow the
+transport runs on (unconverged at the cap: ``info["converged"]`` is False, and said in the result).
 
 Cache: ``$CLOSEDLOOP_FLOW_CACHE/openfoam/KEY/`` (``flow_cache.cache_dir``; ``off``: none), KEY the hash
 of ``flow_cache.flow_key(scenario)`` (room, obstacles, vents, flow model), the OpenFOAM version and the
@@ -22,6 +24,7 @@ import os
 import re
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +38,10 @@ from closedloop.simulators.openfoam.runner import OpenFOAMError, Tools
 from closedloop.simulators.openfoam.settings import OpenFOAMSettings
 from closedloop.simulators.scenario import Scenario
 
-FLOW_FILES = ("U", "phi", "nut", "k", "epsilon", "p")
+
+
+class UnconvergedFlow(UserWarning):
+    """simpleFoam reached its iteration cap before its residual target (the flow is used as it is)."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +58,8 @@ class FlowCase:
 def openfoam_flow_key(scenario: Scenario, settings: OpenFOAMSettings, version: str) -> str:
     fields = ["kinematic_viscosity", "solver_tolerance"]
     if scenario.flow.model == "navier_stokes":
-        fields += ["turbulence", "inlet_intensity", "inlet_mixing_length", "flow_iterations", "flow_residual"]
+        fields += ["turbulence", "inlet_intensity", "inlet_mixing_length", "flow_iterations", "flow_residual",
+                   "pressure_velocity"]
     data = {"geometry": flow_key(scenario), "version": version,
             "settings": settings.model_dump(include=set(fields))}
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:20]
@@ -165,13 +172,17 @@ def simple_foam(case: Path, settings: OpenFOAMSettings, tools: Tools) -> dict:
         "interpolationSchemes": {"default": "linear"}, "snGradSchemes": {"default": "corrected"},
         "wallDist": {"method": "meshWave"}}, "system")
     tol = settings.flow_residual
+    # SIMPLEC (consistent): U relaxed 0.9, p not at all; SIMPLE: the classic 0.7 / 0.3, slower but steadier
+    consistent = settings.pressure_velocity == "SIMPLEC"
+    u_relax, p_relax = (0.9, 1.0) if consistent else (0.7, 0.3)
     write_foam(case / "system" / "fvSolution", "dictionary", {
         "solvers": {"p": {"solver": "GAMG", "smoother": "GaussSeidel", "tolerance": 1e-9, "relTol": 0.05},
                     '"(U|k|epsilon)"': {"solver": "smoothSolver", "smoother": "symGaussSeidel",
                                       "tolerance": 1e-10, "relTol": 0.1}},
-        "SIMPLE": {"nNonOrthogonalCorrectors": 0, "consistent": True, "pRefCell": 0, "pRefValue": 0,
+        "SIMPLE": {"nNonOrthogonalCorrectors": 0, "consistent": consistent, "pRefCell": 0, "pRefValue": 0,
                    "residualControl": {"p": tol, "U": tol, '"(k|epsilon)"': tol}},
-        "relaxationFactors": {"equations": {"U": 0.9, '"(k|epsilon)"': 0.7}, "fields": {"p": 1.0}}}, "system")
+        "relaxationFactors": {"equations": {"U": u_relax, '"(k|epsilon)"': 0.7}, "fields": {"p": p_relax}}},
+        "system")
     write_foam(case / "constant" / "transportProperties", "dictionary",
                {"transportModel": "Newtonian", "nu": settings.kinematic_viscosity}, "constant")
     write_foam(case / "constant" / "turbulenceProperties", "dictionary",
@@ -188,6 +199,10 @@ def simple_foam(case: Path, settings: OpenFOAMSettings, tools: Tools) -> dict:
     for name in ("U", "phi", "nut", "k", "epsilon", "p"):
         if (last / name).exists():
             shutil.copy2(last / name, case / "0" / name)
+    if not converged:
+        warnings.warn(f"simpleFoam stopped at its cap of {settings.flow_iterations} iterations with the pressure's "
+                      f"initial residual at {p_res[-1] if p_res else float('nan'):.2g} (target "
+                      f"{settings.flow_residual:g}); the transport runs on that flow", UnconvergedFlow, stacklevel=2)
     return {"iterations": int(times[-1]) if times else 0, "residual": p_res[-1] if p_res else float("nan"),
             "converged": converged, "seconds": run.wall_seconds, "cpu_seconds": run.cpu_seconds}
 

@@ -24,7 +24,8 @@ class OpenFOAMSettings(Strict):
     source takes to move this fraction of the smallest cell edge. ``turbulence``: the RANS model of
     simpleFoam for ``flow.model = "navier_stokes"``; ``inlet_intensity`` and ``inlet_mixing_length``
     (m) set k and ε at the inlets; ``flow_iterations`` caps the SIMPLE iterations, ``flow_residual`` the
-    initial residuals at which they stop.
+    initial residuals at which they stop; ``pressure_velocity``: SIMPLEC (consistent, U relaxed 0.9, p
+    unrelaxed) or SIMPLE (U 0.7, p 0.3).
     """
 
     max_courant: PositiveFloat = 0.5
@@ -35,6 +36,7 @@ class OpenFOAMSettings(Strict):
     inlet_mixing_length: PositiveFloat = 0.05
     kinematic_viscosity: PositiveFloat = 1.5e-5
     flow_iterations: int = Field(default=2000, ge=1)
+    pressure_velocity: Literal["SIMPLEC", "SIMPLE"] = "SIMPLEC"
     flow_residual: PositiveFloat = 1e-5
     solver_tolerance: PositiveFloat = 1e-12
     keep_case: bool = False
