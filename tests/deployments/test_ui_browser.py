@@ -155,7 +155,7 @@ def test_progress_artifact_rises_to_done_while_an_async_campaign_runs(lab: Lab, 
     from closedloop.lab.store import CampaignStore
     from tests.flows.asynclab import tiny_async_config
 
-    config = tiny_async_config(tmp_path / "config", max_cases=5, rounds=2)
+    config = tiny_async_config(tmp_path / "config", max_cases=6, rounds=3)
     directory = tmp_path / "async-camp"
     key = CampaignStore(directory).artifact_key("smoke", "progress")
     code = f"from closedloop.flows.campaign import campaign; campaign({str(config)!r}, {str(directory)!r})"
@@ -172,8 +172,8 @@ def test_progress_artifact_rises_to_done_while_an_async_campaign_runs(lab: Lab, 
         page = f"/artifacts/artifact/{found[0]['id']}"
         while True:
             ended = proc.poll() is not None
-            text = _open(lab, page, key)
-            seen += [float(v) for v in re.findall(r"(\d+(?:\.\d+)?)\s*%", text)[:1]]
+            text = _open(lab, page, key, "Progress:")  # the UI shows " Progress: NN% " (the value truncated)
+            seen += [float(v) for v in re.findall(r"Progress: (\d+)%", text)[:1]]
             if ended or time.monotonic() > deadline:
                 break
             time.sleep(1)
