@@ -5,7 +5,7 @@ The campaign: configs/smoke.toml (the office, configs/scenarios/room.toml: 10 ×
 source position and inlet speed designed) with its steady flow by ``--flow`` (default
 ``navier_stokes``: each case solves its own RANS flow, as the hall does, so a simulation costs
 seconds, not a fraction of one), ``--horizon`` seconds of transport (default 120), ``--max-cases``
-simulations (default 16: 4 in the initial design, batches of 4 in sync mode, so 4 rounds), the
+simulations (default 12: 4 in the initial design, batches of 4 in sync mode, so 3 rounds), the
 ``error`` planner, the smoke config's 30 + 15 training epochs, and in async mode ``rounds =
 max_cases`` so that retraining never waits on a round count. Both modes run the library's flow
 (``flows.campaign``) against one local Prefect server, with ``runner = "dask"`` on one existing
@@ -19,7 +19,9 @@ Measured from the library's step timings (``closedloop.lab.timing``, logged from
 bench/async_parts/timing_log.py): wall time (flow call to return), worker utilisation = simulation
 seconds on the worker / (wall × 1), the time from a case's end to the next case's start on the
 worker, and the final checkpoint's mean relative L2 on a fixed test set (``--test-cases`` Sobol
-points of another seed, simulated once here and never trained on). Each simulation's and training's
+points of another seed, simulated once here and never trained on). The worker and the campaign share
+one flow cache (a fresh ``$CLOSEDLOOP_FLOW_CACHE``): the worker solves each case's flow, the
+campaign's validation and training read it. Each simulation's and training's
 (start, end, worker) go to ``durations`` for bench/async_parts/scaling.py's replay at 8, 32 and 128
 workers, when that module is present.
 
@@ -160,12 +162,16 @@ def run(args: argparse.Namespace) -> dict:
     address = f"tcp://127.0.0.1:{port}"
     configs = {m: campaign_config(work, m, args.horizon, args.max_cases, args.flow, address) for m in ("sync", "async")}
     os.sched_setaffinity(0, {SIM_CORE})
+    os.environ["CLOSEDLOOP_FLOW_CACHE"] = str(work / "flows")
     scenarios, planes = test_set(configs["sync"], args.test_cases, work)
     os.sched_setaffinity(0, {CAMPAIGN_CORE})
     dask = Path(sys.executable).with_name("dask")
     results: dict = {}
     with local_server(work) as server:
-        env = dict(server.client_env(), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", MPLBACKEND="Agg", **{ENV: str(log)})
+        # one flow cache for the worker and the campaign: the campaign's forcing (validation, training)
+        # reads the flow the worker solved for the case instead of solving it again
+        env = dict(server.client_env(), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", MPLBACKEND="Agg",
+                   CLOSEDLOOP_FLOW_CACHE=str(work / "flows"), **{ENV: str(log)})
         procs = [subprocess.Popen([str(dask), "scheduler", "--host", "127.0.0.1", "--port", str(port),
                                    "--no-dashboard"], env=env, cwd=work, stdout=open(work / "scheduler.log", "w"),
                                   stderr=subprocess.STDOUT, preexec_fn=pinned(CAMPAIGN_CORE), start_new_session=True)]
@@ -227,7 +233,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--child", nargs=3, metavar=("CONFIG", "DIR", "OUT"), help=argparse.SUPPRESS)
     parser.add_argument("--horizon", type=float, default=120.0, help="seconds of transport per simulation")
-    parser.add_argument("--max-cases", type=int, default=16, help="simulation budget of each mode (a multiple of 4)")
+    parser.add_argument("--max-cases", type=int, default=12, help="simulation budget of each mode (a multiple of 4)")
     parser.add_argument("--flow", default="navier_stokes", choices=["navier_stokes", "potential"],
                         help="the office's steady flow model (navier_stokes: every case solves its own RANS flow)")
     parser.add_argument("--test-cases", type=int, default=6)

@@ -59,7 +59,7 @@ def test_ensemble_strategy_scores_candidates_with_round_checkpoints(config, tmp_
     ledger = ledger_of(cfg, validated(cfg))
     scenarios = [steps.scenario_for(cfg, json.loads(p)) for p in ledger["parameters"][:1]]
     with pytest.raises(ValueError, match="needs a trained round"):
-        steps.ensemble_scorer(cfg, store, 1)(cfg.design.space().from_unit(torch.rand(2, 3, dtype=torch.float64)))
+        steps.ensemble_scorer(cfg, store, 1)(steps.feasible_sobol(cfg, 2, 100)[0])  # feasible: the refusal is why
     model = steps.initial_model(cfg, scenarios)
     with torch.no_grad():
         for p in model.parameters():

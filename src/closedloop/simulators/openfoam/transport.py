@@ -26,11 +26,11 @@ OpenFOAM's summed time), so consecutive segments never both emit in one step
 (no double emission at joins) and each emits exactly q Δt (b − a).
 
 Outputs: c at output times, written by ``writeObjects`` after the function object's solve of that
-step. The host itself writes nothing during the run (its write of c would come one solve early, and
-writeObjects leaves an object alone at the host's write times); it runs one step past the horizon, so
-that its end-of-run write falls after the last output, the exhaust flux
-Σ φ_f c_f per step (``surfaceFieldValue`` weightedSum on each exhaust patch) and ∫c dV per step
-(``volFieldValue`` volIntegrate); read by ``reader``.
+step (the host writes nothing during the run: its own write of c would come one solve early, and
+writeObjects leaves an object alone at the host's write times; it runs one step past the horizon so
+that its end-of-run write falls after the last output); the exhaust flux Σ φ_f c_f per step
+(``surfaceFieldValue`` weightedSum on each exhaust patch) and ∫c dV per step (``volFieldValue``
+volIntegrate). ``reader`` reads them.
 """
 from __future__ import annotations
 
