@@ -566,6 +566,23 @@ def resume(data: Json) -> str:
                     rows)
 
 
+@table("simulation-throughput", "simulation_throughput.json")
+def simulation_throughput(data: Json) -> str:
+    """A first round of the hall asked for at once: all at once, each solving the flow, against the
+    defaults (simulations capped at the cores, one flow solve under the geometry's lock)."""
+    rows = []
+    for label, key in (("before: all at once, each solving the flow", "before"),
+                       ("after: capped at the cores, one flow solve under the lock", "after")):
+        run = data[key]
+        solves = run["flow_solve_seconds"]
+        rows.append([label, str(run["max_concurrent"]), f"{run['flow_solves']} ({seconds(max(solves))} each)"
+                     if run["flow_solves"] > 1 else f"1 ({seconds(solves[0])})",
+                     seconds(run["wall_seconds"]), seconds(run["seconds_per_case"])])
+    rows.append(["**speed-up**", "", "", f"**{times(data['speedup'])}**", ""])
+    return markdown([f"{data['before']['cases']} cases, {machine_label(data['machine'])}", "at once", "flow solves (s)",
+                     "round wall, s", "per case, s"], rows)
+
+
 # ---------------------------------------------------------------------------------------------------
 # benchmarks index: docs/benchmarks.md
 

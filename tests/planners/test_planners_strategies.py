@@ -118,7 +118,8 @@ def test_the_registry_holds_exactly_the_strategies_a_campaign_config_allows():
 def test_each_strategy_declares_what_it_needs():
     needs = {name: (cls.needs.errors, cls.needs.model) for name, cls in REGISTRY.items()}
     assert needs == {"error": (2, None), "variance": (2, None), "ensemble": (0, "disagreement"),
-                     "information": (0, "information"), "sobol": (0, None), "random": (0, None)}
+                     "information": (0, "information"), "multifidelity": (2, None), "sobol": (0, None),
+                     "random": (0, None)}
     assert [name for name, cls in REGISTRY.items() if cls.sequence] == ["sobol"]
     with pytest.raises(TypeError, match="unknown strategy attribute 'needz'"):
         type("Odd", (REGISTRY["sobol"],), {}, needz=Needs())
@@ -128,7 +129,7 @@ def test_make_strategy_builds_the_named_one_or_names_the_choices():
     strategy = make_strategy("variance", FAST, seed=4)
     assert type(strategy) is REGISTRY["variance"] and (strategy.settings, strategy.seed) == (FAST, 4)
     with pytest.raises(ValueError, match=r"^strategy: unknown 'nope'; choose one of "
-                                         r"error, variance, ensemble, information, sobol, random$"):
+                                         r"error, variance, ensemble, information, multifidelity, sobol, random$"):
         make_strategy("nope")
 
 

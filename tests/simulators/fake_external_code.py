@@ -4,9 +4,10 @@ Reads ``scenario.json`` from the working directory and writes a plane series per
 
 - ``ours`` (default): runs closedloop's own solver and writes the NPZ contract (the round-trip check);
 - ``csv``: the same solution as ``plane.csv`` + ``series.csv``;
+- ``synthetic``: a plane of the right shape from ``derived`` alone (numpy only: no torch import, fast);
 - ``exit``: prints a message and exits 3; ``sleep``: sleeps 60 s; ``garbled``: a plane of the wrong shape;
-  ``nan``: a plane holding NaN; ``none``: writes nothing; ``flaky``: fails the first time (marker file
-  in ``FAKE_STATE``), then works.
+  ``nan``: a plane holding NaN; ``none``: writes nothing (the last three synthetic); ``flaky``: fails the
+  first time (marker file in ``FAKE_STATE``), then works.
 """
 from __future__ import annotations
 
@@ -31,6 +32,14 @@ def ours(scenario: dict) -> dict[str, np.ndarray]:
     return out
 
 
+def synthetic(scenario: dict) -> dict[str, np.ndarray]:
+    d = scenario["derived"]
+    times = np.asarray(d["output_times"])
+    nx, ny = d["plane_shape"]
+    plane = np.outer(times, np.ones(nx * ny)).reshape(len(times), nx, ny) * 1e-3
+    return {"times": times, "plane": plane, "mass_emitted": times.copy()}
+
+
 def main() -> int:
     mode = os.environ.get("FAKE_MODE", "ours")
     scenario = json.loads(Path("scenario.json").read_text())
@@ -49,7 +58,7 @@ def main() -> int:
         time.sleep(60)
     if mode == "none":
         return 0
-    arrays = ours(scenario)
+    arrays = synthetic(scenario) if mode in ("synthetic", "garbled", "nan") else ours(scenario)
     if mode == "garbled":
         arrays["plane"] = arrays["plane"][:, :-1]
     if mode == "nan":

@@ -141,6 +141,7 @@ def store_proposal(config: CampaignConfig, store: CampaignStore, proposal: Propo
     return rows
 
 
+@timed("validation")
 def validate_arrivals(config: CampaignConfig, store: CampaignStore, case_ids: list[str]) -> list[dict[str, Any]]:
     """Predict finished cases with the newest checkpoint (the initial model before the first) and store
     each error with its round (the number of checkpoints now) and ``validated_by``."""
