@@ -20,8 +20,8 @@ bench/async_parts/timing_log.py): wall time (flow call to return), worker utilis
 seconds on the worker / (wall × 1), the time from a case's end to the next case's start on the
 worker, and the final checkpoint's mean relative L2 on a fixed test set (``--test-cases`` Sobol
 points of another seed, simulated once here and never trained on). The worker and the campaign share
-one flow cache (a fresh ``$CLOSEDLOOP_FLOW_CACHE``): the worker solves each case's flow, the
-campaign's validation and training read it. Each simulation's and training's
+one flow cache (``$CLOSEDLOOP_FLOW_CACHE``, emptied before each mode, so neither reuses the other's
+flows): the worker solves each case's flow, the campaign's validation and training read it. Each simulation's and training's
 (start, end, worker) go to ``durations`` for bench/async_parts/scaling.py's replay at 8, 32 and 128
 workers, when that module is present.
 
@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -162,14 +163,14 @@ def run(args: argparse.Namespace) -> dict:
     address = f"tcp://127.0.0.1:{port}"
     configs = {m: campaign_config(work, m, args.horizon, args.max_cases, args.flow, address) for m in ("sync", "async")}
     os.sched_setaffinity(0, {SIM_CORE})
-    os.environ["CLOSEDLOOP_FLOW_CACHE"] = str(work / "flows")
+    os.environ["CLOSEDLOOP_FLOW_CACHE"] = str(work / "test-flows")
     scenarios, planes = test_set(configs["sync"], args.test_cases, work)
     os.sched_setaffinity(0, {CAMPAIGN_CORE})
     dask = Path(sys.executable).with_name("dask")
     results: dict = {}
     with local_server(work) as server:
         # one flow cache for the worker and the campaign: the campaign's forcing (validation, training)
-        # reads the flow the worker solved for the case instead of solving it again
+        # reads the flow the worker solved for the case instead of solving it again (a fresh one per mode)
         env = dict(server.client_env(), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", MPLBACKEND="Agg",
                    CLOSEDLOOP_FLOW_CACHE=str(work / "flows"), **{ENV: str(log)})
         procs = [subprocess.Popen([str(dask), "scheduler", "--host", "127.0.0.1", "--port", str(port),
@@ -185,6 +186,7 @@ def run(args: argparse.Namespace) -> dict:
         try:
             time.sleep(8)
             for mode in args.order:
+                shutil.rmtree(work / "flows", ignore_errors=True)  # neither mode reuses the other's flows
                 out = work / f"{mode}.json"
                 t = time.time()
                 proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", str(configs[mode]),

@@ -583,6 +583,22 @@ def simulation_throughput(data: Json) -> str:
                      "round wall, s", "per case, s"], rows)
 
 
+@table("async-campaign", "async_campaign.json")
+def async_campaign(data: Json) -> str:
+    """Sync vs async at equal simulation budget, one simulation worker and one trainer, each on its own
+    core (bench/async_campaign.py): wall time, worker utilisation, the wait from a case's end to the
+    next start, and the final model's error on the fixed test set."""
+    rows = []
+    for mode in ("sync", "async"):
+        m = data["modes"][mode]
+        gap = m["replacement_start_s"]
+        rows.append([mode, str(m["cases_done"]), str(m["trainings"]), f"{m['wall_s']:.0f}", percent(m["utilisation"], 1),
+                     f"{gap['median']:.2f} / {gap['max']:.1f}" if gap else "—", fixed(m["test_rel_l2"], 4)])
+    rows.append(["**sync / async wall**", "", "", f"**{times(data['wall_ratio'], 2)}**", "", "", ""])
+    return markdown(["mode", "cases", "trainings", "wall s", "worker utilisation", "case end → next start, median / max s",
+                     f"test rel. L2 ({data['setting']['test_cases']} cases)"], rows)
+
+
 # ---------------------------------------------------------------------------------------------------
 # benchmarks index: docs/benchmarks.md
 

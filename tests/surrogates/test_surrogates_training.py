@@ -139,3 +139,17 @@ def test_rollout_loss_zero_for_perfect_prediction_and_floor_bounds_it(two_cases)
     # predicting zero everywhere costs at most 1 per time (relative error of one)
     zero = rollout_loss_terms(torch.zeros_like(t), t, floor2).item()
     assert 0.5 < zero <= 1.0
+
+
+def test_rollout_loss_in_chunks_is_the_same_objective(two_cases):
+    """Evaluated one case at a time (the mini-batch's working set, with the whole batch's substep count),
+    the loss equals the all-at-once one to rounding; a chunk as large as the batch is the same computation."""
+    forcing, problem, target = two_cases
+    model = fresh_model(problem)
+    whole = rollout_loss(model, forcing, target)
+    assert rollout_loss(model, forcing, target, chunk=1) == pytest.approx(whole, rel=1e-12)
+    assert rollout_loss(model, forcing, target, chunk=2) == whole
+    # alone, the slower case would take fewer substeps (the count follows the batch's fastest flow): the
+    # chunks keep the whole batch's, or the chunked loss would be another discretisation's
+    alone = [rollout_loss(model, forcing.select(torch.tensor([i])), target[i:i + 1]) for i in range(2)]
+    assert abs(sum(alone) / 2 - whole) > 1e-4

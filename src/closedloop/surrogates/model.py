@@ -347,11 +347,12 @@ class HybridSurrogate(nn.Module):
                 c = torch.stack([state[:, 0], c, state[:, 2]], dim=1)
         return c, h
 
-    def rollout(self, forcing: Forcing, n_steps: int) -> torch.Tensor:
-        """Predict (B, n_steps + 1, nx, ny) starting from c̄ = 0 at t = 0."""
+    def rollout(self, forcing: Forcing, n_steps: int, substeps: int | None = None) -> torch.Tensor:
+        """Predict (B, n_steps + 1, nx, ny) starting from c̄ = 0 at t = 0; ``substeps`` per output interval
+        (default: the stable count of this batch, :meth:`substeps`)."""
         dtype = forcing.source.dtype
         c, h = self.initial_state(forcing, dtype, forcing.source.device)
-        k = self.substeps(forcing)
+        k = self.substeps(forcing) if substeps is None else substeps
         out = [self.observe(c)]
         for n in range(n_steps):
             c, h = self.step(c, h, forcing, n * self.spec.output_interval, k)

@@ -74,10 +74,25 @@ def loss_floor2(target: torch.Tensor, floor: float) -> torch.Tensor:
 
 
 @torch.no_grad()
-def rollout_loss(model: HybridSurrogate, forcing: Forcing, target: torch.Tensor, floor: float = 0.05) -> float:
-    """The training objective over the whole horizon, without gradients. target: (B, T+1, nx, ny)."""
-    pred = model.rollout(forcing, target.shape[1] - 1)
-    return rollout_loss_terms(pred[:, 1:], target[:, 1:], loss_floor2(target[:, 1:], floor)).item()
+def rollout_loss(model: HybridSurrogate, forcing: Forcing, target: torch.Tensor, floor: float = 0.05,
+                 chunk: int | None = None) -> float:
+    """The training objective over the whole horizon, without gradients. target: (B, T+1, nx, ny).
+
+    ``chunk``: roll out at most that many cases at once (the training's mini-batch), so evaluating the
+    loss holds one mini-batch's working set, not all B cases'; every chunk takes the whole batch's stable
+    substep count (which depends on the fastest case), so the mean over chunks, weighted by their sizes,
+    is the same objective to rounding (bitwise the same computation when ``chunk`` ≥ B)."""
+    n_cases = forcing.batch_size
+    if chunk is None or chunk >= n_cases:
+        pred = model.rollout(forcing, target.shape[1] - 1)
+        return rollout_loss_terms(pred[:, 1:], target[:, 1:], loss_floor2(target[:, 1:], floor)).item()
+    total, substeps = 0.0, model.substeps(forcing)
+    for b0 in range(0, n_cases, chunk):
+        idx = torch.arange(b0, min(b0 + chunk, n_cases), device=target.device)
+        part = target[idx]
+        pred = model.rollout(forcing.select(idx), part.shape[1] - 1, substeps)
+        total += rollout_loss_terms(pred[:, 1:], part[:, 1:], loss_floor2(part[:, 1:], floor)).item() * len(idx)
+    return total / n_cases
 
 
 def curriculum_stage(config: TrainConfig, epoch: int, n_steps: int) -> int:
@@ -248,15 +263,15 @@ def train(model: HybridSurrogate, forcing: Forcing, target: torch.Tensor, config
     _check(forcing, target, config, validation)
     torch.manual_seed(config.seed)
     judge_on = validation if validation is not None else (forcing, target)
-    report = TrainReport(initial_loss=rollout_loss(model, forcing, target, config.loss_floor))
+    size = min(config.batch_size or forcing.batch_size, forcing.batch_size)
+    report = TrainReport(initial_loss=rollout_loss(model, forcing, target, config.loss_floor, size))
     if config.epochs == 0 or not any(p.requires_grad for p in model.parameters()):
         return report
     optimiser = Optimiser(model, config, n_steps=target.shape[1] - 1)
     floor2 = loss_floor2(target[:, 1:], config.loss_floor)
     t_start = time.perf_counter()
-    stopping = EarlyStopping(model, rollout_loss(model, *judge_on, config.loss_floor), config.patience)
+    stopping = EarlyStopping(model, rollout_loss(model, *judge_on, config.loss_floor, size), config.patience)
     report.best_loss = report.initial_loss if validation is None else stopping.best
-    size = min(config.batch_size or forcing.batch_size, forcing.batch_size)
     shuffle = torch.Generator().manual_seed(config.seed)
     for epoch in range(config.epochs):
         model.train()
@@ -264,8 +279,8 @@ def train(model: HybridSurrogate, forcing: Forcing, target: torch.Tensor, config
         tbptt_epoch(model, mini_batches(forcing, target, floor2, size, shuffle), n_steps, config.tbptt_steps,
                     config.smoothness, optimiser.step)
         model.eval()
-        report.losses.append(rollout_loss(model, forcing, target, config.loss_floor))
-        judged = report.losses[-1] if validation is None else rollout_loss(model, *validation, config.loss_floor)
+        report.losses.append(rollout_loss(model, forcing, target, config.loss_floor, size))
+        judged = report.losses[-1] if validation is None else rollout_loss(model, *validation, config.loss_floor, size)
         if validation is not None:
             report.validation_losses.append(judged)
         if stopping.update(model, judged):
