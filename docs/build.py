@@ -681,14 +681,76 @@ def _headline_orchestration(orch: Json) -> list[str]:
             f"(target {percent(orch['target_orchestration_fraction'])})", "[operations](docs/operations.md)"]
 
 
+def _headline_openfoam(of: Json) -> list[str]:
+    room, speed = of["room"], of["speed"]
+    return ["ours vs OpenFOAM v1912, room (potential flow, same mesh)",
+            f"plane rel. L2 {sig(room['rel_l2_final'], 2)}, Spearman {room['spearman_final']:.5f} (own grid error "
+            f"{percent(room['grid_convergence_final']['ours'], 1)}); transport {times(speed['transport_ratio_at_equal_error'])} "
+            f"faster at equal error (target 3×)", "[simulators](docs/simulators.md)"]
+
+
+def _headline_multifidelity(mf: Json) -> list[str]:
+    head = mf["headline"]
+    frac = head["cost_fraction_mean"]
+    seeds = len(head["seeds"])
+    result = (f"{percent(frac)} of the CPU-seconds" if frac is not None else
+              f"not reached in {seeds} seeds (target ≤ 50 %): the warm-start learner stalls, see the page")
+    return ["multi-fidelity planner vs Sobol at the top level, office 0.5 / 0.25 m: CPU-seconds to its final error",
+            result, "[active learning](docs/active_learning.md#multi-fidelity-campaigns)"]
+
+
+def _headline_async(asy: Json) -> list[str]:
+    use = asy["utilisation"]
+    return ["asynchronous vs synchronous campaign, 1 simulation worker + 1 trainer",
+            f"wall {times(asy['wall_ratio'], 2)} shorter; worker utilisation {percent(use['async'])} vs "
+            f"{percent(use['sync'])} (targets 1.5×, 90 %: not met)", "[operations](docs/operations.md)"]
+
+
+@table("openfoam-room", "openfoam_check.json")
+def openfoam_room(of: Json) -> str:
+    """room.toml (potential flow, constant K), ours vs OpenFOAM at two cell sizes: final-time agreement."""
+    rows = []
+    for cell, run in sorted(of["room"]["cells"].items(), key=lambda kv: -float(kv[0])):
+        b = run["budget"]
+        rows.append([f"{cell} m", sig(run["rel_l2"][-1], 2), f"{run['spearman'][-1]:.5f}", sig(max(run["rel_l2"]), 2),
+                     f"{sci(b['ours']['closure'])} / {sci(b['openfoam']['closure'])}"])
+    grid = of["room"]["grid_convergence_final"]
+    rows.append(["own grid error (0.5 m vs 0.25 m)", f"ours {percent(grid['ours'], 2)}, OpenFOAM "
+                 f"{percent(grid['openfoam'], 2)}", "", "", ""])
+    return markdown(["cells", "rel. L2, final", "Spearman, final", "rel. L2, worst output",
+                     "mass budget closure (ours / OpenFOAM)"], rows)
+
+
+@table("openfoam-speed", "openfoam_check.json")
+def openfoam_speed(of: Json) -> str:
+    """One core each, the same mesh: steady flow, and 600 s of transport at matched error."""
+    sp = of["speed"]
+    tr, pot = sp["transport"], sp["flow_potential"]
+    m = tr["matched"]
+    rows = [["potential flow, room 0.25 m", seconds(pot["ours_seconds"]), seconds(pot["openfoam_seconds"]),
+             times(pot["flow_ratio"])],
+            ["Navier–Stokes flow, hall (OpenFOAM: simpleFoam k-ε, **not converged** at its cap)",
+             seconds(of["hall"]["flow"]["ours_seconds"]), seconds(of["hall"]["flow"]["openfoam_seconds"]),
+             f"≥ {times(sp['flow_ratio'])}"],
+            [f"transport, room 0.25 m, {tr['horizon_s']:.0f} s, error ≤ 1 % above ours (fused)",
+             seconds(m["fused_excess_0.01"]["ours_seconds"]), seconds(m["fused_excess_0.01"]["openfoam_seconds"]),
+             times(m["fused_excess_0.01"]["ratio"])],
+            ["the same, error ≤ 0.1 % above ours (fused)", seconds(m["fused_excess_0.001"]["ours_seconds"]),
+             seconds(m["fused_excess_0.001"]["openfoam_seconds"]), times(m["fused_excess_0.001"]["ratio"])],
+            ["the same, ≤ 1 % (our eager step)", seconds(m["eager_excess_0.01"]["ours_seconds"]),
+             seconds(m["eager_excess_0.01"]["openfoam_seconds"]), times(m["eager_excess_0.01"]["ratio"], 2)]]
+    return markdown(["what", "ours, s", "OpenFOAM, s", "OpenFOAM time / ours"], rows)
+
+
 @table("headline", "reference.json", "reference_peer.json", "paper_table.json", "paper_table_gpu.json",
-       "active_learning_information.json", "active_learning_oracle.json", "steering.json", "orchestration.json")
+       "active_learning_information.json", "active_learning_oracle.json", "steering.json", "orchestration.json",
+       "openfoam_check.json", "multifidelity.json", "async_campaign.json")
 def headline(ref: Json, peer: Json, paper: Json, paper_gpu: Json, info: Json, oracle: Json, steer: Json,
-             orch: Json) -> str:
+             orch: Json, of: Json, mf: Json, asy: Json) -> str:
     """README: one row per topic, each linking to its docs page."""
-    rows = [_headline_reference(ref), _headline_peer(peer), _headline_accuracy(paper),
-            _headline_speed(paper, paper_gpu), _headline_active_learning(info, oracle), _headline_steering(steer),
-            _headline_orchestration(orch)]
+    rows = [_headline_reference(ref), _headline_peer(peer), _headline_openfoam(of), _headline_accuracy(paper),
+            _headline_speed(paper, paper_gpu), _headline_active_learning(info, oracle), _headline_multifidelity(mf),
+            _headline_steering(steer), _headline_orchestration(orch), _headline_async(asy)]
     return markdown(["what", "result", "details"], rows)
 
 
