@@ -566,6 +566,21 @@ def resume(data: Json) -> str:
                     rows)
 
 
+@table("training-memory", "training_memory.json")
+def training_memory(data: Json) -> str:
+    """Peak RSS of one training on hall-shaped cases, each in a fresh process (bench/training_memory.py)."""
+    rows = []
+    for key, label in (("few", "mini-batches from the budget"), ("many", "mini-batches from the budget"),
+                       ("few_full_batch", "all at once (the old default)")):
+        run = data["runs"][key]
+        rows.append([str(run["cases"]), f"{run['batch_size']} ({run['mini_batches']})", label,
+                     f"{run['rss_gb']:.2f}", f"{run['added_gb']:.2f}", f"{run['estimate_gb']:.2f}",
+                     seconds(run["train_s"])])
+    rows.append([f"**80 vs 20: {data['rss_ratio_80_vs_20']:.2f}×** (target ≤ 1.5)", "", "", "", "", "", ""])
+    return markdown(["cases", "batch (mini-batches)", "rule", "peak RSS, GiB", "added by training, GiB",
+                     "estimate, GiB", "train, s"], rows)
+
+
 @table("simulation-throughput", "simulation_throughput.json")
 def simulation_throughput(data: Json) -> str:
     """A first round of the hall asked for at once: all at once, each solving the flow, against the
