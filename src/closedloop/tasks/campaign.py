@@ -203,16 +203,21 @@ def retrain(config: CampaignConfig, campaign_dir: str, round_index: int) -> dict
 
     With a GPU present, training holds that GPU's concurrency slot (one training job per GPU).
     """
-    store = CampaignStore(campaign_dir)
-    done = steps.training_case_ids(store, round_index)
-    with gpu_slot.gpu_training_slot(gpu_slot.training_gpu()) as slot:
-        if slot:
-            get_run_logger().info("round %d: holding training slot %s", round_index, slot)
-        report = steps.retrain_round(config, store, round_index, done)
-    get_run_logger().info("round %d: trained on %d cases, loss %.4f -> %.4f in %.1f s", round_index,
-                          len(done), report.initial_loss, report.best_loss, report.seconds)
+    done = steps.training_case_ids(CampaignStore(campaign_dir), round_index)
+    report = train_in_slot(config, campaign_dir, round_index, done)
     return {"cases": len(done), "initial_loss": report.initial_loss, "best_loss": report.best_loss,
             "seconds": report.seconds}
+
+
+def train_in_slot(config: CampaignConfig, campaign_dir: str, round_index: int, case_ids: list[str]) -> Any:
+    """``retrain_round`` on ``case_ids``, holding the GPU's training slot when there is one, logged."""
+    with gpu_slot.gpu_training_slot(gpu_slot.training_gpu()) as slot:
+        if slot:
+            run_logger().info("round %d: holding training slot %s", round_index, slot)
+        report = steps.retrain_round(config, CampaignStore(campaign_dir), round_index, case_ids)
+    run_logger().info("round %d: trained on %d cases, loss %.4f -> %.4f in %.1f s", round_index,
+                      len(case_ids), report.initial_loss, report.best_loss, report.seconds)
+    return report
 
 
 @task(name="publish-round", cache_policy=NO_CACHE)

@@ -6,12 +6,10 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from closedloop.lab import campaign as steps
 from closedloop.lab.campaign import scheduler
 from closedloop.lab.config import CampaignConfig
 from closedloop.lab.store import CampaignStore
-from closedloop.tasks import gpu_slot
-from closedloop.tasks.campaign import current_flow_run_id, run_logger
+from closedloop.tasks.campaign import current_flow_run_id, run_logger, train_in_slot
 
 
 @task(name="propose-next", cache_policy=NO_CACHE)
@@ -36,12 +34,6 @@ def retrain_cases(config: CampaignConfig, campaign_dir: str, round_index: int,
                   case_ids: list[str]) -> dict[str, Any]:
     """Round ``round_index``'s training on ``case_ids`` (every validated case when it was started),
     warm-started from the previous checkpoint; on a GPU it holds that GPU's training slot."""
-    store = CampaignStore(campaign_dir)
-    with gpu_slot.gpu_training_slot(gpu_slot.training_gpu()) as slot:
-        if slot:
-            run_logger().info("round %d: holding training slot %s", round_index, slot)
-        report = steps.retrain_round(config, store, round_index, case_ids)
-    run_logger().info("round %d: trained on %d cases, loss %.4f -> %.4f in %.1f s", round_index,
-                          len(case_ids), report.initial_loss, report.best_loss, report.seconds)
+    report = train_in_slot(config, campaign_dir, round_index, case_ids)
     return {"round": round_index, "cases": list(case_ids), "initial_loss": report.initial_loss,
             "best_loss": report.best_loss, "seconds": report.seconds}
