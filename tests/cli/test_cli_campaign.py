@@ -55,3 +55,24 @@ def test_a_bad_mode_from_a_deployment_names_the_field():
     assert load_with_overrides(SMOKE, **{"campaign.mode": "async"}).campaign.mode == "async"
     with pytest.raises(ConfigError, match=r"campaign\.mode"):
         load_with_overrides(SMOKE, **{"campaign.mode": "fast"})
+
+
+def test_campaign_status_shows_each_rounds_training_and_flags_one_that_did_not_learn(tmp_path: Path):
+    from closedloop.lab import campaign as steps
+    from closedloop.lab.campaign.report import training_lines
+    from closedloop.surrogates.training_report import TrainReport
+
+    camp = make_campaign(tmp_path)
+    store = CampaignStore(camp)
+    stuck = TrainReport(losses=[0.31, 0.29], initial_loss=0.25, best_loss=0.25, best_epoch=-1, seconds=1.5)
+    checkpoint = store.load_checkpoint(steps.model_name(0))
+    store.save_checkpoint(steps.model_name(0), {**checkpoint, "trained_on": ["a", "b"], "losses": stuck.losses,
+                                                "training": stuck.summary()})
+    res = runner.invoke(app, ["campaign", "status", str(camp)])
+    assert res.exit_code == 0, res.output
+    text = flat(res)
+    assert "training by round" in text and "kept start" in text and "0.25" in text and "0.29" in text
+    assert "round 0: training did not learn: no epoch of 2 improved on the starting loss 0.25" in text
+    lines = "\n".join(training_lines(store, 0))
+    assert "Training on 2 cases: loss 0.25 → best 0.25 (best epoch none (starting weights kept)" in lines
+    assert "**Warning: training did not learn:** no epoch of 2 improved" in lines

@@ -94,6 +94,28 @@ def campaign_status(dir: Annotated[Path, typer.Argument(help="Campaign directory
                       f"stop: {state['stop_reason']}")
         for line in state.get("repairs", [])[-5:]:
             console.print(f"[yellow]repaired:[/] {line}", highlight=False)
+        print_training(store, state["rounds_done"])
+
+
+def print_training(store, rounds: int) -> None:  # noqa: ANN001 - a CampaignStore
+    """Each round's training: the loss at its start, best and last epoch, the best epoch, the
+    largest spike, seconds, and a warning for a round that did not learn."""
+    from closedloop.lab.campaign import training_history
+
+    history = training_history(store, rounds)
+    if not history:
+        return
+    table = Table(title="training by round")
+    for col in ("round", "cases", "start loss", "best loss", "last loss", "best epoch", "largest spike", "seconds"):
+        table.add_column(col)
+    for t in history:
+        best = "kept start" if t["kept_start"] else f"{t['best_epoch']}/{t['epochs']}"
+        table.add_row(str(t["round"]), str(t["cases"]), f"{t['initial_loss']:.4g}", f"{t['best_loss']:.4g}",
+                      f"{t['last_loss']:.4g}", best, f"{t['largest_spike']:.2f}x", f"{t['seconds']:.1f}")
+    console.print(table)
+    for t in history:
+        for warning in t["warnings"]:
+            console.print(f"[yellow]round {t['round']}: training did not learn:[/] {warning}", highlight=False)
 
 
 def campaign_repair(dir: Annotated[Path, typer.Argument(help="Campaign directory.")]) -> None:

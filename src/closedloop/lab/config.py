@@ -19,6 +19,7 @@ from closedloop.planners.design import DesignSpace
 from closedloop.planners.strategies import PlannerSettings
 from closedloop.schema import Strict, UnreadableFile, read_toml
 from closedloop.lab.simulation_config import SimulationConfig
+from closedloop.lab.surrogate_config import SurrogateConfig
 from closedloop.simulators.scenario import Scenario, set_path
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
@@ -125,69 +126,6 @@ class Budget(Strict):
         if self.max_cases is not None and self.max_cases < self.initial_cases:
             raise ValueError(f"max_cases ({self.max_cases}) is below initial_cases ({self.initial_cases})")
         return self
-
-
-SPEC_FIELDS = {"hidden_channels", "use_closure", "learn_sink", "vertical_exchange", "room_layers", "variant",
-               "closure", "closure_layers", "advection", "learn_velocity_correction", "closure_form",
-               "closure_gain", "closure_scale", "closure_context"}
-
-
-class SurrogateConfig(Strict):
-    """The hybrid surrogate (surrogates/model.py) and how it is trained (surrogates/training.py)."""
-
-    hidden_channels: int = Field(default=8, ge=1, le=256)
-    use_closure: bool = True
-    variant: Literal["hybrid", "markovian", "data_only", "physics_only"] = "hybrid"
-    closure: Literal["convgru", "encoder_lstm"] = "convgru"
-    closure_layers: int = Field(default=2, ge=1, le=8)
-    advection: Literal["upwind", "tvd"] = "upwind"
-    learn_velocity_correction: bool = False
-    learn_sink: bool = Field(default=False, description="Learn the band's exchange rate λ(x, y) and emission retention")
-    vertical_exchange: bool = Field(default=False, description="Sink where the 3D flow leaves the band vertically")
-    room_layers: bool = Field(default=False, description="Carry the room below and above the band: what the flow "
-                              "takes out of the band comes back elsewhere (replaces vertical_exchange)")
-    closure_form: Literal["additive", "multiplicative"] = "additive"
-    closure_gain: Finite = Field(default=1.0, gt=0, le=1,
-                                 description="Largest relative change of the multiplicative closure per output interval")
-    closure_scale: Literal["peak", "mixed"] = Field(default="peak", description="Scale of the additive correction: "
-                                                    "S̄_max Δt, or the well-mixed band's ⟨S̄⟩ Δt")
-    closure_context: bool = Field(default=False, description="ConvGRU gates also see the plane mean of inputs and memory")
-    physics_learning_rate: Finite | None = Field(default=None, gt=0, le=1,
-                                                 description="For D, δu, λ; default: learning_rate")
-    physics_warmup_epochs: int = Field(default=0, ge=0, description="First epochs fit the physics fields alone")
-    device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$",
-                        description="Where training runs: auto takes a GPU when present")
-    epochs: int = Field(default=40, ge=0)
-    warm_start_epochs: int = Field(default=20, ge=0)
-    learning_rate: Finite = Field(default=3e-3, gt=0, le=1)
-    tbptt_steps: int = Field(default=4, ge=1)
-    loss_floor: Finite = Field(default=0.05, gt=0)
-    curriculum: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list,
-                                                          description="Rollout lengths in output steps")
-    weight_decay: Finite = Field(default=0.0, ge=0)
-    smoothness: Finite = Field(default=0.0, ge=0)
-    batch_size: int | None = Field(default=None, ge=1, description="Cases per optimiser step (seeded "
-                                   "mini-batches); default: chosen from training_memory_gb")
-    training_memory_gb: Finite | None = Field(
-        default=None, gt=0, description="Memory budget that chooses the mini-batch when batch_size is not set: the "
-        "fewest equal mini-batches whose estimate (surrogates/memory.py) fits, all cases at once when they fit; "
-        "default: 2 GiB (or a quarter of this machine's memory if less) on the CPU, a quarter of the GPU's")
-    max_memory_gb: Finite | None = Field(default=None, gt=0, description="Refuse training whose estimated memory "
-                                         "is larger (surrogates/memory.py); default: half of this machine's memory")
-
-    @model_validator(mode="after")
-    def _variant(self) -> SurrogateConfig:
-        if self.variant == "data_only" and not self.use_closure:
-            raise ValueError("variant: 'data_only' needs use_closure = true")
-        if self.variant == "data_only" and self.closure_form == "multiplicative":
-            raise ValueError("closure_form: 'multiplicative' cannot start from zero without physics; "
-                             "variant 'data_only' needs 'additive'")
-        return self
-
-    def spec_options(self) -> dict[str, Any]:
-        """The model's options for :func:`closedloop.surrogates.coupling.spec_for`, the one builder
-        of a :class:`SurrogateSpec` (the plane problem supplies the grid and D₀)."""
-        return self.model_dump(include=SPEC_FIELDS)
 
 
 class PlannerConfig(Strict):

@@ -17,19 +17,25 @@ from the best physics it can correct rather than from the untrained prior.
 
 ``train`` composes: ``parameter_groups`` and ``Optimiser`` (AdamW, clipping, the ``Schedule`` of
 rollout lengths and learning rates), ``mini_batches``, ``tbptt_epoch`` (one pass of truncated BPTT)
-and ``EarlyStopping`` (the best weights and when to stop).
+and ``EarlyStopping`` (the best weights and when to stop). ``train_stages`` runs several ``train``
+calls in sequence (a staged fit: the physics fields alone, then the closure), each from the weights
+the one before kept, and reports them as one training; ``TrainReport.summary`` and ``.warnings`` say
+whether it learned (start, best and final loss, the best epoch, the largest spike).
 """
 from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from closedloop.surrogates.forcing import Forcing
 from closedloop.surrogates.model import PHYSICS_PARAMETERS, HybridSurrogate
+from closedloop.surrogates.training_report import TrainReport
 
 
 @dataclass(frozen=True)
@@ -48,17 +54,6 @@ class TrainConfig:
     physics_learning_rate: float | None = None  # for D, δu, λ (model.PHYSICS_PARAMETERS); None = learning_rate
     physics_warmup_epochs: int = 0  # first fit the physics fields alone (the closure's learning rate is 0)
     batch_size: int | None = None  # cases per optimiser step; None = all cases at once
-
-
-@dataclass
-class TrainReport:
-    losses: list[float] = field(default_factory=list)  # full-rollout loss after each epoch
-    initial_loss: float = float("nan")
-    best_loss: float = float("nan")
-    best_epoch: int = -1  # -1: no epoch improved on the starting weights, which are kept
-    validation_losses: list[float] = field(default_factory=list)
-    stopped_early: bool = False
-    seconds: float = 0.0
 
 
 def rollout_loss_terms(pred: torch.Tensor, target: torch.Tensor, scale2: torch.Tensor) -> torch.Tensor:
@@ -150,12 +145,27 @@ class Schedule:
 class Optimiser:
     """AdamW on ``parameter_groups`` with the ``Schedule``'s learning rates and gradient-norm clipping."""
 
-    def __init__(self, model: HybridSurrogate, config: TrainConfig, n_steps: int) -> None:
+    def __init__(self, model: HybridSurrogate, config: TrainConfig, n_steps: int,
+                 state: dict[str, Any] | None = None) -> None:
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.clip = config.grad_clip
         self.adamw = torch.optim.AdamW(parameter_groups(model, config), lr=config.learning_rate,
                                        weight_decay=config.weight_decay)
+        if state is not None:
+            self.resume(state)
         self.schedule = Schedule(config, self.adamw, n_steps)
+
+    def resume(self, state: dict[str, Any]) -> None:
+        """Take AdamW's moments (and step counts) from an earlier training of the same model; this
+        training's learning rates and weight decay stay. ValueError if the parameter groups differ."""
+        groups = [dict(g) for g in self.adamw.param_groups]
+        try:
+            self.adamw.load_state_dict(state)
+        except (ValueError, KeyError) as err:
+            raise ValueError(f"optimizer_state: does not fit this model's parameter groups ({err})") from None
+        for group, mine in zip(self.adamw.param_groups, groups):
+            group.pop("initial_lr", None)  # the earlier schedule's; this training's Schedule sets its own
+            group.update({k: v for k, v in mine.items() if k != "params"})
 
     def step(self, loss: torch.Tensor) -> None:
         """One descent step on ``loss`` (a 0-d tensor), then the schedule's."""
@@ -255,10 +265,13 @@ def _check(forcing: Forcing, target: torch.Tensor, config: TrainConfig, validati
 
 def train(model: HybridSurrogate, forcing: Forcing, target: torch.Tensor, config: TrainConfig,
           progress: Callable[[int, float], None] | None = None,
-          validation: tuple[Forcing, torch.Tensor] | None = None) -> TrainReport:
+          validation: tuple[Forcing, torch.Tensor] | None = None,
+          optimizer_state: dict[str, Any] | None = None) -> TrainReport:
     """Fit ``model`` to reference plane series ``target`` (B, T+1, nx, ny), t = 0 row included.
 
     Early stopping and the kept weights judge the validation loss if given, else the training loss.
+    ``optimizer_state`` (a report's ``optimizer_state``) continues AdamW's moments from an earlier
+    training of this model; the report's ``optimizer_state`` is AdamW's state at the end.
     """
     _check(forcing, target, config, validation)
     torch.manual_seed(config.seed)
@@ -267,7 +280,7 @@ def train(model: HybridSurrogate, forcing: Forcing, target: torch.Tensor, config
     report = TrainReport(initial_loss=rollout_loss(model, forcing, target, config.loss_floor, size))
     if config.epochs == 0 or not any(p.requires_grad for p in model.parameters()):
         return report
-    optimiser = Optimiser(model, config, n_steps=target.shape[1] - 1)
+    optimiser = Optimiser(model, config, n_steps=target.shape[1] - 1, state=optimizer_state)
     floor2 = loss_floor2(target[:, 1:], config.loss_floor)
     t_start = time.perf_counter()
     stopping = EarlyStopping(model, rollout_loss(model, *judge_on, config.loss_floor, size), config.patience)
@@ -293,4 +306,41 @@ def train(model: HybridSurrogate, forcing: Forcing, target: torch.Tensor, config
     # Adam on a rollout loss is not monotone; keep the weights of the best full-horizon loss.
     model.load_state_dict(stopping.state)
     report.seconds = time.perf_counter() - t_start
+    report.optimizer_state = optimiser.adamw.state_dict()
     return report
+
+
+def train_stages(model: HybridSurrogate, forcing: Forcing, target: torch.Tensor, stages: Sequence[TrainConfig],
+                 progress: Callable[[int, float], None] | None = None,
+                 optimizer_state: dict[str, Any] | None = None) -> TrainReport:
+    """``train`` once per stage, each from the weights the stage before kept (a staged fit, e.g. the
+    physics fields alone and then the closure), reported as one training.
+
+    The report's losses run over all stages' epochs (``stages`` holds each stage's count); its start
+    is the first stage's, its best the kept weights' (the last stage's best), its ``best_epoch`` the
+    epoch, counted over all stages, whose weights were kept (−1 if no stage improved on its start).
+    ``optimizer_state`` seeds the first stage's AdamW; each later stage starts its own.
+    """
+    if not stages:
+        raise ValueError("stages: a training needs at least one stage")
+    total = TrainReport()
+    offset = 0
+    for i, config in enumerate(stages):
+        shift = offset
+        step = None if progress is None else (lambda epoch, loss, shift=shift: progress(shift + epoch, loss))
+        report = train(model, forcing, target, config, progress=step,
+                       optimizer_state=optimizer_state if i == 0 else None)
+        if i == 0:
+            total.initial_loss = report.initial_loss
+        total.losses += report.losses
+        total.best_loss = report.best_loss if report.losses else total.best_loss
+        if report.best_epoch >= 0:
+            total.best_epoch = offset + report.best_epoch
+        total.stages.append(len(report.losses))
+        total.seconds += report.seconds
+        total.stopped_early |= report.stopped_early
+        total.optimizer_state = report.optimizer_state
+        offset += len(report.losses)
+    if math.isnan(total.best_loss):
+        total.best_loss = total.initial_loss
+    return total

@@ -215,8 +215,11 @@ def train_in_slot(config: CampaignConfig, campaign_dir: str, round_index: int, c
         if slot:
             run_logger().info("round %d: holding training slot %s", round_index, slot)
         report = steps.retrain_round(config, CampaignStore(campaign_dir), round_index, case_ids)
-    run_logger().info("round %d: trained on %d cases, loss %.4f -> %.4f in %.1f s", round_index,
-                      len(case_ids), report.initial_loss, report.best_loss, report.seconds)
+    run_logger().info("round %d: trained on %d cases, loss %.4f -> %.4f (best epoch %d of %d, largest spike "
+                      "%.2fx) in %.1f s", round_index, len(case_ids), report.initial_loss, report.best_loss,
+                      report.best_epoch, len(report.losses), report.largest_spike, report.seconds)
+    for warning in report.warnings():
+        run_logger().warning("round %d: training did not learn: %s", round_index, warning)
     return report
 
 

@@ -16,7 +16,8 @@ from tests.lab.conftest import SMOKE_TOML
 
 @pytest.fixture
 def config():
-    return load_campaign_config(SMOKE_TOML).with_overrides(**{"surrogate.epochs": 1, "surrogate.hidden_channels": 2})
+    return load_campaign_config(SMOKE_TOML).with_overrides(**{"surrogate.epochs": 1, "surrogate.hidden_channels": 2,
+                                                              "surrogate.physics_stage_epochs": 0})
 
 
 def test_damaged_case_is_refused_by_validation_and_training(config, store_with_case):
@@ -41,44 +42,75 @@ def test_checkpoint_checksum_is_indexed_and_checked(store_with_case, config):
 
 
 def test_band_physics_options_reach_the_model(tmp_path):
-    """The paper-table surrogate (bench/paper_table.py) is one config away for a campaign."""
+    """The learner's model is the default; each option of it is one config line away from off."""
     from closedloop.lab.campaign import initial_model
 
-    text = altered(smoke_text(), "tbptt_steps = 4", "tbptt_steps = 4\nlearn_sink = true\n"
-                   'vertical_exchange = true\nclosure_form = "multiplicative"\nphysics_warmup_epochs = 2')
-    config = load_campaign_config(write(tmp_path, text))
-    model = initial_model(config, [config.scenario])
-    spec = model.spec
-    assert (spec.learn_sink, spec.vertical_outflow, spec.closure_form) == (True, True, "multiplicative")
-    assert spec.initial_sink > 0 and model.log_sink.shape == tuple(spec.shape)
-    plain = initial_model(load_campaign_config(write(tmp_path, smoke_text())), [config.scenario])
+    config = load_campaign_config(write(tmp_path, smoke_text()))
+    spec = initial_model(config, [config.scenario]).spec
+    assert (spec.learn_sink, spec.room_layers, spec.closure_form, spec.closure_gain, spec.advection) == \
+        (True, True, "multiplicative", 0.05, "tvd")
+    assert spec.layer_heights[1] > 0 and not spec.vertical_outflow
+    plain_text = altered(smoke_text(), "tbptt_steps = 4", 'tbptt_steps = 4\nlearn_sink = false\nroom_layers = false\n'
+                         'closure_form = "additive"\nclosure_gain = 1.0\nadvection = "upwind"')
+    plain = initial_model(load_campaign_config(write(tmp_path, plain_text)), [config.scenario])
     assert (plain.spec.learn_sink, plain.spec.vertical_outflow, plain.spec.closure_form) == (False, False, "additive")
-    assert not plain.spec.room_layers
-    layered = load_campaign_config(write(tmp_path, altered(text, "learn_sink = true", "learn_sink = true\nroom_layers = true")))
-    spec = initial_model(layered, [config.scenario]).spec
-    assert spec.room_layers and not spec.vertical_outflow and spec.layer_heights[1] > 0
-    closure = load_campaign_config(write(tmp_path, altered(text, "learn_sink = true", "learn_sink = true\n"
-                                                           "closure_gain = 0.05\nclosure_context = true\n"
-                                                           'closure_scale = "mixed"')))
+    assert not plain.spec.room_layers and plain.spec.closure_gain == 1.0 and plain.spec.advection == "upwind"
+    sink = load_campaign_config(write(tmp_path, altered(plain_text, "learn_sink = false", "learn_sink = true\n"
+                                                        "vertical_exchange = true")))
+    model = initial_model(sink, [config.scenario])
+    assert model.spec.vertical_outflow and model.spec.initial_sink > 0 and model.log_sink.shape == tuple(model.spec.shape)
+    closure = load_campaign_config(write(tmp_path, altered(smoke_text(), "tbptt_steps = 4", "tbptt_steps = 4\n"
+                                                           "closure_context = true\n" 'closure_scale = "mixed"')))
     spec = initial_model(closure, [config.scenario]).spec
-    assert (spec.closure_gain, spec.closure_context, spec.closure_scale) == (0.05, True, "mixed")
-    assert plain.spec.closure_gain == 1.0 and not plain.spec.closure_context and plain.spec.closure_scale == "peak"
+    assert (spec.closure_context, spec.closure_scale) == (True, "mixed")
+    assert not plain.spec.closure_context and plain.spec.closure_scale == "peak"
 
 
 def test_training_options_reach_each_round(tmp_path):
-    """Round 0 trains the full schedule with the physics warm-up, later rounds warm-start; the
-    mini-batch size and the seed (campaign seed + round) reach the trainer."""
-    from closedloop.lab.campaign import round_train_config
+    """Round 0 is the staged fit (the physics stage: closure frozen, all cases at once, its own rate;
+    then the closure stage with the physics warm-up and the curriculum); later rounds are one warm
+    start at the warm-start rate over the whole horizon. The seed is the campaign seed + round."""
+    from closedloop.lab.campaign import round_schedule
 
-    text = altered(smoke_text(), "tbptt_steps = 4", "tbptt_steps = 4\nbatch_size = 3\nphysics_warmup_epochs = 5")
+    text = altered(smoke_text(), "tbptt_steps = 4", "tbptt_steps = 4\nbatch_size = 3\nphysics_warmup_epochs = 5\n"
+                   "curriculum = [2, 4]\nphysics_stage_learning_rate = 0.02\nwarm_start_learning_rate = 3e-4")
     config = load_campaign_config(write(tmp_path, text))
-    first, later = round_train_config(config, 0), round_train_config(config, 2)
     sc = config.surrogate
-    assert (first.epochs, first.physics_warmup_epochs, first.batch_size) == (sc.epochs, 5, 3)
-    assert (later.epochs, later.physics_warmup_epochs, later.batch_size) == (sc.warm_start_epochs, 0, 3)
-    assert later.seed == config.seed + 2
-    plain = load_campaign_config(write(tmp_path, smoke_text()))
-    assert round_train_config(plain, 0).batch_size is None
+    physics, closure = round_schedule(config, 0)
+    assert (physics.epochs, physics.physics_warmup_epochs, physics.batch_size) == (sc.physics_stage_epochs,) * 2 + (None,)
+    assert (physics.physics_learning_rate, physics.curriculum) == (0.02, ())
+    assert (closure.epochs, closure.physics_warmup_epochs, closure.batch_size, closure.curriculum) == \
+        (sc.epochs, 5, 3, (2, 4))
+    assert closure.learning_rate == sc.learning_rate and closure.physics_learning_rate is None
+    (later,) = round_schedule(config, 2)
+    assert (later.epochs, later.physics_warmup_epochs, later.batch_size, later.curriculum) == \
+        (sc.warm_start_epochs, 0, 3, ())
+    assert later.learning_rate == later.physics_learning_rate == 3e-4
+    assert later.seed == config.seed + 2 and physics.seed == closure.seed == config.seed
+    again = config.with_overrides(**{"surrogate.warm_start_curriculum": True, "surrogate.physics_stage_epochs": 0,
+                                     "surrogate.warm_start_learning_rate": None})
+    assert len(round_schedule(again, 0)) == 1 and round_schedule(again, 1)[0].curriculum == (2, 4)
+    assert round_schedule(again, 1)[0].learning_rate == sc.learning_rate
+
+
+def test_checkpoint_carries_the_training_summary_and_status_reads_it(config, store_with_case):
+    """Each round's checkpoint says how its training went; training_history reads it back with the
+    warnings of a round that did not learn; a kept optimizer state travels to the next round."""
+    store, cid, _ = store_with_case
+    config = config.with_overrides(**{"surrogate.physics_stage_epochs": 1, "surrogate.warm_start_epochs": 1,
+                                      "surrogate.warm_start_optimizer": "kept"})
+    report = steps.retrain_round(config, store, 0, [cid])
+    checkpoint = store.load_checkpoint(steps.model_name(0))
+    assert checkpoint["training"] == report.summary() and checkpoint["training"]["stages"] == [1, 1]
+    assert checkpoint["optimizer_state"]["state"]
+    later = steps.retrain_round(config, store, 1, [cid])
+    steps_before = max(float(s["step"]) for s in checkpoint["optimizer_state"]["state"].values())
+    steps_after = max(float(s["step"]) for s in later.optimizer_state["state"].values())
+    assert steps_after > steps_before
+    history = steps.training_history(store, 3)
+    assert [h["round"] for h in history] == [0, 1] and history[0]["cases"] == 1
+    assert history[1]["initial_loss"] == pytest.approx(later.initial_loss)
+    assert all(h["warnings"] == [] or h["kept_start"] or h["peak_over_start"] > 10 for h in history)
 
 
 def test_training_takes_the_mini_batch_its_memory_budget_affords(config, tiny_scenario, tiny_result, tmp_path,
@@ -92,6 +124,7 @@ def test_training_takes_the_mini_batch_its_memory_budget_affords(config, tiny_sc
     from closedloop.surrogates.memory import TrainingTooLarge, estimate_training, training_memory
     from tests.lab.case_files import make_case
 
+    config = config.with_overrides(**{"surrogate.batch_size": None})
     store = CampaignStore(tmp_path / "camp")
     scenarios = [tiny_scenario.with_parameters({"source.x": x}) for x in (2.0, 5.0, 8.0)]
     for s in scenarios:  # the same planes under three scenarios: memory does not look at the values
@@ -101,9 +134,9 @@ def test_training_takes_the_mini_batch_its_memory_budget_affords(config, tiny_sc
                        "parameters": "{}", "case_sha256": sha}])
     ids = [s.case_id() for s in scenarios]
     batches = []
-    real_train = learn.train
-    monkeypatch.setattr(learn, "train", lambda model, forcing, target, cfg, **kw: (
-        batches.append(cfg.batch_size), real_train(model, forcing, target, cfg, **kw))[1])
+    real_train = learn.train_stages
+    monkeypatch.setattr(learn, "train_stages", lambda model, forcing, target, stages, **kw: (
+        batches.append(stages[-1].batch_size), real_train(model, forcing, target, stages, **kw))[1])
 
     steps.retrain_round(config, store, 0, ids)
     forcing, problem = batch_problems(scenarios)

@@ -1,8 +1,10 @@
 """The learn step: validate each new case (predict it BEFORE training on it), then retrain.
 
 Round r is validated by the model of round r − 1 (the untrained, pure-physics model for round 0)
-and trains on every done case from that model's weights (warm start), so a round whose training
-was killed is trained again from the same start and ends with the same weights.
+and trains on every done case from that model's weights (warm start; :func:`round_schedule` gives
+the stages), so a round whose training was killed is trained again from the same start and ends
+with the same weights. Each checkpoint carries its training's summary (start, best and last loss,
+best epoch, largest spike): :func:`training_history` reads them back.
 """
 from __future__ import annotations
 
@@ -21,11 +23,11 @@ from closedloop.lab.timing import timed
 from closedloop.simulators import Scenario
 from closedloop.simulators.budget import memory_limit
 from closedloop.simulators.devices import resolve_device
-from closedloop.surrogates import HybridSurrogate, TrainConfig, relative_l2, train
+from closedloop.surrogates import HybridSurrogate, TrainConfig, relative_l2
 from closedloop.surrogates.checkpoint import checkpoint_payload, load_model
 from closedloop.surrogates.coupling import batch_problems, spec_for
 from closedloop.surrogates.memory import fit_training, training_budget
-from closedloop.surrogates.training import TrainReport
+from closedloop.surrogates.training import TrainReport, train_stages
 
 
 def initial_model(config: CampaignConfig, scenarios: list[Scenario]) -> HybridSurrogate:
@@ -102,18 +104,34 @@ def validate_new_cases(config: CampaignConfig, store: CampaignStore, round_index
     return rows
 
 
-def round_train_config(config: CampaignConfig, round_index: int) -> TrainConfig:
-    """How round ``round_index`` trains: the full schedule (physics warm-up included) in round 0, a
-    warm start of ``warm_start_epochs`` after; seeded by the campaign seed and the round."""
-    sc = config.surrogate
-    warm = round_index > 0
-    return TrainConfig(epochs=sc.warm_start_epochs if warm else sc.epochs,
-                       learning_rate=sc.learning_rate, tbptt_steps=sc.tbptt_steps,
-                       loss_floor=sc.loss_floor, seed=config.seed + round_index,
-                       curriculum=tuple(sc.curriculum), weight_decay=sc.weight_decay,
-                       smoothness=sc.smoothness, physics_learning_rate=sc.physics_learning_rate,
-                       physics_warmup_epochs=0 if warm else sc.physics_warmup_epochs,
-                       batch_size=sc.batch_size)
+def round_schedule(config: CampaignConfig, round_index: int) -> list[TrainConfig]:
+    """How round ``round_index`` trains (:meth:`SurrogateConfig.schedule`: the staged fit in round 0,
+    a warm start after), seeded by the campaign seed and the round."""
+    return config.surrogate.schedule(round_index, seed=config.seed + round_index)
+
+
+def previous_optimizer_state(store: CampaignStore, round_index: int) -> dict | None:
+    """AdamW's state at the end of round ``round_index − 1``'s training (None if it kept none)."""
+    return store.load_checkpoint(model_name(round_index - 1)).get("optimizer_state")
+
+
+def training_history(store: CampaignStore, rounds: int) -> list[dict]:
+    """Each trained round's training summary (``TrainReport.summary``) with its round, cases and
+    warnings, from its checkpoint: what ``campaign status`` and the round report show."""
+    out = []
+    for r in range(rounds):
+        try:
+            checkpoint = store.load_checkpoint(model_name(r))
+        except (FileNotFoundError, KeyError, ValueError):
+            continue
+        summary = checkpoint.get("training")
+        if summary is None:  # a checkpoint written before training summaries
+            continue
+        report = TrainReport(losses=list(checkpoint.get("losses", [])), initial_loss=summary["initial_loss"],
+                             best_epoch=summary["best_epoch"])
+        out.append({"round": r, "cases": len(checkpoint.get("trained_on", [])), **summary,
+                    "warnings": report.warnings()})
+    return out
 
 
 def training_case_ids(store: CampaignStore, round_index: int) -> list[str]:
@@ -149,17 +167,19 @@ def retrain_round(config: CampaignConfig, store: CampaignStore, round_index: int
     model = model_for_round(config, store, round_index - 1, scenarios).to(device)
     forcing = forcing.to(device=device)
     target = target.to(device=device, dtype=torch.float64)
-    train_config = round_train_config(config, round_index)
     limit = memory_limit(config.surrogate.max_memory_gb, "surrogate.max_memory_gb")  # host memory: on the CPU only
-    fit = fit_training(model, forcing, target.shape[1] - 1, train_config.tbptt_steps, train_config.batch_size,
-                       training_budget(config.surrogate.training_memory_gb, device),
-                       limit if device.type == "cpu" else None)
-    train_config = dataclasses.replace(train_config, batch_size=fit.batch)
-    report = train(model, forcing, target, train_config,
-                   progress=lambda epoch, loss: faults.point("train:epoch", f"{round_index}:{epoch}"))
+    budget = training_budget(config.surrogate.training_memory_gb, device)
+    stages = [dataclasses.replace(stage, batch_size=fit_training(
+        model, forcing, target.shape[1] - 1, stage.tbptt_steps, stage.batch_size, budget,
+        limit if device.type == "cpu" else None).batch) for stage in round_schedule(config, round_index)]
+    keep = config.surrogate.warm_start_optimizer == "kept" and round_index > 0
+    report = train_stages(model, forcing, target, stages,
+                          progress=lambda epoch, loss: faults.point("train:epoch", f"{round_index}:{epoch}"),
+                          optimizer_state=previous_optimizer_state(store, round_index) if keep else None)
+    extra = {"optimizer_state": report.optimizer_state} if config.surrogate.warm_start_optimizer == "kept" else {}
     store.save_checkpoint(model_name(round_index), checkpoint_payload(
         model.cpu(), trained_on=list(case_ids), round=round_index, losses=report.losses,
-        initial_loss=report.initial_loss, best_loss=report.best_loss, config_hash=config.config_hash(),
-        created=now_iso()))
+        initial_loss=report.initial_loss, best_loss=report.best_loss, training=report.summary(),
+        config_hash=config.config_hash(), created=now_iso(), **extra))
     faults.point("retrain:done", str(round_index))
     return report

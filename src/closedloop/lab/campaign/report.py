@@ -17,7 +17,7 @@ from closedloop.lab import figures
 from closedloop.lab.atomic import atomic_write_bytes, atomic_write_text
 from closedloop.lab.campaign.design import feasible_mask
 from closedloop.lab.campaign.fidelity import fidelity_lines
-from closedloop.lab.campaign.learn import validate_round
+from closedloop.lab.campaign.learn import training_history, validate_round
 from closedloop.lab.campaign.propose import observed_errors
 from closedloop.lab.campaign.state import report_path
 from closedloop.lab.campaign.stop import stop_reason
@@ -81,6 +81,20 @@ def planner_report(config: CampaignConfig, ledger: pd.DataFrame, round_index: in
 
 
 
+def training_lines(store: CampaignStore, round_index: int) -> list[str]:
+    """Markdown lines: how the round's training went (start, best and last loss, best epoch, largest
+    spike) and a warning when it did not learn; nothing for a round not trained yet."""
+    rows = [row for row in training_history(store, round_index + 1) if row["round"] == round_index]
+    if not rows:
+        return []
+    t = rows[0]
+    best = "none (starting weights kept)" if t["kept_start"] else f"{t['best_epoch']} of {t['epochs']}"
+    lines = [f"Training on {t['cases']} cases: loss {t['initial_loss']:.4g} → best {t['best_loss']:.4g} "
+             f"(best epoch {best}; last epoch {t['last_loss']:.4g}; largest spike {t['largest_spike']:.2f}× the "
+             f"best so far), {t['seconds']:.1f} s", ""]
+    return lines + [f"**Warning: training did not learn:** {w}" for w in t["warnings"]] + ([""] if t["warnings"] else [])
+
+
 @dataclass
 class RoundReport:
     """A round's report: the cases table, the markdown (figures inlined for an artifact, and linked
@@ -113,7 +127,7 @@ def round_report(config: CampaignConfig, store: CampaignStore, round_index: int)
     head = [f"# {config.name}: round {round_index}", "",
             f"Mean validation relative L2 (predicted before training): "
             f"{mine['rel_l2'].mean():.4f}; worst {mine['rel_l2'].max():.4f}", ""]
-    head += planner_report(config, ledger, round_index) + [""]
+    head += training_lines(store, round_index) + planner_report(config, ledger, round_index) + [""]
     sections = [("learning curve", "", "learning_curve.png")]
     cut = predicted_error_slice(config, ledger[ledger["round"] <= round_index])
     if cut is not None:

@@ -1,0 +1,123 @@
+"""``[surrogate]`` of a campaign config: the hybrid model (surrogates/model.py) and how each round
+trains it (surrogates/training.py).
+
+The defaults are the learner measured in ``bench/learning_curve.py``: the room below and above the
+band, TVD advection, a learned sink and the bounded multiplicative closure c̄·(1 + g tanh M), g = 0.05.
+Round 0 is a staged fit: ``physics_stage_epochs`` of the physics fields alone (closure frozen, all
+cases at once, ``physics_stage_learning_rate``), then ``epochs`` of physics and closure in
+mini-batches of ``batch_size`` cases at ``learning_rate``. Each later round warm-starts from the
+round before: ``warm_start_epochs`` at ``warm_start_learning_rate``, over the whole horizon (the
+curriculum is not restarted unless ``warm_start_curriculum``), AdamW's moments kept or not
+(``warm_start_optimizer``).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, model_validator
+
+from closedloop.schema import Strict
+from closedloop.surrogates.training import TrainConfig
+
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+SPEC_FIELDS = {"hidden_channels", "use_closure", "learn_sink", "vertical_exchange", "room_layers", "variant",
+               "closure", "closure_layers", "advection", "learn_velocity_correction", "closure_form",
+               "closure_gain", "closure_scale", "closure_context"}
+
+
+class SurrogateConfig(Strict):
+    """The hybrid surrogate (surrogates/model.py) and how it is trained (surrogates/training.py)."""
+
+    hidden_channels: int = Field(default=8, ge=1, le=256)
+    use_closure: bool = True
+    variant: Literal["hybrid", "markovian", "data_only", "physics_only"] = "hybrid"
+    closure: Literal["convgru", "encoder_lstm"] = "convgru"
+    closure_layers: int = Field(default=2, ge=1, le=8)
+    advection: Literal["upwind", "tvd"] = "tvd"
+    learn_velocity_correction: bool = False
+    learn_sink: bool = Field(default=True, description="Learn the band's exchange rate λ(x, y) and emission retention")
+    vertical_exchange: bool = Field(default=False, description="Sink where the 3D flow leaves the band vertically")
+    room_layers: bool = Field(default=True, description="Carry the room below and above the band: what the flow "
+                              "takes out of the band comes back elsewhere (replaces vertical_exchange)")
+    closure_form: Literal["additive", "multiplicative"] = "multiplicative"
+    closure_gain: Finite = Field(default=0.05, gt=0, le=1,
+                                 description="Largest relative change of the multiplicative closure per output interval")
+    closure_scale: Literal["peak", "mixed"] = Field(default="peak", description="Scale of the additive correction: "
+                                                    "S̄_max Δt, or the well-mixed band's ⟨S̄⟩ Δt")
+    closure_context: bool = Field(default=False, description="ConvGRU gates also see the plane mean of inputs and memory")
+    physics_learning_rate: Finite | None = Field(default=None, gt=0, le=1,
+                                                 description="For D, δu, λ after the physics stage; default: learning_rate")
+    physics_warmup_epochs: int = Field(default=0, ge=0, description="First epochs of the closure stage fit the "
+                                       "physics fields alone (same optimiser; see physics_stage_epochs)")
+    physics_stage_epochs: int = Field(default=10, ge=0, description="Round 0 first fits the physics fields alone "
+                                      "for this many epochs (all cases at once, its own optimiser, best weights kept)")
+    physics_stage_learning_rate: Finite = Field(default=1e-2, gt=0, le=1,
+                                                description="Learning rate of the physics stage")
+    device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$",
+                        description="Where training runs: auto takes a GPU when present")
+    epochs: int = Field(default=20, ge=0, description="Epochs of round 0's closure stage")
+    warm_start_epochs: int = Field(default=4, ge=0, description="Epochs of each later round (a warm start)")
+    learning_rate: Finite = Field(default=1e-3, gt=0, le=1)
+    warm_start_learning_rate: Finite | None = Field(default=None, gt=0, le=1,
+                                                    description="Learning rate of warm starts; default: learning_rate")
+    warm_start_curriculum: bool = Field(default=False, description="Warm starts run the curriculum again "
+                                        "(default: the whole horizon from their first epoch)")
+    warm_start_optimizer: Literal["fresh", "kept"] = Field(
+        default="fresh", description="A warm start's AdamW: a fresh one, or the moments the round before ended with")
+    tbptt_steps: int = Field(default=4, ge=1)
+    loss_floor: Finite = Field(default=0.05, gt=0)
+    curriculum: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list,
+                                                          description="Rollout lengths in output steps")
+    weight_decay: Finite = Field(default=0.0, ge=0)
+    smoothness: Finite = Field(default=0.0, ge=0)
+    batch_size: int | None = Field(default=2, ge=1, description="Cases per optimiser step (seeded mini-batches); "
+                                   "none: chosen from training_memory_gb")
+    training_memory_gb: Finite | None = Field(
+        default=None, gt=0, description="Memory budget that chooses the mini-batch when batch_size is not set: the "
+        "fewest equal mini-batches whose estimate (surrogates/memory.py) fits, all cases at once when they fit; "
+        "default: 2 GiB (or a quarter of this machine's memory if less) on the CPU, a quarter of the GPU's")
+    max_memory_gb: Finite | None = Field(default=None, gt=0, description="Refuse training whose estimated memory "
+                                         "is larger (surrogates/memory.py); default: half of this machine's memory")
+
+    @model_validator(mode="after")
+    def _variant(self) -> SurrogateConfig:
+        if self.variant == "data_only" and not self.use_closure:
+            raise ValueError("variant: 'data_only' needs use_closure = true")
+        if self.variant == "data_only" and self.closure_form == "multiplicative":
+            raise ValueError("closure_form: 'multiplicative' cannot start from zero without physics; "
+                             "variant 'data_only' needs 'additive'")
+        return self
+
+    def spec_options(self) -> dict[str, Any]:
+        """The model's options for :func:`closedloop.surrogates.coupling.spec_for`, the one builder
+        of a :class:`SurrogateSpec` (the plane problem supplies the grid and D₀)."""
+        return self.model_dump(include=SPEC_FIELDS)
+
+    def schedule(self, round_index: int, seed: int) -> list[TrainConfig]:
+        """How a round trains, as the stages of :func:`closedloop.surrogates.training.train_stages`.
+
+        Round 0: the physics stage (``physics_stage_epochs`` of the physics fields alone, all cases
+        at once, at ``physics_stage_learning_rate``; none when 0), then the closure stage (``epochs``,
+        the curriculum, ``physics_warmup_epochs``). Later rounds: one warm start of
+        ``warm_start_epochs`` at ``warm_start_learning_rate`` (the physics fields too, when it is
+        set), over the whole horizon unless ``warm_start_curriculum``.
+        """
+        closure = TrainConfig(epochs=self.epochs, learning_rate=self.learning_rate, tbptt_steps=self.tbptt_steps,
+                              loss_floor=self.loss_floor, seed=seed, curriculum=tuple(self.curriculum),
+                              weight_decay=self.weight_decay, smoothness=self.smoothness,
+                              physics_learning_rate=self.physics_learning_rate,
+                              physics_warmup_epochs=self.physics_warmup_epochs, batch_size=self.batch_size)
+        if round_index > 0:
+            rate = self.warm_start_learning_rate or self.learning_rate
+            physics_rate = self.physics_learning_rate if self.warm_start_learning_rate is None else rate
+            return [dataclasses.replace(closure, epochs=self.warm_start_epochs, learning_rate=rate,
+                                        physics_learning_rate=physics_rate, physics_warmup_epochs=0,
+                                        curriculum=closure.curriculum if self.warm_start_curriculum else ())]
+        if not self.physics_stage_epochs:
+            return [closure]
+        physics = dataclasses.replace(closure, epochs=self.physics_stage_epochs, curriculum=(), batch_size=None,
+                                      physics_learning_rate=self.physics_stage_learning_rate,
+                                      physics_warmup_epochs=self.physics_stage_epochs)
+        return [physics, closure]
