@@ -82,7 +82,8 @@ def test_an_openfoam_campaign_runs_from_the_cli_and_trains_on_its_cases(tmp_path
 
     text = (REPO / "configs" / "openfoam.toml").read_text()
     text = text.replace('scenario = "scenarios/room.toml"', f'scenario = "{REPO / "configs/scenarios/room.toml"}"')
-    text = text.replace("initial_cases = 4", "initial_cases = 3").replace("epochs = 30", "epochs = 6")
+    text = text.replace("initial_cases = 4", "initial_cases = 3").replace("\nepochs = 20", "\nepochs = 6")
+    text = text.replace("physics_stage_epochs = 10", "physics_stage_epochs = 2")
     cfg = tmp_path / "of.toml"
     cfg.write_text(text)
     out = tmp_path / "camp"

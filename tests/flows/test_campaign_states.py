@@ -65,7 +65,7 @@ def test_a_failed_run_says_failed_and_permanent_errors_are_not_retried(tmp_path:
         raise RuntimeError("training diverged")
 
     monkeypatch.setattr(interface, "reference_simulate", some_fail)
-    monkeypatch.setattr(learn, "train", broken)
+    monkeypatch.setattr(learn, "train_stages", broken)
     with pytest.raises(RuntimeError, match="training diverged"):
         campaign(str(cfg), str(tmp_path / "camp"), rounds=1)
     ledger = pd.read_parquet(tmp_path / "camp" / "ledger.parquet").set_index("case_id")

@@ -31,7 +31,7 @@ def test_two_round_campaign_then_rerun_simulates_nothing(fast_config: Path, tmp_
     assert len(ledger) == 8 and set(ledger["status"]) == {"done"}
     assert ledger.groupby("round").size().to_dict() == {0: 4, 1: 4}
     assert set(ledger.loc[ledger["round"] == 0, "strategy"]) == {"sobol"}
-    assert set(ledger.loc[ledger["round"] == 1, "strategy"]) == {"error"}
+    assert set(ledger.loc[ledger["round"] == 1, "strategy"]) == {"variance"}
     # predict-before-train: round 0 judged by the untrained model, round 1 by round 0's model
     assert set(ledger.loc[ledger["round"] == 0, "validated_by"]) == {"initial"}
     assert set(ledger.loc[ledger["round"] == 1, "validated_by"]) == {"round_000"}

@@ -64,7 +64,7 @@ def test_the_budget_is_finished_and_every_case_predicted_before_training(finishe
     assert state["rounds_done"] == len(models)
     assert all((directory / "figures" / f"round_{k:03d}.md").is_file() for k in models)
     assert set(ledger.loc[ledger["round"] == 0, "strategy"]) >= {"sobol"}
-    assert "error" in set(ledger["strategy"])  # replacements by the planner once two errors are known
+    assert "variance" in set(ledger["strategy"])  # replacements by the planner once two cases are known
 
 
 def test_progress_artifact_and_events(finished):

@@ -36,5 +36,6 @@ def validated(config: CampaignConfig, n: int = 8, seed: int = 0) -> list[tuple[i
 
 
 def planner_config() -> CampaignConfig:
-    """The smoke campaign with the fast planner settings."""
-    return load_campaign_config(SMOKE).with_overrides(**FAST)
+    """The smoke campaign with the error GP's planner (qUCB on the log validation error) and the fast
+    planner settings."""
+    return load_campaign_config(SMOKE).with_overrides(**{"planner.strategy": "error", **FAST})

@@ -92,13 +92,13 @@ BAD_CONFIGS = {
         lambda: altered(smoke_text(), "initial_cases = 4", "initial_cases = 1"),
         ["budget.initial_cases"]),
     "unknown_information_differences": (
-        lambda: altered(smoke_text(), 'strategy = "error"', 'strategy = "error"\ninformation_differences = "backward"'),
+        lambda: altered(smoke_text(), 'strategy = "variance"', 'strategy = "variance"\ninformation_differences = "backward"'),
         ["planner.information_differences", "'forward'"]),
     "unknown_planner_strategy": (
-        lambda: altered(smoke_text(), 'strategy = "error"', 'strategy = "greedy"'),
+        lambda: altered(smoke_text(), 'strategy = "variance"', 'strategy = "greedy"'),
         ["planner.strategy", "'error'"]),
     "negative_learning_rate": (
-        lambda: altered(smoke_text(), "learning_rate = 3e-3", "learning_rate = -3e-3"),
+        lambda: altered(smoke_text(), "learning_rate = 1e-3", "learning_rate = -1e-3"),
         ["surrogate.learning_rate"]),
     "duplicate_parameter_names": (
         lambda: altered(smoke_text(), 'name = "source_y"', 'name = "source_x"'),
@@ -227,7 +227,7 @@ def test_with_overrides_returns_validated_copy():
     cfg = load_campaign_config(SMOKE_TOML)
     new = cfg.with_overrides(**{"budget.rounds": 5, "planner.strategy": "sobol", "seed": 1})
     assert (new.budget.rounds, new.planner.strategy, new.seed) == (5, "sobol", 1)
-    assert (cfg.budget.rounds, cfg.planner.strategy, cfg.seed) == (2, "error", 7)
+    assert (cfg.budget.rounds, cfg.planner.strategy, cfg.seed) == (2, "variance", 7)
     assert isinstance(new, CampaignConfig)
 
 
@@ -254,7 +254,7 @@ def test_hall_campaign_config_loads():
 
 
 def test_config_strategy_and_mixed_parameters(tmp_path):
-    text = SMOKE.read_text().replace('strategy = "error"', 'strategy = "variance"')
+    text = SMOKE.read_text().replace('strategy = "variance"', 'strategy = "error"')
     text = text.replace('[budget]', '''[[design.parameters]]
 name = "release"
 path = "source.start"
@@ -274,7 +274,7 @@ high = 5.0
     (tmp_path / "c.toml").write_text(text)
     cfg = load_campaign_config(tmp_path / "c.toml")
     space = cfg.design.space()
-    assert cfg.planner.strategy == "variance"
+    assert cfg.planner.strategy == "error"
     assert space.integer_mask.tolist() == [False, False, False, True, True]
     assert space.bounds()[:, 3].tolist() == [0.0, 2.0]  # categorical: the index of the choice
     sc = steps.scenario_for(cfg, {"source_x": 2.0, "source_y": 1.0, "inlet_speed": 0.5, "release": 2.0,

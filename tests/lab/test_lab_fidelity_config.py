@@ -65,7 +65,7 @@ def test_one_level_and_a_reserved_parameter_name_are_refused(tmp_path):
     one = LEVELS.split("[[fidelity]]\nname = \"fine\"")[0].replace("initial = { coarse = 3, fine = 1 }", "")
     assert "at least 2 levels" in refused(tmp_path, mf_text(one + "\n[fidelity_plan]\n"))
     assert "'multifidelity' needs [[fidelity]] levels" in refused(
-        tmp_path, altered(smoke_text(), 'strategy = "error"', 'strategy = "multifidelity"'))
+        tmp_path, altered(smoke_text(), 'strategy = "variance"', 'strategy = "multifidelity"'))
     assert "fidelity_plan.initial: given, but no [[fidelity]]" in refused(
         tmp_path, smoke_text() + "\n[fidelity_plan]\ninitial = { fine = 2 }\n")
 

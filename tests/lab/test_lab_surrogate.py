@@ -9,13 +9,13 @@ import torch
 
 from closedloop.lab.cases import reference_case
 from closedloop.lab.surrogate import load_surrogate, predict_case, save_surrogate, train_surrogate
-from closedloop.surrogates import TrainConfig
+from closedloop.lab.surrogate_config import SurrogateConfig
 
 
 @pytest.fixture(scope="module")
 def trained(tiny_scenario, tiny_result):
     case = reference_case(tiny_scenario, tiny_result)
-    model, report = train_surrogate([case], TrainConfig(epochs=2), hidden_channels=2)
+    model, report = train_surrogate([case], SurrogateConfig(epochs=2, physics_stage_epochs=1, hidden_channels=2))
     return case, model, report
 
 

@@ -8,39 +8,44 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from closedloop.lab.atomic import atomic_path
 from closedloop.lab.cases import Case, make_provenance, now_iso
 from closedloop.simulators import Scenario
-from closedloop.surrogates import HybridSurrogate, TrainConfig, TrainReport, train
+from closedloop.lab.surrogate_config import SurrogateConfig
+from closedloop.surrogates import HybridSurrogate, TrainReport
+from closedloop.surrogates.training import train_stages
 from closedloop.surrogates.checkpoint import checkpoint_payload, load_model, read_checkpoint, write_checkpoint
 from closedloop.simulators.budget import memory_limit
 from closedloop.surrogates.coupling import batch_problems, spec_for
 from closedloop.surrogates.memory import fit_training, training_budget
 
 
-def train_surrogate(cases: list[Case], config: TrainConfig, progress: Callable[[int, float], None] | None = None,
-                    **spec_options: Any) -> tuple[HybridSurrogate, TrainReport]:
-    """A new model (``spec_options``: see :func:`spec_for`, seeded by ``config.seed``) trained on
-    ``cases``, in the mini-batches the default training budget affords when ``config.batch_size`` is
-    None (surrogates/memory.py); refused (:class:`TrainingTooLarge`) when its estimated memory is over
-    half of this machine's, before training starts."""
+def train_surrogate(cases: list[Case], surrogate: SurrogateConfig, seed: int = 0,
+                    progress: Callable[[int, float], None] | None = None) -> tuple[HybridSurrogate, TrainReport]:
+    """A new model (``surrogate``'s options, seeded by ``seed``) trained on ``cases`` as a campaign's
+    round 0 trains it (:meth:`SurrogateConfig.schedule`: the staged fit), each stage in the
+    mini-batches the training budget affords when its ``batch_size`` is None (surrogates/memory.py);
+    refused (:class:`TrainingTooLarge`) when its estimated memory is over the limit, before training."""
     forcing, problem = batch_problems([c.scenario for c in cases])
-    torch.manual_seed(config.seed)
-    model = HybridSurrogate(spec_for(problem, **spec_options), problem.mask).double()
+    torch.manual_seed(seed)
+    model = HybridSurrogate(spec_for(problem, **surrogate.spec_options()), problem.mask).double()
     target = torch.stack([c.plane for c in cases]).to(torch.float64)
-    fit = fit_training(model, forcing, problem.n_steps, config.tbptt_steps, config.batch_size,
-                       training_budget(None), memory_limit(None, "surrogate.max_memory_gb"))
-    return model, train(model, forcing, target, dataclasses.replace(config, batch_size=fit.batch), progress=progress)
+    budget = training_budget(surrogate.training_memory_gb)
+    limit = memory_limit(surrogate.max_memory_gb, "surrogate.max_memory_gb")
+    stages = [dataclasses.replace(stage, batch_size=fit_training(model, forcing, problem.n_steps, stage.tbptt_steps,
+                                                                 stage.batch_size, budget, limit).batch)
+              for stage in surrogate.schedule(0, seed)]
+    return model, train_stages(model, forcing, target, stages, progress=progress)
 
 
 def save_surrogate(path: str | Path, model: HybridSurrogate, cases: list[Case], report: TrainReport) -> None:
     """Write the model's checkpoint atomically, with the cases it was trained on and its losses."""
     payload = checkpoint_payload(model, trained_on=[c.case_id for c in cases], losses=report.losses,
-                                 initial_loss=report.initial_loss, best_loss=report.best_loss, created=now_iso())
+                                 initial_loss=report.initial_loss, best_loss=report.best_loss,
+                                 training=report.summary(), created=now_iso())
     with atomic_path(Path(path)) as tmp:
         write_checkpoint(tmp, payload)
 
