@@ -5,9 +5,10 @@ small office configs/scenarios/room.toml (10 × 6 × 3 m, 0.5 m cells: 20 × 12 
 SSP-RK2, 120 s horizon, outputs every 10 s) instead of the hall (a hall case needs a ~45 s
 Navier–Stokes solve per inlet speed); the design is source x ∈ [1, 9] m, source y ∈ [0.75, 5.25] m,
 inlet speed ∈ [0.2, 1.5] m/s and release time ∈ [0, 60] s, infeasible where the source lies inside
-the pillar. The surrogate is the hybrid model, reduced to 4 hidden channels, trained 20 epochs on
-the initial design (lr 3e-3) and warm-started for 8 epochs per round (lr 1e-3); the campaign uses 8
-channels and 30/15 epochs. Training keeps the best weights by training loss.
+the pillar. The default learner is the surrogate this study first used (4 hidden channels, band-alone
+upwind physics, the additive closure, 20 epochs at lr 3e-3 on the initial design, 8-epoch warm starts
+at lr 1e-3: bench/active_learning_parts/learners.py); ``--learner`` is the config as shipped, the
+library's learner. Training keeps the best weights by training loss.
 
 Protocol: a held-out test set of 24 uniform random feasible cases (its own seed, never proposed by
 any strategy), every strategy from the same 8-case Sobol start per seed, then rounds of 4 up to

@@ -61,7 +61,7 @@ def no_new_data(learner: Learner, config: CampaignConfig, test: HeldOut, work: P
     ids = steps.training_case_ids(store, 0)
     out = {"test_mean": [float(test.errors(steps.model_for_round(config, store, 0, [])).mean())], "best_epoch": []}
     for r in range(1, config.budget.rounds):
-        report = steps.retrain_round(learner.round_config(config, r), store, r, ids)
+        report = steps.retrain_round(config, store, r, ids)
         out["best_epoch"].append(report.best_epoch)
         out["test_mean"].append(float(test.errors(steps.model_for_round(config, store, r, [])).mean()))
     return out
