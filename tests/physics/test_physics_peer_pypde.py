@@ -31,6 +31,8 @@ ndimage = pytest.importorskip("scipy.ndimage")
 
 F64 = torch.float64
 
+pytestmark = pytest.mark.numerics  # agreement to roundoff: rerun under another instruction set
+
 
 def _pde_grid(grid: Grid):
     return pde.CartesianGrid([[0.0, n * h] for n, h in zip(grid.shape, grid.spacing)], list(grid.shape))

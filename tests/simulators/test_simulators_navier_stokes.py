@@ -15,6 +15,7 @@ from closedloop.physics import Grid, divergence, open_faces
 from closedloop.simulators import Scenario
 from closedloop.simulators.flow import boundary_velocity, potential_flow
 from closedloop.simulators.geometry import room_geometry, vent_faces
+from closedloop.simulators.anderson import TIKHONOV
 from closedloop.simulators.navier_stokes import NavierStokesSettings, navier_stokes_flow, strain_rate
 from sim_test_scenarios import boundary_flows, room, room_data
 
@@ -196,6 +197,7 @@ def test_symmetric_room_gives_mirror_symmetric_flow(small):
     assert uy.abs().max().item() > 0.01 * scale  # there is flow across the mirror plane to test
 
 
+@pytest.mark.numerics
 def test_tilted_inlet_turns_the_jet_and_mirrors():
     """An inlet tilted toward ±y carries its tangential momentum in: the jet turns that way, and the
     two tilts give mirror-image flows."""
@@ -209,11 +211,17 @@ def test_tilted_inlet_turns_the_jet_and_mirrors():
     tangential = 0.5 * 0.5 / math.hypot(1.0, 0.5)
     near = up[1][0:3, 1:6, 4]  # u_y in front of the inlet (x < 1.5 m, z = 2.25 m)
     assert near.mean().item() > 0.2 * tangential
-    assert (up[0] - down[0].flip(1)).abs().max().item() < 1e-8 * 0.5
-    assert (up[1] + down[1].flip(1)).abs().max().item() < 1e-8 * 0.5
-    assert (up[2] - down[2].flip(1)).abs().max().item() < 1e-8 * 0.5
+    # Exact arithmetic mirrors exactly (plain pseudo-time: 6e-17 measured). Anderson mixing solves
+    # normal equations of condition up to 1/TIKHONOV, so its weights, and the mirrored pair, differ
+    # by up to ε/TIKHONOV relative to U wherever rounding is not mirror-symmetric (1.4e-9 measured
+    # under AVX-512, AVX2 and scalar ATen kernels; 7.4e-9 with another CPU's MKL).
+    bound = torch.finfo(torch.float64).eps / TIKHONOV * 0.5
+    assert (up[0] - down[0].flip(1)).abs().max().item() < bound
+    assert (up[1] + down[1].flip(1)).abs().max().item() < bound
+    assert (up[2] - down[2].flip(1)).abs().max().item() < bound
 
 
+@pytest.mark.numerics
 def test_float32_agrees_with_float64(small):
     scenario, geometry, f64, _ = small
     f32, nu32 = navier_stokes_flow(scenario, geometry, dtype=torch.float32)

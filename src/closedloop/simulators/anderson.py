@@ -5,6 +5,10 @@ import math
 
 import torch
 
+# Tikhonov term of the normal equations, relative to the Gram matrix's largest diagonal entry: caps
+# their condition near 1/TIKHONOV, so γ carries a relative rounding error of at most ≈ ε/TIKHONOV.
+TIKHONOV = 1e-10
+
 
 class Anderson:
     """Anderson acceleration (type II) of a fixed-point iteration x ← G(x) on face-velocity tuples.
@@ -60,7 +64,7 @@ class Anderson:
             return g, carry
         m = len(self.df)
         gram = torch.stack([torch.stack(row) for row in self.gram])
-        gram = gram + 1e-10 * gram.diagonal().max() * torch.eye(m, dtype=gram.dtype, device=gram.device)
+        gram = gram + TIKHONOV * gram.diagonal().max() * torch.eye(m, dtype=gram.dtype, device=gram.device)
         rhs = torch.stack([self._dot(d, f) for d in self.df])
         gamma = torch.linalg.solve(gram, rhs)
         out = list(gc)

@@ -2,6 +2,8 @@
 
 A design point is a dict {parameter name: value} in natural units; :func:`scenario_for` applies it
 to the campaign's base scenario (validated, so an infeasible point raises ValueError).
+:func:`proposed_points` puts a proposal on the design space's resolution grid before it becomes a
+case (and a case id), so the id does not depend on an optimiser's last bits.
 """
 from __future__ import annotations
 
@@ -34,6 +36,20 @@ def scenario_for(config: CampaignConfig, params: dict[str, float]) -> Scenario:
 def case_id_for(config: CampaignConfig, params: dict[str, float]) -> str:
     """The id of a design point's case: its scenario and the configured simulator (``Scenario.case_id``)."""
     return scenario_for(config, params).case_id(config.simulation.producer())
+
+
+def proposed_points(config: CampaignConfig, x: torch.Tensor) -> list[dict[str, float]]:
+    """Proposed points (n x d, natural units) as design points on the resolution grid
+    (``DesignSpace.quantize``). A feasible point whose grid neighbour is not (it sat within half a
+    step of a pillar or a bound of validity) is kept as proposed: feasibility comes first."""
+    space = config.design.space()
+    grid = space.quantize(x)
+    moved = (grid != x).any(dim=-1)
+    if moved.any():
+        bad = moved.clone()
+        bad[moved] = ~feasible_mask(config, grid[moved])
+        grid = torch.where(bad[:, None], x, grid)
+    return space.as_dicts(grid)
 
 
 def feasible_mask(config: CampaignConfig, x: torch.Tensor) -> torch.Tensor:

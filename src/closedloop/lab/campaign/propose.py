@@ -1,8 +1,9 @@
 """The propose step: what the planner knows (evidence from the ledger) and the round's proposal.
 
 Round 0 is a Sobol design; later rounds ask the configured strategy (planners/strategies.py).
-Proposals are stored in the ledger (status ``proposed``) before anything is simulated, so a
-resumed round simulates what it proposed the first time.
+Proposals are put on the design space's resolution grid (``design.proposed_points``) and stored in
+the ledger (status ``proposed``) before anything is simulated, so a resumed round simulates what it
+proposed the first time, and its case ids hash the same.
 """
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import pandas as pd
 import torch
 
 from closedloop.lab import faults
-from closedloop.lab.campaign.design import candidate_problems, feasible_mask, feasible_sobol, scenario_for
+from closedloop.lab.campaign.design import (candidate_problems, feasible_mask, feasible_sobol, proposed_points,
+                                            scenario_for)
 from closedloop.lab.campaign.cost import add_levels, within_budget
 from closedloop.lab.campaign.fidelity import proposal_levels
 from closedloop.lab.campaign.learn import initial_model, model_for_round
@@ -141,7 +143,7 @@ def propose_round(config: CampaignConfig, ledger: pd.DataFrame, round_index: int
         if config.fidelity and config.fidelity_plan.initial:
             n = sum(config.fidelity_plan.initial.values())
         x, _ = feasible_sobol(config, n, 0)
-        proposal = Proposal(round_index, "sobol", space.as_dicts(x))
+        proposal = Proposal(round_index, "sobol", proposed_points(config, x))
         if config.fidelity:
             proposal.parameters = proposal_levels(config, proposal.parameters, None, config.fidelity_plan.initial)
     else:
@@ -156,7 +158,7 @@ def propose_round(config: CampaignConfig, ledger: pd.DataFrame, round_index: int
         with torch.random.fork_rng():
             torch.manual_seed(chosen.seed)
             x = chosen.propose(space, n, evidence)
-        proposal = Proposal(round_index, chosen.name, space.as_dicts(x[:, :space.dim]))
+        proposal = Proposal(round_index, chosen.name, proposed_points(config, x[:, :space.dim]))
         if config.fidelity:
             proposal.parameters = proposal_levels(config, proposal.parameters,
                                                   x[:, space.dim] if chosen.chooses_fidelity else None,

@@ -38,7 +38,7 @@ import pandas as pd
 import torch
 
 from closedloop.lab import faults
-from closedloop.lab.campaign.design import feasible_mask, feasible_sobol
+from closedloop.lab.campaign.design import feasible_mask, feasible_sobol, proposed_points
 from closedloop.lab.campaign.learn import validate_round
 from closedloop.lab.campaign.propose import (
     SCORERS,
@@ -118,7 +118,7 @@ def propose_next(config: CampaignConfig, store: CampaignStore, ledger: pd.DataFr
     if len(ledger) == 0:
         n = config.budget.initial_cases if left is None else min(config.budget.initial_cases, left)
         x, _ = feasible_sobol(config, n, 0)
-        return Proposal(0, "sobol", config.design.space().as_dicts(x))
+        return Proposal(0, "sobol", proposed_points(config, x))
     n = n if left is None else min(n, left)
     if n < 1:
         raise ValueError(f"the simulation budget (budget.max_cases = {config.budget.max_cases}) is spent")
@@ -130,7 +130,7 @@ def propose_next(config: CampaignConfig, store: CampaignStore, ledger: pd.DataFr
         torch.manual_seed(chosen.seed)
         x = chosen.propose(config.design.space(), n, evidence)
     faults.point("propose:planned", str(len(ledger)))
-    return Proposal(round_index, chosen.name, config.design.space().as_dicts(x))
+    return Proposal(round_index, chosen.name, proposed_points(config, x))
 
 
 def store_proposal(config: CampaignConfig, store: CampaignStore, proposal: Proposal,
