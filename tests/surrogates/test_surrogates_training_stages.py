@@ -1,9 +1,7 @@
-"""A staged fit reported as one training, AdamW's moments carried across trainings, and the report
-that says whether a training learned (kept its start, spiked)."""
+"""A staged fit reported as one training, and AdamW's moments carried across trainings."""
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import pytest
 import torch
@@ -12,7 +10,6 @@ from closedloop.simulators import simulate
 from closedloop.surrogates import HybridSurrogate, TrainConfig, train
 from closedloop.surrogates.coupling import batch_problems, spec_for
 from closedloop.surrogates.training import rollout_loss, train_stages
-from closedloop.surrogates.training_report import SPIKE_WARNING, TrainReport
 
 
 @pytest.fixture(scope="module")
@@ -78,19 +75,3 @@ def test_kept_optimizer_state_continues_adams_moments(two_cases):
     other = HybridSurrogate(spec_for(problem, hidden_channels=2, variant="physics_only"), problem.mask).double()
     with pytest.raises(ValueError, match="optimizer_state"):
         train(other, forcing, target, cfg, optimizer_state=first.optimizer_state)
-
-
-def test_report_flags_a_training_that_kept_its_start_or_spiked():
-    calm = TrainReport(losses=[0.9, 0.5, 0.6, 0.4], initial_loss=1.0, best_loss=0.4, best_epoch=3)
-    assert not calm.kept_start and calm.warnings() == []
-    assert calm.peak_over_start == pytest.approx(0.9) and calm.largest_spike == pytest.approx(0.6 / 0.5)
-    stuck = TrainReport(losses=[1.5, 1.2, 1.1], initial_loss=1.0, best_loss=1.0, best_epoch=-1)
-    assert stuck.kept_start and len(stuck.warnings()) == 1 and "unchanged" in stuck.warnings()[0]
-    spiky = TrainReport(losses=[0.5, 12.0, 0.3], initial_loss=1.0, best_loss=0.3, best_epoch=2)
-    assert spiky.peak_over_start == pytest.approx(12.0) and spiky.peak_over_start > SPIKE_WARNING
-    assert spiky.largest_spike == pytest.approx(24.0)
-    assert len(spiky.warnings()) == 1 and "12x its start" in spiky.warnings()[0]
-    summary = spiky.summary()
-    assert summary["last_loss"] == 0.3 and summary["best_epoch"] == 2 and summary["epochs"] == 3
-    assert not TrainReport(initial_loss=1.0).warnings()  # no epoch run: nothing to flag
-    assert math.isnan(TrainReport(initial_loss=1.0).peak_over_start)
