@@ -757,14 +757,103 @@ def openfoam_speed(of: Json) -> str:
     return markdown(["what", "ours, s", "OpenFOAM, s", "OpenFOAM time / ours"], rows)
 
 
+SPACE_LABELS = {"office": "office, 4-D (configs/active_learning.toml)",
+                "mf_top": "office 0.25 m, 5-D (configs/multifidelity.toml's top level)",
+                "hall": "hall, 3-D (configs/hall.toml)"}
+
+
+def _spaces(lc: Json) -> list[str]:
+    return [s for s in SPACE_LABELS if s in lc and lc[s].get("n")]
+
+
+@table("learning-curve", "learning_curve.json")
+def learning_curve(lc: Json) -> str:
+    """Held-out test error after each round of a growing Sobol design (seed means), and the control
+    that repeats the same training on round 0's cases only."""
+    rows = []
+    for space in _spaces(lc):
+        d = lc[space]
+        for i, n in enumerate(d["n"]):
+            spread = d["seed_spread_by_cases"][str(n)]
+            rows.append([space if i == 0 else "", str(n), fixed(d["mean_by_cases"][str(n)], 4),
+                         "–" if spread != spread else fixed(spread, 4), fixed(d["p95_by_cases"][str(n)], 4),
+                         fixed(d["max_by_cases"][str(n)], 4), fixed(d["final_mean_by_cases"][str(n)], 4),
+                         fixed(d["control_mean_by_round"][i], 4), seconds(d["training_s_by_round"][i])])
+    return markdown(["space", "cases", "test mean", "seed sd", "p95", "max", "final-time mean",
+                     "control (round 0's cases)", "training, s"], rows)
+
+
+@table("learning-curve-summary", "learning_curve.json")
+def learning_curve_summary(lc: Json) -> str:
+    """One row per space: seeds, the gain from round 0 to the last, the fitted exponent, the largest
+    round-to-round rise over the seed spread, and rounds whose training kept its start."""
+    rows = []
+    for space in _spaces(lc):
+        d = lc[space]
+        rise = d.get("max_rise_over_seed_spread")
+        rows.append([SPACE_LABELS[space], str(d["seeds"]), f"{d['n'][0]} → {d['n'][-1]}",
+                     f"{fixed(d['mean_by_cases'][str(d['n'][0])], 4)} → {fixed(d['mean_by_cases'][str(d['n'][-1])], 4)}",
+                     fixed(d.get("exponent", float("nan")), 2), times(1 / d["final_vs_round0"], 2),
+                     times(1 / d["control_final_vs_round0"], 2),
+                     "–" if rise is None else signed(rise, 2), f"{d['rounds_unchanged']} of {d['rounds_trained']}"])
+    return markdown(["space", "seeds", "cases", "test mean", "exponent", "gain", "control's gain",
+                     "largest rise / seed sd", "warm starts that kept their start"], rows)
+
+
+@table("hall-campaign", "learning_curve.json")
+def hall_campaign(lc: Json) -> str:
+    """configs/hall.toml as shipped (its own planner): each round's model on the held-out hall set."""
+    d = lc["hall_campaign"]
+    rows = [[str(r), str(n), fixed(m, 4), fixed(p, 4), fixed(v, 4)]
+            for r, (n, m, p, v) in enumerate(zip(d["n"], d["heldout_mean_by_round"], d["heldout_p95_by_round"],
+                                                 d["validation_mean_by_round"]))]
+    return markdown(["round", "cases", "held-out mean", "held-out p95",
+                     f"validation mean (cases `{d['strategy']}` chose, before training)"], rows)
+
+
+@table("loss-spikes", "loss_spikes.json")
+def loss_spikes(ls: Json) -> str:
+    """Round 0 of the smoke space by each variant: how unsteady its training was, and its test error."""
+    rows = [[f"`{name}`", fixed(r["initial_loss"], 4), fixed(r["best_loss"], 5), sig(r["peak_over_start"]),
+             sig(r["largest_spike"]), "yes" if r["kept_start"] else "no", fixed(r["test_mean"], 4), seconds(r["seconds"])]
+            for name, r in ls["initial"].items()]
+    return markdown(["round 0 fit", "start loss", "best loss", "peak / start", "largest spike", "kept start",
+                     "test mean", "s"], rows)
+
+
+@table("warm-starts", "loss_spikes.json")
+def warm_starts(ls: Json) -> str:
+    """Round 1 (8 cases) from the learner's round-0 model, by warm-start variant."""
+    rows = [[f"`{name}`", fixed(r["initial_loss"], 5), fixed(r["best_loss"], 5), "yes" if r["kept_start"] else "no",
+             fixed(r["test_mean"], 4), seconds(r["seconds"])] for name, r in ls["warm"].items()]
+    return markdown(["round 1 training", "start loss", "best loss", "kept start", "test mean", "s"], rows)
+
+
+def _headline_learning(lc: Json) -> list[str]:
+    parts = []
+    for space in _spaces(lc):
+        d = lc[space]
+        parts.append(f"{space} {fixed(d['mean_by_cases'][str(d['n'][0])], 3)} → "
+                     f"{fixed(d['mean_by_cases'][str(d['n'][-1])], 3)} ({d['n'][0]} → {d['n'][-1]} cases, "
+                     f"{d['seeds']} seed{'s' if d['seeds'] > 1 else ''})")
+    unchanged = sum(lc[s]["rounds_unchanged"] for s in _spaces(lc))
+    trained = sum(lc[s]["rounds_trained"] for s in _spaces(lc))
+    demo = f"; `make demo`'s last round validates at {fixed(lc['smoke']['final_validation_mean'], 3)}" \
+        if "smoke" in lc else ""
+    return ["learning curve: held-out test rel. L2 as a Sobol design grows",
+            "; ".join(parts) + f"; warm starts that kept their start: {unchanged} of {trained}" + demo,
+            "[surrogate](docs/surrogate.md#every-round-teaches-the-model)"]
+
+
 @table("headline", "reference.json", "reference_peer.json", "paper_table.json", "paper_table_gpu.json",
        "active_learning_information.json", "active_learning_oracle.json", "steering.json", "orchestration.json",
-       "openfoam_check.json", "multifidelity.json", "async_campaign.json")
+       "openfoam_check.json", "multifidelity.json", "async_campaign.json", "learning_curve.json")
 def headline(ref: Json, peer: Json, paper: Json, paper_gpu: Json, info: Json, oracle: Json, steer: Json,
-             orch: Json, of: Json, mf: Json, asy: Json) -> str:
+             orch: Json, of: Json, mf: Json, asy: Json, lc: Json) -> str:
     """README: one row per topic, each linking to its docs page."""
     rows = [_headline_reference(ref), _headline_peer(peer), _headline_openfoam(of), _headline_accuracy(paper),
-            _headline_speed(paper, paper_gpu), _headline_active_learning(info, oracle), _headline_multifidelity(mf),
+            _headline_speed(paper, paper_gpu), _headline_learning(lc), _headline_active_learning(info, oracle),
+            _headline_multifidelity(mf),
             _headline_steering(steer), _headline_orchestration(orch), _headline_async(asy)]
     return markdown(["what", "result", "details"], rows)
 

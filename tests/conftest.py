@@ -26,13 +26,13 @@ def prefect_harness():
 
 
 def fast_config_text(**replace: str) -> str:
-    """configs/smoke.toml with an absolute scenario path, a short horizon and few epochs (2 of the physics
-    stage, 6 of the closure stage, 3 per warm start)."""
+    """configs/smoke.toml with an absolute scenario path and few epochs (1 of the physics stage, 3 of the
+    closure stage, 2 per warm start): the plumbing of a campaign, not its learning."""
     text = SMOKE.read_text()
     text = text.replace('scenario = "scenarios/room.toml"', f'scenario = "{ROOM.as_posix()}"')
-    text = re.sub(r"epochs = \d+", "epochs = 6", text)
-    text = re.sub(r"warm_start_epochs = \d+", "warm_start_epochs = 3", text)
-    text = re.sub(r"physics_stage_epochs = \d+", "physics_stage_epochs = 2", text)
+    text = re.sub(r"epochs = \d+", "epochs = 3", text)
+    text = re.sub(r"warm_start_epochs = \d+", "warm_start_epochs = 2", text)
+    text = re.sub(r"physics_stage_epochs = \d+", "physics_stage_epochs = 1", text)
     for key, value in replace.items():
         text, n = re.subn(rf"(?m)^{key} = .*$", f"{key} = {value}", text)
         assert n == 1, key
