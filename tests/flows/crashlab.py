@@ -71,7 +71,7 @@ def tiny_config(tmp_path: Path, rounds: int = 2) -> Path:
     assert "horizon = 120.0" in text
     scenario.write_text(text.replace("horizon = 120.0", "horizon = 40.0"))
     cfg = fast_config_text(rounds=str(rounds), initial_cases="3", batch_size="2", hidden_channels="4",
-                           epochs="4", warm_start_epochs="2", tbptt_steps="2", num_restarts="2",
+                           epochs="2", warm_start_epochs="2", tbptt_steps="2", num_restarts="2",
                            raw_samples="16", mc_samples="16", retries="0")
     cfg = cfg.replace(f'scenario = "{ROOM.as_posix()}"', f'scenario = "{scenario.as_posix()}"')
     path = tmp_path / "crash.toml"

@@ -45,9 +45,11 @@ def main() -> int:
     scenario = json.loads(Path("scenario.json").read_text())
     print(f"fake code: mode {mode}, scenario {scenario['name']}")
     if mode == "flaky":
-        marker = Path(os.environ["FAKE_STATE"])
-        if not marker.exists():
-            marker.write_text("failed once")
+        try:  # atomic: of simulations started together, exactly one fails
+            os.close(os.open(os.environ["FAKE_STATE"], os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            pass
+        else:
             print("fake code: transient failure")
             return 1
         mode = "ours"
