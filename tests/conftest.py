@@ -30,10 +30,7 @@ def fast_config_text(**replace: str) -> str:
     closure stage, 2 per warm start): the plumbing of a campaign, not its learning."""
     text = SMOKE.read_text()
     text = text.replace('scenario = "scenarios/room.toml"', f'scenario = "{ROOM.as_posix()}"')
-    text = re.sub(r"epochs = \d+", "epochs = 3", text)
-    text = re.sub(r"warm_start_epochs = \d+", "warm_start_epochs = 2", text)
-    text = re.sub(r"physics_stage_epochs = \d+", "physics_stage_epochs = 1", text)
-    for key, value in replace.items():
+    for key, value in {"physics_stage_epochs": "1", "epochs": "3", "warm_start_epochs": "2", **replace}.items():
         text, n = re.subn(rf"(?m)^{key} = .*$", f"{key} = {value}", text)
         assert n == 1, key
     return text

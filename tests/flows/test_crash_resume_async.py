@@ -86,6 +86,7 @@ def test_async_campaign_killed_again_and_again_finishes_its_budget(tmp_path):
     assert final["rounds_done"] >= 1 and final["repairs"] == []
     # how many rounds ran beside the simulations depends on how long training took against them; what
     # does not is that the closing round's model has seen every done case
-    newest = scheduler.newest_round(CampaignStore(directory), 3)
+    store = CampaignStore(directory)
+    newest = scheduler.newest_round(store, final["rounds_budget"])
     assert newest == final["rounds_done"] - 1
-    assert scheduler.trained_on(CampaignStore(directory), newest) == set(ledger["case_id"])
+    assert scheduler.trained_on(store, newest) == set(ledger["case_id"])

@@ -6,8 +6,8 @@ The house was reshaped (issue 13) with behaviour unchanged; this pins that down,
 validation errors of every case, and the final round's weights. What must match, and how closely:
 
 - Round 0 (Sobol, on the design space's resolution grid): parameters and case ids bitwise.
-- Later rounds: the planner's proposals (a GP's acquisition optimum) differ across instruction sets in their last bits; on the
-  resolution grid (``DesignSpace.quantize``) they were bitwise equal under ATEN_CPU_CAPABILITY =
+- Later rounds: the planner's proposals (a GP's acquisition optimum) differ across instruction sets
+  in their last bits; on the resolution grid (``DesignSpace.quantize``) they were bitwise equal under ATEN_CPU_CAPABILITY =
   default, avx2, avx512 and MKL_CBWR = COMPATIBLE. A proposal within ε of a grid midpoint may still
   land one step away (probability ≈ 1e-10 per axis), so parameters must agree to one step, and case
   ids and errors wherever the parameters are equal.
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 
 import pandas as pd
@@ -31,7 +30,7 @@ import pytest
 import torch
 
 from closedloop.lab.config import load_campaign_config
-from tests.conftest import ROOM, SMOKE
+from tests.conftest import fast_config_text
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 COLUMNS = ("case_id", "round", "status", "strategy", "parameters", "validated_by", "rel_l2", "log_rel_l2")
@@ -105,22 +104,13 @@ def assert_weights_match(weights: dict[str, torch.Tensor], expected: dict[str, t
         torch.testing.assert_close(weights[name], tensor, rtol=0, atol=MARGIN * WEIGHT_SPREAD * scale, msg=name)
 
 
-def golden_config_text() -> str:
-    """configs/smoke.toml with fewer epochs of each kind (physics stage, closure stage, warm start): every
-    step of the campaign as shipped, at a quarter of the demo's training time."""
-    text = SMOKE.read_text().replace('scenario = "scenarios/room.toml"', f'scenario = "{ROOM.as_posix()}"')
-    for key, value in GOLDEN_EPOCHS.items():
-        text, n = re.subn(rf"(?m)^{key} = \d+$", f"{key} = {value}", text)
-        assert n == 1, key
-    return text
-
-
 @pytest.mark.usefixtures("prefect_harness")
 def test_smoke_campaign_matches_golden(tmp_path: Path):
     from closedloop.flows.campaign import campaign
 
     config = tmp_path / "smoke.toml"
-    config.write_text(golden_config_text())
+    # every step of the campaign as shipped, at fewer epochs of each kind
+    config.write_text(fast_config_text(**{k: str(v) for k, v in GOLDEN_EPOCHS.items()}))
     out = tmp_path / "smoke"
     state = campaign(str(config), str(out))
     ledger = ledger_summary(pd.read_parquet(out / "ledger.parquet"))
