@@ -42,13 +42,15 @@ def test_error_target_reached_runs_the_steer_deployment(tmp_path):
         assert "STOP error target reached" in out.stdout  # round 0 already below a target of 10
         with httpx.Client(base_url=server.api, timeout=10) as http:
             steer = http.get("/deployments/name/steer/steer-on-demand").raise_for_status().json()
-            deadline, runs = time.monotonic() + 60, []
-            while time.monotonic() < deadline and not runs:
+            # The trigger service reacts to the event stream; the event persister writes the same event to
+            # the events table on its own flush interval, so the run can exist before the event is readable.
+            deadline, runs, events = time.monotonic() + 60, [], []
+            while time.monotonic() < deadline and not (runs and events):
                 runs = http.post("/flow_runs/filter", json={"flow_runs": {"deployment_id": {"any_": [steer["id"]]}}}
                                  ).raise_for_status().json()
+                events = http.post("/events/filter", json={"filter": {"event": {"name": [ERROR_TARGET_EVENT]}}}
+                                   ).raise_for_status().json()["events"]
                 time.sleep(1)
-            events = http.post("/events/filter", json={"filter": {"event": {"name": [ERROR_TARGET_EVENT]}}}
-                               ).raise_for_status().json()["events"]
     assert events and events[0]["resource"]["closedloop.campaign-dir"] == str(campaign_dir.resolve())
     if not runs:
         pytest.fail(f"no steer run within 60 s of the event\n{server.tail()}")
