@@ -102,7 +102,7 @@ def oracle_round(label: str, config: CampaignConfig, store: CampaignStore, round
     left = remaining_cases(config, ledger)
     q = config.budget.batch_size if left is None else min(config.budget.batch_size, left)
     free = [i for i in range(len(test.points)) if i not in used]
-    ran = steps.evidence_for(config, ledger, round_index).existing
+    ran = steps.evidence_for(config, ledger).existing
     picked = ORACLES[label](space, test.points, errors, free, ran, q)
     used.update(picked)
     params = space.as_dicts(test.points[picked])

@@ -83,7 +83,7 @@ def sketch_check(learner: Learner, config: CampaignConfig, work: Path) -> dict:
             info[scheme] = score(points)
             return info[scheme]
 
-        evidence = steps.evidence_for(cfg, store.read_ledger(), 1)
+        evidence = steps.evidence_for(cfg, store.read_ledger())
         evidence.feasible = lambda z, cfg=cfg: steps.feasible_mask(cfg, z)
         evidence.information = information
         strategy = strategy_for(cfg, 1, evidence)

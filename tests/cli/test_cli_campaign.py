@@ -44,6 +44,10 @@ def test_campaign_run_passes_the_mode_and_refuses_an_unknown_one(tmp_path: Path,
     assert res.exit_code == 2 and "stopped by the test" in flat(res) and asked["mode"] == "async"
     res = runner.invoke(app, ["campaign", "run", str(cfg), "--dir", str(tmp_path / "c"), "--mode", "fast"])
     assert res.exit_code == 2 and "--mode" in flat(res) and "is not one of 'sync'" in flat(res)
+    # an override the flow would refuse is refused here, with the flow's words, before a run starts
+    asked.clear()
+    res = runner.invoke(app, ["campaign", "run", str(cfg), "--dir", str(tmp_path / "c"), "--rounds", "5000"])
+    assert res.exit_code == 2 and "budget.rounds" in flat(res) and "rounds=5000" in flat(res) and not asked
 
 
 def test_a_bad_mode_from_a_deployment_names_the_field():

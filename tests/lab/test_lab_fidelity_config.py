@@ -80,6 +80,6 @@ def test_config_hash_unchanged_without_fidelities_and_changed_by_a_level(tmp_pat
     assert mf.config_hash() != other.config_hash() != plain.config_hash()
 
 
-def test_async_mode_with_levels_is_refused(tmp_path):
-    msg = refused(tmp_path, mf_text() + '\n[campaign]\nmode = "async"\n')
-    assert "campaign.mode: 'async' does not take [[fidelity]] levels" in msg
+def test_async_mode_takes_levels(tmp_path):
+    config = load_campaign_config(write(tmp_path, mf_text() + '\n[campaign]\nmode = "async"\n', "c.toml"))
+    assert config.campaign.mode == "async" and [lv.name for lv in config.fidelity] == ["coarse", "fine"]

@@ -30,12 +30,12 @@ def campaign_run(config: Annotated[Path, typer.Argument(help="Campaign TOML file
 
     ``[campaign] mode = "async"`` (or ``--mode async``) keeps the simulation workers full and
     retrains beside them (docs/operations.md, *Asynchronous campaigns*)."""
-    from closedloop.lab.config import load_campaign_config
-
     from closedloop.lab.campaign.state import campaign_directory
+    from closedloop.lab.config import load_with_overrides
 
-    try:  # a config or directory that cannot be used is refused here, before a flow run starts
-        cfg = load_campaign_config(config)
+    overrides = {"budget.rounds": rounds, "campaign.mode": mode.value if mode else None}
+    try:  # the config the flow will build (the same file, the same overrides) is refused here, before a run starts
+        cfg = load_with_overrides(config, **overrides)
         campaign_directory(cfg, str(dir) if dir else None)
     except ValueError as err:
         fail(str(err))

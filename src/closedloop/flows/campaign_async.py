@@ -114,7 +114,7 @@ class AsyncCampaign:
             self.trainer_job = self.watch("report", str(r), trainer.submit(publish_round, parameters={
                 "config": self.config, "campaign_dir": self.dir, "round_index": r}))
             if self.reason is None:
-                self.found(scheduler.stop_reason(self.config, self.store.read_ledger(), self.rounds_done(), r))
+                self.found(steps.stop_reason(self.config, self.store.read_ledger(), r))
             self.progress.update(self.rounds_done())
 
     def found(self, reason: str | None) -> None:
@@ -127,7 +127,9 @@ class AsyncCampaign:
         validate_arrivals(self.config, self.dir, scheduler.unvalidated(ledger))
         done = self.rounds_done()
         if len(ledger):  # a reason a killed run had found, from the ledger and the checkpoints
-            self.found(scheduler.stop_reason(self.config, self.store.read_ledger(), done, done - 1 if done else None))
+            ledger = self.store.read_ledger()
+            self.found((steps.stop_reason(self.config, ledger, done - 1) if done else None)
+                       or steps.stop_reason(self.config, ledger, done, closed=False))
         for r in range(self.rounds_done()):
             if not steps.round_published(self.store, r):
                 publish_round(self.config, self.dir, r)
@@ -135,7 +137,7 @@ class AsyncCampaign:
             while True:
                 ledger = self.store.read_ledger()
                 if len(ledger):
-                    self.found(scheduler.stop_reason(self.config, ledger, self.rounds_done()))
+                    self.found(steps.stop_reason(self.config, ledger, self.rounds_done(), closed=False))
                 self.fill(ledger)
                 self.start_training(trainer, self.store.read_ledger())
                 if not self.running and self.trainer_job is None:

@@ -200,9 +200,11 @@ class CampaignConfig(Strict):
         check_fidelities(self.fidelity, self.fidelity_plan, self.scenario, [p.name for p in self.design.parameters])
         if self.planner.strategy == "multifidelity" and not self.fidelity:
             raise ValueError("planner.strategy: 'multifidelity' needs [[fidelity]] levels")
-        if self.fidelity and self.campaign.mode == "async":
-            raise ValueError("campaign.mode: 'async' does not take [[fidelity]] levels yet; use 'sync'")
         return self
+
+    def round_seed(self, round_index: int) -> int:
+        """The seed of round ``round_index``'s random choices (planner, scorers, stop rules): ``seed·1000 + round``."""
+        return self.seed * 1000 + round_index
 
     def config_hash(self) -> str:
         # where simulations run, and the limits that refuse them, do not change what they compute

@@ -51,11 +51,10 @@ def test_a_round_keeps_the_prefix_its_budget_affords(config):
     led = ledger_of([(POINT, "coarse", 0.1, 0), (POINT, "fine", 2.0, 0)])
     plan = [with_level({**POINT, "source_x": 1.0 + i}, lv) for i, lv in enumerate(["coarse", "fine", "fine", "coarse"])]
     capped = config.with_overrides(**{"fidelity_plan.round_cpu_seconds": 3.0})
-    kept = within_budget(capped, led, plan, 1)
+    kept = within_budget(capped, led, plan)
     assert [p["fidelity"] for p in kept] == ["coarse", "fine"]  # a second fine case would pass 3 s
-    assert within_budget(capped, led, plan, 0) == plan  # round 0 is the configured design
     spent = config.with_overrides(**{"budget.max_cpu_seconds": 2.2})
-    assert len(within_budget(spent, led, plan, 1)) == 1  # at least one case
+    assert len(within_budget(spent, led, plan)) == 1  # at least one case
 
 
 def test_the_campaign_stops_when_its_cpu_seconds_are_spent(config):
@@ -67,9 +66,9 @@ def test_the_campaign_stops_when_its_cpu_seconds_are_spent(config):
 
 def test_evidence_carries_levels_and_the_cost_model(config):
     led = ledger_of([(POINT, "coarse", 0.1, 0), ({**POINT, "source_x": 5.5}, "fine", 2.0, 0)])
-    ev = evidence_for(config, led, 1)
+    ev = evidence_for(config, led)
     assert ev.observed_fidelity.tolist() == [0.0, 1.0] and ev.levels == (0.0, 1.0)
     assert ev.existing_fidelity.tolist() == [0.0, 1.0]
     costs = ev.level_cost(ev.observed)
     assert costs.shape == (2, 2) and bool((costs[:, 1] > costs[:, 0]).all())
-    assert add_levels(config, empty_ledger(), evidence_for(config, empty_ledger(), 0), 0).observed_fidelity.numel() == 0
+    assert add_levels(config, empty_ledger(), evidence_for(config, empty_ledger())).observed_fidelity.numel() == 0

@@ -22,7 +22,7 @@ def test_failed_cases_stay_out_of_the_gp_and_their_region_is_avoided(config):
     failed = {"source_x": 8.5, "source_y": 4.5, "inlet_speed": 1.4}  # where the error GP points
     pending = {"source_x": 8.8, "source_y": 1.0, "inlet_speed": 1.4}
     ledger = ledger_of(config, rows + [(1, "failed", failed, None), (1, "proposed", pending, None)])
-    ev = steps.evidence_for(config, ledger, round_index=2)
+    ev = steps.evidence_for(config, ledger)
     assert len(ev.log_error) == len(rows) and torch.isfinite(ev.log_error).all()
     assert ev.failed.tolist() == [[8.5, 4.5, 1.4]] and ev.pending.tolist() == [[8.8, 1.0, 1.4]]
     proposal = steps.propose_round(config, ledger, 2)

@@ -59,27 +59,6 @@ def test_when_a_training_is_due(config):
     assert scheduler.retrain_due(config, ledger, set(), 5, closing=True) is False
 
 
-def test_stop_reasons_as_cases_arrive(config):
-    rows = validated(config, 8)
-    ledger = ledger_of(config, rows)
-    assert scheduler.stop_reason(config, ledger, 1) is None
-    assert scheduler.stop_reason(config.with_overrides(**{"budget.max_cases": 8}), ledger, 1).startswith(
-        "simulation budget spent (8 of 8 cases)")
-    assert scheduler.stop_reason(config, ledger, 4).startswith("round budget spent (5 rounds")
-    # the error target looks at the current round's cases (round 0 here: errors 0.05 … 0.7)
-    _, mean, worst = scheduler.round_error(ledger, 0)
-    assert mean == pytest.approx(ledger["rel_l2"].mean()) and worst == pytest.approx(ledger["rel_l2"].max())
-    target = config.with_overrides(**{"budget.error_target": mean * 1.01})
-    assert scheduler.stop_reason(target, ledger, 0).startswith("error target reached: mean validation relative L2 "
-                                                               "of round 0's 8 cases")
-    assert scheduler.stop_reason(target, ledger, 1) is None  # round 1 has no case yet
-    few = target.with_overrides(**{"budget.batch_size": 9})
-    assert scheduler.stop_reason(few, ledger, 0) is None  # fewer cases than a batch: not yet
-    # when a round closes: the GP's expected maximum error
-    assert scheduler.stop_reason(config.with_overrides(**{"budget.max_error_target": 10.0}), ledger, 1,
-                                 closed_round=0).startswith("accuracy target reached")
-
-
 def test_the_next_case_keeps_clear_of_the_running_ones(config, tmp_path):
     """The replacement is proposed with every proposed case as pending: it is not any of them, and
     a different running set gives a different proposal."""

@@ -57,7 +57,7 @@ def fit_cost_model(config: CampaignConfig, ledger: pd.DataFrame) -> CostModel:
     return CostModel(scale=scale, cases=count)
 
 
-def add_levels(config: CampaignConfig, ledger: pd.DataFrame, evidence: Evidence, round_index: int) -> Evidence:
+def add_levels(config: CampaignConfig, ledger: pd.DataFrame, evidence: Evidence) -> Evidence:
     """The evidence of a multi-fidelity campaign: the level value of each observed, pending and
     existing point (the rows ``propose.evidence_for`` takes, in its order), the levels, and the
     cost model fitted to the ledger as ``level_cost``: (n x d) points → (n x L) CPU-seconds."""
@@ -67,7 +67,7 @@ def add_levels(config: CampaignConfig, ledger: pd.DataFrame, evidence: Evidence,
 
     if len(ledger):
         observed = ledger[(ledger["status"] == "done") & ledger["log_rel_l2"].notna()]
-        pending = ledger[(ledger["status"] == "proposed") & (ledger["round"] < round_index)]
+        pending = ledger[ledger["status"] == "proposed"]
         evidence.observed_fidelity, evidence.pending_fidelity = values(observed), values(pending)
         evidence.existing_fidelity = values(ledger)
     else:
@@ -80,15 +80,15 @@ def add_levels(config: CampaignConfig, ledger: pd.DataFrame, evidence: Evidence,
     return evidence
 
 
-def within_budget(config: CampaignConfig, ledger: pd.DataFrame, parameters: list[dict], round_index: int) -> list[dict]:
-    """The longest prefix of a later round's case parameters whose expected CPU-seconds fit the
-    round's budget (``fidelity_plan.round_cpu_seconds``) and what is left of ``budget.max_cpu_seconds``;
-    at least one case. Round 0 (the configured design) and a ledger without recorded costs are kept whole."""
+def within_budget(config: CampaignConfig, ledger: pd.DataFrame, parameters: list[dict]) -> list[dict]:
+    """The longest prefix of a proposal's case parameters whose expected CPU-seconds fit one round's
+    budget (``fidelity_plan.round_cpu_seconds``) and what is left of ``budget.max_cpu_seconds``; at
+    least one case. A ledger without recorded costs keeps them whole (the initial design never comes here)."""
     limits = [config.budget.max_cpu_seconds - spend(ledger)] if config.budget.max_cpu_seconds is not None else []
     if config.fidelity_plan.round_cpu_seconds is not None:
         limits.append(config.fidelity_plan.round_cpu_seconds)
     model = fit_cost_model(config, ledger)
-    if round_index == 0 or not limits or not parameters or not sum(model.cases.values()):
+    if not limits or not parameters or not sum(model.cases.values()):
         return parameters
     total, keep = 0.0, 0
     for params in parameters:

@@ -45,28 +45,26 @@ def observed_errors(ledger: pd.DataFrame, config: CampaignConfig) -> tuple[torch
     return x.reshape(-1, space.dim), y
 
 
-def points_with_status(ledger: pd.DataFrame, config: CampaignConfig, status: str,
-                       before_round: int | None = None) -> torch.Tensor:
-    """Design points (n x d) of the ledger's cases with ``status`` (optionally of earlier rounds)."""
+def points_with_status(ledger: pd.DataFrame, config: CampaignConfig, status: str) -> torch.Tensor:
+    """Design points (n x d) of the ledger's cases with ``status``."""
     rows = ledger[ledger["status"] == status] if len(ledger) else ledger
-    if before_round is not None and len(rows):
-        rows = rows[rows["round"] < before_round]
     space = config.design.space()
     if len(rows) == 0:
         return torch.empty(0, space.dim, dtype=torch.float64)
     return space.as_tensor([json.loads(p) for p in rows["parameters"]])
 
 
-def evidence_for(config: CampaignConfig, ledger: pd.DataFrame, round_index: int) -> Evidence:
-    """What the planner sees: validated errors (failed cases excluded), failures, pending points
-    (proposed in earlier rounds, still simulating) and every point in the ledger."""
+def evidence_for(config: CampaignConfig, ledger: pd.DataFrame) -> Evidence:
+    """What the planner sees: validated errors (failed cases excluded), failures, every case still
+    proposed (running or waiting: BoTorch's ``X_pending``), every point in the ledger (none is
+    proposed twice), the feasibility test, and each point's level in a multi-fidelity campaign."""
     space = config.design.space()
     x_obs, y_obs = observed_errors(ledger, config)
     existing = space.as_tensor([json.loads(p) for p in ledger["parameters"]]) if len(ledger) else None
     evidence = Evidence(observed=x_obs, log_error=y_obs, failed=points_with_status(ledger, config, "failed"),
-                        pending=points_with_status(ledger, config, "proposed", before_round=round_index),
-                        existing=existing)
-    return add_levels(config, ledger, evidence, round_index) if config.fidelity else evidence
+                        pending=points_with_status(ledger, config, "proposed"), existing=existing)
+    evidence.feasible = lambda z: feasible_mask(config, z)
+    return add_levels(config, ledger, evidence) if config.fidelity else evidence
 
 
 def remaining_cases(config: CampaignConfig, ledger: pd.DataFrame) -> int | None:
@@ -106,7 +104,7 @@ def information_scorer(config: CampaignConfig, store: CampaignStore, round_index
         scenarios, forcing, problem = candidate_problems(config, points)
         model = model_for_round(config, store, trained_rounds(store, round_index, "information")[0], scenarios)
         return fisher_sketch(model, forcing, problem.n_steps, k=config.planner.information_directions,
-                             seed=config.seed * 1000 + round_index,
+                             seed=config.round_seed(round_index),
                              differences=config.planner.information_differences)
     return information
 
@@ -122,33 +120,41 @@ def strategy_for(config: CampaignConfig, round_index: int, evidence: Evidence) -
     chosen = make_strategy(config.planner.strategy, settings)
     if len(evidence.log_error) < chosen.needs.errors:
         chosen = Sobol(settings)
-    return dataclasses.replace(chosen, seed=config.seed if chosen.sequence else config.seed * 1000 + round_index)
+    return dataclasses.replace(chosen, seed=config.seed if chosen.sequence else config.round_seed(round_index))
 
 
 @timed("planning")
-def propose_round(config: CampaignConfig, ledger: pd.DataFrame, round_index: int,
-                  store: CampaignStore | None = None) -> Proposal:
-    """Round 0: a Sobol design. Later rounds: the configured strategy (planners/strategies.py) on
-    the ledger's evidence, with the surrogate's score where the strategy needs one."""
-    space = config.design.space()
-    evidence = evidence_for(config, ledger, round_index)
-    n = config.budget.initial_cases if round_index == 0 else config.budget.batch_size
+def propose(config: CampaignConfig, ledger: pd.DataFrame, round_index: int, n: int,
+            store: CampaignStore | None = None, *, seed_index: int | None = None) -> Proposal:
+    """The next ``n`` cases (at most what ``budget.max_cases`` leaves), for both modes.
+
+    An empty ledger gets the campaign's initial Sobol design (``initial_cases``, or the
+    ``fidelity_plan.initial`` counts per level); later proposals ask the configured strategy
+    (planners/strategies.py) on :func:`evidence_for`, with the surrogate's score (of the newest
+    checkpoint before ``round_index``) where the strategy needs one, seeded by ``seed_index``
+    (default the round). In a multi-fidelity campaign each case gets its level and the proposal is
+    cut to what the compute budget leaves (``cost.within_budget``).
+    """
     left = remaining_cases(config, ledger)
+    initial = len(ledger) == 0
+    if initial:
+        n = config.budget.initial_cases
+        if config.fidelity and config.fidelity_plan.initial:
+            n = sum(config.fidelity_plan.initial.values())
     if left is not None:
         n = min(n, left)
     if n < 1:
         raise ValueError(f"round {round_index}: the simulation budget (budget.max_cases = "
                          f"{config.budget.max_cases}) is spent")
-    if round_index == 0:
-        if config.fidelity and config.fidelity_plan.initial:
-            n = sum(config.fidelity_plan.initial.values())
+    space = config.design.space()
+    if initial:
         x, _ = feasible_sobol(config, n, 0)
         proposal = Proposal(round_index, "sobol", proposed_points(config, x))
         if config.fidelity:
             proposal.parameters = proposal_levels(config, proposal.parameters, None, config.fidelity_plan.initial)
     else:
-        chosen = strategy_for(config, round_index, evidence)
-        evidence.feasible = lambda z: feasible_mask(config, z)
+        evidence = evidence_for(config, ledger)
+        chosen = strategy_for(config, round_index if seed_index is None else seed_index, evidence)
         if chosen.needs.model is not None:
             if store is None:
                 raise ValueError(f"planner.strategy {chosen.name!r}: proposing needs the campaign store (its checkpoints)")
@@ -163,10 +169,15 @@ def propose_round(config: CampaignConfig, ledger: pd.DataFrame, round_index: int
             proposal.parameters = proposal_levels(config, proposal.parameters,
                                                   x[:, space.dim] if chosen.chooses_fidelity else None,
                                                   config.fidelity_plan.mix)
-    if config.fidelity:
-        proposal.parameters = within_budget(config, ledger, proposal.parameters, round_index)
-    faults.point("propose:planned", str(round_index))
+            proposal.parameters = within_budget(config, ledger, proposal.parameters)
+    faults.point("propose:planned", str(round_index if seed_index is None else seed_index))
     return proposal
+
+
+def propose_round(config: CampaignConfig, ledger: pd.DataFrame, round_index: int,
+                  store: CampaignStore | None = None) -> Proposal:
+    """Sync mode's round: the initial design in round 0, then ``batch_size`` cases a round."""
+    return propose(config, ledger, round_index, config.budget.batch_size, store)
 
 
 def proposal_rows(config: CampaignConfig, proposal: Proposal, flow_run_id: str | None) -> list[dict]:

@@ -16,12 +16,11 @@ round ``k − 1``'s model predicted, and round ``k`` is closed when checkpoint `
 0 trains once ``budget.initial_cases`` cases are validated (the full schedule); later rounds as soon
 as the trainer is free and a validated case is new to it (``warm_start_epochs``).
 
-**Stopping**, evaluated as cases arrive and as rounds close (:func:`stop_reason`): the simulation
-budget (every proposed, done or failed case counts), the error target on the mean of the newest
-round's cases (at least ``batch_size`` of them), and, when a round closes, the error GP's expected
-maximum and patience over round means, as in sync mode. ``budget.rounds`` counts trainings: at most
-``rounds − 1`` run beside the simulations. Once a reason holds nothing more is proposed; the cases
-in flight finish (recorded and validated), then a last training on every case closes the campaign.
+**Stopping**: the rules of lab/campaign/stop.py, the same as sync mode's, evaluated as cases arrive
+(on the open round) and as trainings end (on the round just closed). ``budget.rounds`` counts
+trainings: at most ``rounds − 1`` run beside the simulations. Once a reason holds nothing more is
+proposed; the cases in flight finish (recorded and validated), then a last training on every case
+closes the campaign.
 
 **Crashes.** The ledger is the one record: proposals are stored before they are submitted, a
 finished case is ``done`` before it is validated, so a rerun after ``kill -9`` submits every case
@@ -35,26 +34,13 @@ import json
 from typing import Any
 
 import pandas as pd
-import torch
 
-from closedloop.lab import faults
-from closedloop.lab.campaign.design import feasible_mask, feasible_sobol, proposed_points
 from closedloop.lab.campaign.learn import validate_round
-from closedloop.lab.campaign.propose import (
-    SCORERS,
-    Proposal,
-    observed_errors,
-    points_with_status,
-    proposal_rows,
-    strategy_for,
-)
+from closedloop.lab.campaign.propose import Proposal, propose, proposal_rows
 from closedloop.lab.campaign.state import model_name
-from closedloop.lab.campaign.stop import expected_max_error, round_mean_errors
 from closedloop.lab.config import CampaignConfig
 from closedloop.lab.store import CampaignStore
 from closedloop.lab.timing import timed
-from closedloop.planners.stopping import rounds_without_improvement
-from closedloop.planners.strategies import Evidence
 from closedloop.simulators.concurrency import concurrent_limit
 
 
@@ -93,44 +79,11 @@ def training_set(ledger: pd.DataFrame) -> list[str]:
     return ledger.loc[(ledger["status"] == "done") & ledger["rel_l2"].notna(), "case_id"].tolist()
 
 
-def async_evidence(config: CampaignConfig, ledger: pd.DataFrame) -> Evidence:
-    """The planner's evidence: validated errors, failures, every still-proposed case as pending, and
-    every point in the ledger (none is proposed twice)."""
-    space = config.design.space()
-    x_obs, y_obs = observed_errors(ledger, config)
-    existing = space.as_tensor([json.loads(p) for p in ledger["parameters"]]) if len(ledger) else None
-    evidence = Evidence(observed=x_obs, log_error=y_obs, failed=points_with_status(ledger, config, "failed"),
-                        pending=points_with_status(ledger, config, "proposed"), existing=existing)
-    evidence.feasible = lambda z: feasible_mask(config, z)
-    return evidence
-
-
-@timed("planning")
 def propose_next(config: CampaignConfig, store: CampaignStore, ledger: pd.DataFrame, n: int) -> Proposal:
-    """The next ``n`` cases (at most what the budget leaves): the initial Sobol design when the ledger
-    is empty, else the configured strategy with every proposed case pending.
-
-    Seeded by the proposal's position in the ledger (``strategy_for`` with ``len(ledger)`` for the
-    round index), so a rerun that finds the same ledger proposes the same points.
-    """
-    left = None if config.budget.max_cases is None else config.budget.max_cases - len(ledger)
-    round_index = newest_round(store, config.budget.rounds) + 1
-    if len(ledger) == 0:
-        n = config.budget.initial_cases if left is None else min(config.budget.initial_cases, left)
-        x, _ = feasible_sobol(config, n, 0)
-        return Proposal(0, "sobol", proposed_points(config, x))
-    n = n if left is None else min(n, left)
-    if n < 1:
-        raise ValueError(f"the simulation budget (budget.max_cases = {config.budget.max_cases}) is spent")
-    evidence = async_evidence(config, ledger)
-    chosen = strategy_for(config, len(ledger), evidence)
-    if chosen.needs.model is not None:
-        setattr(evidence, chosen.needs.model, SCORERS[chosen.needs.model](config, store, round_index))
-    with torch.random.fork_rng():
-        torch.manual_seed(chosen.seed)
-        x = chosen.propose(config.design.space(), n, evidence)
-    faults.point("propose:planned", str(len(ledger)))
-    return Proposal(round_index, chosen.name, proposed_points(config, x))
+    """The next ``n`` cases of the newest open round (``propose.propose``, the step sync mode uses),
+    every proposed case pending; seeded by the proposal's position in the ledger, so a rerun that
+    finds the same ledger proposes the same points."""
+    return propose(config, ledger, newest_round(store, config.budget.rounds) + 1, n, store, seed_index=len(ledger))
 
 
 def store_proposal(config: CampaignConfig, store: CampaignStore, proposal: Proposal,
@@ -167,45 +120,6 @@ def retrain_due(config: CampaignConfig, ledger: pd.DataFrame, trained_on: set[st
     if rounds_done >= config.budget.rounds - 1:
         return False
     return rounds_done > 0 or len(cases) >= config.budget.initial_cases
-
-
-def round_error(ledger: pd.DataFrame, round_index: int) -> tuple[int, float | None, float | None]:
-    """(count, mean, worst) validation relative L2 of the cases of ``round_index``."""
-    rows = ledger[(ledger["round"] == round_index) & ledger["rel_l2"].notna()]
-    if not len(rows):
-        return 0, None, None
-    return len(rows), float(rows["rel_l2"].mean()), float(rows["rel_l2"].max())
-
-
-def stop_reason(config: CampaignConfig, ledger: pd.DataFrame, rounds_done: int,
-                closed_round: int | None = None) -> str | None:
-    """Why nothing more is proposed, or None: the simulation budget, the error target on the current
-    round's mean (≥ ``batch_size`` cases), the round budget (``rounds − 1`` trainings beside the
-    simulations), and, when ``closed_round`` has just closed, the GP-expected maximum error and
-    patience over the round means."""
-    b = config.budget
-    if b.max_cases is not None and len(ledger) >= b.max_cases:
-        return f"simulation budget spent ({len(ledger)} of {b.max_cases} cases)"
-    count, mean, _ = round_error(ledger, rounds_done)
-    if b.error_target is not None and mean is not None and count >= b.batch_size and mean < b.error_target:
-        return (f"error target reached: mean validation relative L2 of round {rounds_done}'s {count} cases "
-                f"{mean:.4f} < {b.error_target}")
-    if rounds_done >= b.rounds - 1:
-        return f"round budget spent ({b.rounds} rounds: the last trains on every case once the simulations end)"
-    if closed_round is None:
-        return None
-    if b.max_error_target is not None:
-        expected = expected_max_error(config, ledger, closed_round)
-        if expected is not None and expected < b.max_error_target:
-            return (f"accuracy target reached: GP-expected maximum error over the space {expected:.4f} "
-                    f"< {b.max_error_target}")
-    history = round_mean_errors(ledger, closed_round)
-    if b.patience is not None and len(history) > b.patience:
-        stale = rounds_without_improvement(history, b.min_improvement)
-        if stale >= b.patience:
-            return (f"no improvement for {stale} rounds (best round-mean validation error {min(history):.4f}; "
-                    f"patience {b.patience})")
-    return None
 
 
 def trained_on(store: CampaignStore, round_index: int) -> set[str]:
