@@ -37,20 +37,13 @@ def test_two_level_campaign_spends_by_level_and_stops_on_its_cpu_budget(tmp_path
     assert ledger["case_id"].is_unique
 
 
-def test_async_mode_takes_levels_and_its_cpu_budget(tmp_path):
-    """The same levels and budget in async mode: the planner's levels reach the ledger as cases
-    arrive, and the compute budget stops the proposals (it did not before the stop rules had one owner)."""
+def test_async_mode_takes_levels_and_stops_on_its_cpu_budget(tmp_path):
+    """The same levels and budget in async mode (the proposals with levels: test_campaign_cost.py):
+    the compute budget stops the proposals, which async mode once ignored."""
     path = mf_config_file(tmp_path, strategy='"multifidelity"', batch_size="3", rounds="3")
     state = campaign(str(path), str(tmp_path / "spent"), mode="async", max_cpu_seconds=0.05)
     assert state["status"] == "finished" and state["stop_reason"].startswith("compute budget spent")
-    spent = pd.read_parquet(tmp_path / "spent" / "ledger.parquet")
-    assert len(spent) == 4 and set(spent["status"]) == {"done"}  # the initial design, nothing after it
-
-    state = campaign(str(path), str(tmp_path / "camp"), mode="async", max_cases=7)
-    assert state["status"] == "finished" and state["stop_reason"] == "simulation budget spent (7 of 7 cases)"
-    ledger = pd.read_parquet(tmp_path / "camp" / "ledger.parquet")
-    assert len(ledger) == 7 and set(ledger["status"]) == {"done"} and ledger["rel_l2"].notna().all()
-    later = ledger.iloc[4:]
-    assert set(later["strategy"]) == {"multifidelity"} and set(ledger["fidelity"]) <= {"coarse", "fine"}
-    assert [json.loads(p)["fidelity"] for p in ledger["parameters"]] == ledger["fidelity"].tolist()
-    assert ledger["case_id"].is_unique
+    ledger = pd.read_parquet(tmp_path / "spent" / "ledger.parquet")
+    assert len(ledger) == 4 and set(ledger["status"]) == {"done"}  # the initial design, nothing after it
+    assert ledger["fidelity"].tolist() == [json.loads(p)["fidelity"] for p in ledger["parameters"]]
+    assert sorted(ledger["fidelity"]) == ["coarse", "coarse", "coarse", "fine"] and ledger["rel_l2"].notna().all()

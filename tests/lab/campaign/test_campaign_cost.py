@@ -72,3 +72,31 @@ def test_evidence_carries_levels_and_the_cost_model(config):
     costs = ev.level_cost(ev.observed)
     assert costs.shape == (2, 2) and bool((costs[:, 1] > costs[:, 0]).all())
     assert add_levels(config, empty_ledger(), evidence_for(config, empty_ledger())).observed_fidelity.numel() == 0
+
+
+def test_async_proposals_carry_levels_with_the_running_cases_pending_at_theirs(config, tmp_path):
+    """Async mode proposes through the same step as sync mode: the multi-fidelity planner picks each
+    replacement's point and level, the running case is pending at its level, and the compute budget
+    cuts the proposal."""
+    from closedloop.lab.campaign import scheduler
+    from closedloop.lab.store import CampaignStore
+
+    mf = config.with_overrides(**{"planner.strategy": "multifidelity", "planner.num_restarts": 2,
+                                  "planner.raw_samples": 32, "planner.mc_samples": 16, "planner.maxiter": 20})
+    points = [{**POINT, "source_x": x, "source_y": y} for x, y in ((2.0, 2.0), (7.5, 4.0), (5.0, 1.2), (3.0, 4.5))]
+    done = ledger_of([(p, lv, cpu, 0) for p, lv, cpu in zip(points, ("coarse", "coarse", "coarse", "fine"),
+                                                               (0.1, 0.1, 0.1, 1.0))])
+    running = {**POINT, "source_x": 8.5, "source_y": 1.0}
+    ledger = normalise_ledger(pd.concat([done, pd.DataFrame([{
+        "case_id": "run", "round": 0, "status": "proposed", "strategy": "sobol",
+        "parameters": json.dumps(with_level(running, "fine")), "fidelity": "fine"}])], ignore_index=True))
+    evidence = evidence_for(mf, ledger)
+    assert evidence.pending.tolist() == [[8.5, 1.0, 0.5]] and evidence.pending_fidelity.tolist() == [1.0]
+    store = CampaignStore(tmp_path / "camp")
+    proposal = scheduler.propose_next(mf, store, ledger, 2)
+    assert proposal.strategy == "multifidelity" and len(proposal.parameters) == 2
+    assert {p["fidelity"] for p in proposal.parameters} <= {"coarse", "fine"}
+    assert all({**p, "fidelity": None} != {**running, "fidelity": None} for p in proposal.parameters)
+    # 1.3 of 1.35 CPU-seconds spent: what is left affords one case, whatever its level
+    capped = scheduler.propose_next(mf.with_overrides(**{"budget.max_cpu_seconds": 1.35}), store, ledger, 2)
+    assert len(capped.parameters) == 1
