@@ -46,7 +46,7 @@ from common import RESULTS, machine, write_result  # noqa: E402
 
 from closedloop.lab import campaign as steps  # noqa: E402
 from closedloop.lab.campaign.design import feasible_mask, scenario_for  # noqa: E402
-from closedloop.lab.campaign.fidelity import spend, spend_by_level, surrogate_scenario, with_level  # noqa: E402
+from closedloop.lab.campaign.fidelity import spend_by_level, surrogate_scenario, with_level  # noqa: E402
 from closedloop.lab.campaign.simulation import record_outcomes, run_case  # noqa: E402
 from closedloop.lab.config import CampaignConfig, load_campaign_config  # noqa: E402
 from closedloop.lab.store import CampaignStore  # noqa: E402
@@ -143,7 +143,7 @@ def run_arm(config: CampaignConfig, store: CampaignStore, test: TestSet) -> dict
         steps.retrain_round(config, store, r, steps.training_case_ids(store, r))
         ledger = store.read_ledger()
         err = test.errors(load_model(store.load_checkpoint(steps.model_name(r))))
-        curve.append({"round": r, "cpu_seconds": spend(ledger), "mean": float(err.mean()),
+        curve.append({"round": r, "cpu_seconds": ledger.cases.spend(), "mean": float(err.mean()),
                       "p95": float(np.percentile(err, 95)), "by_level": spend_by_level(config, ledger)})
         rounds.append({"round": r, "strategy": proposal.strategy if proposal else None, "cases": params})
         print(f"  round {r}: {len(params)} cases, {curve[-1]['cpu_seconds']:.1f} CPU-s, "
@@ -221,7 +221,7 @@ def ablation(base: CampaignConfig, work: Path, test: TestSet, runs: dict[str, di
             config = arm_config(base, arm, seed, None)
             steps.retrain_round(config, dest, 0, rows["case_id"].tolist())
             err = test.errors(load_model(dest.load_checkpoint(steps.model_name(0))))
-            out[f"{arm}@{share}"] = {"cases": len(rows), "cpu_seconds": spend(rows), "mean": float(err.mean()),
+            out[f"{arm}@{share}"] = {"cases": len(rows), "cpu_seconds": rows.cases.spend(), "mean": float(err.mean()),
                                      "p95": float(np.percentile(err, 95)),
                                      "by_level": spend_by_level(config, rows)}
             print(f"  ablation {arm}@{share}: {out[f'{arm}@{share}']}", flush=True)

@@ -27,7 +27,7 @@ def data_url(png: bytes) -> str:
 
 def learning_curve(ledger: pd.DataFrame) -> bytes:
     """Validation error of each case (predicted before training on it) vs simulations so far."""
-    done = ledger[(ledger["status"] == "done") & ledger["rel_l2"].notna()].copy()
+    done = ledger.cases.validated().copy()
     fig, ax = plt.subplots(figsize=(5.5, 3.4))
     sims = 0
     for r, group in done.groupby("round", sort=True):

@@ -31,28 +31,15 @@ import pyarrow.parquet as pq
 from closedloop.lab import faults, journal
 from closedloop.lab.atomic import (IntegrityError, atomic_path, atomic_write, atomic_write_text, check_sha256,
                                    file_sha256, remove_temp_files)
-# the case format is owned by lab.cases; re-exported for the store's users
+# the case format is owned by lab.cases, the ledger's columns and views by lab.ledger; re-exported
 from closedloop.lab.cases import (FORMAT_VERSION, METADATA_KEY, Case, case_table, code_version, make_provenance,
                                   now_iso, read_case, read_case_dir, reference_case, write_case)
+from closedloop.lab.ledger import LEDGER_COLUMNS, STATUSES, empty_ledger, normalise_ledger
 from closedloop.surrogates.checkpoint import read_checkpoint, write_checkpoint
 
 __all__ = ["CampaignStore", "IntegrityError", "file_sha256", "check_sha256", "FORMAT_VERSION", "METADATA_KEY", "Case",
            "case_table", "code_version", "make_provenance", "now_iso", "read_case", "read_case_dir",
            "reference_case", "write_case", "LEDGER_COLUMNS", "STATUSES", "empty_ledger", "normalise_ledger"]
-
-
-LEDGER_COLUMNS: dict[str, str] = {
-    "case_id": "string", "round": "int64", "status": "string", "strategy": "string",
-    "parameters": "string", "proposed_at": "string", "finished_at": "string",
-    "sim_seconds": "float64", "rel_l2": "float64", "log_rel_l2": "float64",
-    "validated_by": "string", "flow_run_id": "string", "error": "string", "case_sha256": "string",
-    "simulator": "string", "cpu_seconds": "float64", "fidelity": "string",
-}
-STATUSES = ("proposed", "done", "failed")
-
-
-def empty_ledger() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in LEDGER_COLUMNS.items()})
 
 
 def apply_upsert(df: pd.DataFrame, rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -82,14 +69,6 @@ def checked_ledger(df: pd.DataFrame) -> pd.DataFrame:
     if bad:
         raise ValueError(f"ledger.status: unknown values {sorted(bad)}; allowed {STATUSES}")
     return df
-
-
-def normalise_ledger(df: pd.DataFrame) -> pd.DataFrame:
-    for col, dtype in LEDGER_COLUMNS.items():
-        if col not in df.columns:
-            df[col] = pd.Series([None] * len(df), dtype=dtype)
-    df = df[list(LEDGER_COLUMNS) + [c for c in df.columns if c not in LEDGER_COLUMNS]]
-    return df.astype({c: t for c, t in LEDGER_COLUMNS.items()}).reset_index(drop=True)
 
 
 class CampaignStore:

@@ -2,14 +2,21 @@
 
 =============  ===========================================================================
 ``design``     scenarios of design points, feasibility, the campaign's Sobol design
-``propose``    the planner's evidence from the ledger; the round's proposal, stored first
+``propose``    the planner's evidence from the ledger; the next cases (both modes), stored first
 ``simulation`` one reference simulation per case, written once; failed rows
 ``learn``      validate (predict each new case before training on it), retrain (warm start)
+``fidelity``   a case's level, the surrogate's view of it, the levels of a proposal
+``cost``       the per-level cost model; a proposal cut to the compute budget
 ``audit``      before resuming: checksums, damaged files set aside, cases to simulate again
 ``state``      rounds complete and published, ``campaign.json``
-``stop``       why the campaign stops after a round
+``stop``       the stop rules, one owner for both modes
+``scheduler``  async mode's pool: what runs, what is due to train, the next proposal
+``progress``   cases done over the budget, spend, the newest round's error
 ``report``     a round's cases table, planner summary and figures
 =============  ===========================================================================
+
+The ledger's views (done, validated, proposed cases, their parameters, the spend) are
+``ledger.cases`` (lab/ledger.py).
 
 tasks/ wraps each in a Prefect task; flows/campaign.py composes them. Every step reads what it
 needs from the campaign directory and writes its result there atomically, so a campaign stopped at

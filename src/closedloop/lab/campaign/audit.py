@@ -121,8 +121,9 @@ def audit(config: CampaignConfig, store: CampaignStore) -> AuditReport:
     if updates:
         ledger = store.upsert(updates)
     complete = {r for r in ledger["round"].unique() if round_complete(store, int(r))}
-    stranded = ledger[(ledger["status"] == "proposed") & ledger["round"].isin(complete)]
-    report.resimulate = [json.loads(p) for p in stranded["parameters"]]
+    stranded = ledger.cases.proposed()
+    stranded = stranded[stranded["round"].isin(complete)]
+    report.resimulate = stranded.cases.params()
     return report
 
 

@@ -16,7 +16,7 @@ import torch
 from closedloop.planners.strategies import Evidence
 
 from closedloop.lab.campaign.design import scenario_for
-from closedloop.lab.campaign.fidelity import case_levels, spend, with_level
+from closedloop.lab.campaign.fidelity import case_levels, with_level
 from closedloop.lab.fidelity_config import fidelity_value
 from closedloop.lab.config import CampaignConfig
 from closedloop.simulators.fidelity import prior_cost
@@ -43,7 +43,8 @@ class CostModel:
 def fit_cost_model(config: CampaignConfig, ledger: pd.DataFrame) -> CostModel:
     """a_l from the ledger's done cases with recorded ``cpu_seconds`` (see the module docstring)."""
     names = [lv.name for lv in config.fidelity]
-    done = ledger[(ledger["status"] == "done") & ledger["cpu_seconds"].notna()] if len(ledger) else ledger
+    done = ledger.cases.done()
+    done = done[done["cpu_seconds"].notna()]
     cpu = {n: 0.0 for n in names}
     prior = {n: 0.0 for n in names}
     count = {n: 0 for n in names}
@@ -66,8 +67,8 @@ def add_levels(config: CampaignConfig, ledger: pd.DataFrame, evidence: Evidence)
                             dtype=torch.float64)
 
     if len(ledger):
-        observed = ledger[(ledger["status"] == "done") & ledger["log_rel_l2"].notna()]
-        pending = ledger[ledger["status"] == "proposed"]
+        observed = ledger.cases.validated()
+        pending = ledger.cases.proposed()
         evidence.observed_fidelity, evidence.pending_fidelity = values(observed), values(pending)
         evidence.existing_fidelity = values(ledger)
     else:
@@ -84,7 +85,7 @@ def within_budget(config: CampaignConfig, ledger: pd.DataFrame, parameters: list
     """The longest prefix of a proposal's case parameters whose expected CPU-seconds fit one round's
     budget (``fidelity_plan.round_cpu_seconds``) and what is left of ``budget.max_cpu_seconds``; at
     least one case. A ledger without recorded costs keeps them whole (the initial design never comes here)."""
-    limits = [config.budget.max_cpu_seconds - spend(ledger)] if config.budget.max_cpu_seconds is not None else []
+    limits = [config.budget.max_cpu_seconds - ledger.cases.spend()] if config.budget.max_cpu_seconds is not None else []
     if config.fidelity_plan.round_cpu_seconds is not None:
         limits.append(config.fidelity_plan.round_cpu_seconds)
     model = fit_cost_model(config, ledger)

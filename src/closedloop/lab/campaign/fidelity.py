@@ -9,7 +9,6 @@ forcing from the case's scenario at h_s, the reference plane restricted conserva
 """
 from __future__ import annotations
 
-import json
 
 import pandas as pd
 import torch
@@ -82,7 +81,7 @@ def surrogate_view(config: CampaignConfig, cases: list[Case]) -> tuple[list[Scen
 def case_levels(config: CampaignConfig, rows: pd.DataFrame) -> list[str]:
     """The level of each ledger row (from its parameters)."""
     top = top_level(config)
-    return [json.loads(p).get(FIDELITY_KEY, top) for p in rows["parameters"]]
+    return [p.get(FIDELITY_KEY, top) for p in rows.cases.params()]
 
 
 def level_counts(config: CampaignConfig, n: int, table: dict[str, int]) -> list[str]:
@@ -111,16 +110,9 @@ def proposal_levels(config: CampaignConfig, points: list[dict[str, float]], valu
     return [with_level(p, level) for p, level in zip(points, chosen)]
 
 
-def spend(ledger: pd.DataFrame) -> float:
-    """CPU-seconds of every case simulated (done; a failed case records none)."""
-    if "cpu_seconds" not in ledger or not len(ledger):
-        return 0.0
-    return float(ledger["cpu_seconds"].fillna(0.0).sum())
-
-
 def spend_by_level(config: CampaignConfig, ledger: pd.DataFrame) -> dict[str, dict[str, float]]:
     """Cases and CPU-seconds per level (done cases): what each round's artifact reports."""
-    done = ledger[ledger["status"] == "done"]
+    done = ledger.cases.done()
     out = {lv.name: {"cases": 0, "cpu_seconds": 0.0} for lv in config.fidelity}
     for level, cpu in zip(case_levels(config, done), done["cpu_seconds"].fillna(0.0)):
         out[level]["cases"] += 1
@@ -141,7 +133,7 @@ def fidelity_lines(config: CampaignConfig, ledger: pd.DataFrame, round_index: in
     lines += ["", f"Error against compute (budget {budget if budget is not None else 'unlimited'} CPU-seconds):", "",
               "| round | CPU-seconds so far | mean validation rel. L2 |", "|---|---|---|"]
     for r in range(round_index + 1):
-        so_far = spend(ledger[ledger["round"] <= r])
-        err = ledger.loc[(ledger["round"] == r) & ledger["rel_l2"].notna(), "rel_l2"]
+        so_far = ledger[ledger["round"] <= r].cases.spend()
+        err = ledger.cases.of_round(r).cases.validated()["rel_l2"]
         lines.append(f"| {r} | {so_far:.1f} | {err.mean():.4g} |" if len(err) else f"| {r} | {so_far:.1f} | — |")
     return lines

@@ -96,7 +96,7 @@ def validate_round(config: CampaignConfig, store: CampaignStore, round_index: in
 def validate_new_cases(config: CampaignConfig, store: CampaignStore, round_index: int) -> list[dict]:
     """Validate the round's simulated cases that have no error yet; store the errors in the ledger."""
     ledger = store.read_ledger()
-    todo = ledger[(ledger["round"] == round_index) & (ledger["status"] == "done") & ledger["rel_l2"].isna()]
+    todo = ledger.cases.of_round(round_index).cases.unvalidated()
     rows, _ = validate_round(config, store, round_index, todo["case_id"].tolist())
     faults.point("validate:done", str(round_index))
     if rows:
@@ -137,7 +137,8 @@ def training_history(store: CampaignStore, rounds: int) -> list[dict]:
 def training_case_ids(store: CampaignStore, round_index: int) -> list[str]:
     """What round ``round_index`` trains on: every done case of it and the rounds before."""
     ledger = store.read_ledger()
-    done = ledger[(ledger["status"] == "done") & (ledger["round"] <= round_index)]
+    done = ledger.cases.done()
+    done = done[done["round"] <= round_index]
     return done["case_id"].tolist()
 
 

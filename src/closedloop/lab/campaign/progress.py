@@ -54,14 +54,14 @@ def _total(ledger: pd.DataFrame, column: str) -> float | None:
 
 def campaign_progress(config: CampaignConfig, ledger: pd.DataFrame, rounds_done: int) -> Progress:
     """The campaign's progress after ``rounds_done`` complete rounds (see the module docstring)."""
-    done = int((ledger["status"] == "done").sum())
-    failed = int((ledger["status"] == "failed").sum())
+    done = ledger.cases.count("done")
+    failed = ledger.cases.count("failed")
     budget = case_budget(config)
     fraction = (done + failed) / budget if budget else rounds_done / config.budget.rounds
-    validated = ledger[ledger["rel_l2"].notna()]
+    validated = ledger.cases.validated()
     latest = int(validated["round"].max()) if len(validated) else None
     shown = validated[validated["round"] == latest] if latest is not None else validated
-    return Progress(cases_done=done, cases_failed=failed, cases_running=int((ledger["status"] == "proposed").sum()),
+    return Progress(cases_done=done, cases_failed=failed, cases_running=ledger.cases.count("proposed"),
                     budget=budget, fraction=min(max(fraction, 0.0), 1.0), rounds_done=rounds_done,
                     sim_seconds=_total(ledger, "sim_seconds") or 0.0, cpu_seconds=_total(ledger, "cpu_seconds"),
                     error_round=latest, error_cases=len(shown),

@@ -38,20 +38,20 @@ class Proposal:
 
 def observed_errors(ledger: pd.DataFrame, config: CampaignConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """(x, log relative L2) of every validated case; failed and unvalidated cases are left out."""
-    rows = ledger[(ledger["status"] == "done") & ledger["log_rel_l2"].notna()]
+    rows = ledger.cases.validated()
     space = config.design.space()
-    x = space.as_tensor([json.loads(p) for p in rows["parameters"]])
+    x = space.as_tensor(rows.cases.params())
     y = torch.tensor(rows["log_rel_l2"].to_numpy(dtype=float), dtype=torch.float64)
     return x.reshape(-1, space.dim), y
 
 
 def points_with_status(ledger: pd.DataFrame, config: CampaignConfig, status: str) -> torch.Tensor:
     """Design points (n x d) of the ledger's cases with ``status``."""
-    rows = ledger[ledger["status"] == status] if len(ledger) else ledger
+    rows = ledger.cases.with_status(status)
     space = config.design.space()
     if len(rows) == 0:
         return torch.empty(0, space.dim, dtype=torch.float64)
-    return space.as_tensor([json.loads(p) for p in rows["parameters"]])
+    return space.as_tensor(rows.cases.params())
 
 
 def evidence_for(config: CampaignConfig, ledger: pd.DataFrame) -> Evidence:
@@ -60,7 +60,7 @@ def evidence_for(config: CampaignConfig, ledger: pd.DataFrame) -> Evidence:
     proposed twice), the feasibility test, and each point's level in a multi-fidelity campaign."""
     space = config.design.space()
     x_obs, y_obs = observed_errors(ledger, config)
-    existing = space.as_tensor([json.loads(p) for p in ledger["parameters"]]) if len(ledger) else None
+    existing = space.as_tensor(ledger.cases.params()) if len(ledger) else None
     evidence = Evidence(observed=x_obs, log_error=y_obs, failed=points_with_status(ledger, config, "failed"),
                         pending=points_with_status(ledger, config, "proposed"), existing=existing)
     evidence.feasible = lambda z: feasible_mask(config, z)
@@ -205,4 +205,4 @@ def round_proposals(config: CampaignConfig, store: CampaignStore, round_index: i
         ledger = store.read_ledger()
         mine = ledger[ledger["round"] == round_index]
     pending = mine[mine["status"] != "failed"]
-    return [json.loads(p) for p in pending["parameters"]], proposal
+    return pending.cases.params(), proposal

@@ -131,14 +131,14 @@ def round_report(config: CampaignConfig, store: CampaignStore, round_index: int)
     sections = [("learning curve", "", "learning_curve.png")]
     cut = predicted_error_slice(config, ledger[ledger["round"] <= round_index])
     if cut is not None:
-        pts = np.array([[json.loads(p)[n] for n in cut.names] for p in ledger["parameters"]])
+        pts = np.array([[p[n] for n in cut.names] for p in ledger.cases.params()])
         fixed = ", ".join(f"{k} = {v:.3g}" for k, v in cut.fixed.items())
         name = f"round_{round_index:03d}_error_map.png"
         with timed("reporting"):
             pngs[name] = figures.error_map(cut.xs, cut.ys, cut.error, cut.names, pts,
                                            title=f"predicted error ({fixed})" if fixed else "")
         sections.append(("error map", "Error GP, predicted validation error on a 2D slice:", name))
-    validated = mine[mine["rel_l2"].notna()]
+    validated = mine.cases.validated()
     if len(validated):
         worst = validated.loc[validated["rel_l2"].idxmax(), "case_id"]
         _, preds = validate_round(config, store, round_index, [worst])

@@ -30,7 +30,6 @@ error, and finds the same stop reason from the ledger and the checkpoints.
 """
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pandas as pd
@@ -65,18 +64,18 @@ def newest_round(store: CampaignStore, rounds: int) -> int:
 def proposed(ledger: pd.DataFrame) -> list[dict[str, Any]]:
     """The cases still ``proposed`` (running, waiting, or in flight when a run died), in ledger order:
     ``[{"case_id", "params"}]``."""
-    rows = ledger[ledger["status"] == "proposed"]
-    return [{"case_id": cid, "params": json.loads(p)} for cid, p in zip(rows["case_id"], rows["parameters"])]
+    rows = ledger.cases.proposed()
+    return [{"case_id": cid, "params": p} for cid, p in zip(rows["case_id"], rows.cases.params())]
 
 
 def unvalidated(ledger: pd.DataFrame) -> list[str]:
     """Done cases without a validation error (the run stopped between recording and validating)."""
-    return ledger.loc[(ledger["status"] == "done") & ledger["rel_l2"].isna(), "case_id"].tolist()
+    return ledger.cases.unvalidated()["case_id"].tolist()
 
 
 def training_set(ledger: pd.DataFrame) -> list[str]:
     """What a training starting now takes: every done, validated case, in ledger order."""
-    return ledger.loc[(ledger["status"] == "done") & ledger["rel_l2"].notna(), "case_id"].tolist()
+    return ledger.cases.validated()["case_id"].tolist()
 
 
 def propose_next(config: CampaignConfig, store: CampaignStore, ledger: pd.DataFrame, n: int) -> Proposal:

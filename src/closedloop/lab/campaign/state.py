@@ -68,15 +68,15 @@ def campaign_state(config: CampaignConfig, store: CampaignStore, *, status: str,
     runs = list(previous.get("flow_run_ids", []))
     if run_id and run_id not in runs:
         runs.append(run_id)
-    validated = ledger[ledger["rel_l2"].notna()]
+    validated = ledger.cases.validated()
     last = validated[validated["round"] == validated["round"].max()] if len(validated) else validated
     return {
         "name": config.name, "config_hash": config.config_hash(), "status": status,
         "stop_reason": reason, "strategy": config.planner.strategy, "batch_size": config.budget.batch_size,
         "max_cases": config.budget.max_cases, "identity": config.model_dump(mode="json", include={"scenario", "design", "seed"}),
         "rounds_done": len(rounds_done), "rounds_budget": config.budget.rounds,
-        "cases_done": int((ledger["status"] == "done").sum()),
-        "cases_failed": int((ledger["status"] == "failed").sum()),
+        "cases_done": ledger.cases.count("done"),
+        "cases_failed": ledger.cases.count("failed"),
         "last_round_mean_rel_l2": float(last["rel_l2"].mean()) if len(last) else None,
         "latest_model": str(store.model_path(model_name(rounds_done[-1]))) if rounds_done else None,
         "ledger": str(store.ledger_path), "figures": str(store.figures_dir),

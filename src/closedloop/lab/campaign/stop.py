@@ -26,7 +26,6 @@ import pandas as pd
 import torch
 
 from closedloop.lab.campaign.design import feasible_mask
-from closedloop.lab.campaign.fidelity import spend
 from closedloop.lab.campaign.propose import observed_errors
 from closedloop.lab.config import CampaignConfig
 from closedloop.planners import fit_error_model, stopping
@@ -53,13 +52,14 @@ class Moment:
 
 def round_mean_errors(ledger: pd.DataFrame, up_to: int) -> list[float]:
     """Mean validation relative L2 of each round 0 … ``up_to`` that has validated cases."""
-    rows = ledger[ledger["rel_l2"].notna() & (ledger["round"] <= up_to)]
+    rows = ledger.cases.validated()
+    rows = rows[rows["round"] <= up_to]
     return [float(g["rel_l2"].mean()) for _, g in rows.groupby("round", sort=True)]
 
 
 def round_error(ledger: pd.DataFrame, round_index: int) -> tuple[int, float | None, float | None]:
     """(count, mean, worst) validation relative L2 of the cases of ``round_index``."""
-    rows = ledger[(ledger["round"] == round_index) & ledger["rel_l2"].notna()]
+    rows = ledger.cases.of_round(round_index).cases.validated()
     if not len(rows):
         return 0, None, None
     return len(rows), float(rows["rel_l2"].mean()), float(rows["rel_l2"].max())
@@ -80,7 +80,7 @@ def expected_max_error(config: CampaignConfig, ledger: pd.DataFrame, round_index
 
 
 def compute_budget(m: Moment) -> str | None:
-    limit, used = m.config.budget.max_cpu_seconds, spend(m.ledger)
+    limit, used = m.config.budget.max_cpu_seconds, m.ledger.cases.spend()
     if limit is not None and used >= limit:
         return f"compute budget spent: {used:.1f} CPU-seconds ≥ budget.max_cpu_seconds = {limit}"
     return None
@@ -98,7 +98,7 @@ def error_target(m: Moment) -> str | None:
     if b.error_target is None:
         return None
     count, mean, _ = round_error(m.ledger, m.round)
-    in_flight = ((m.ledger["round"] == m.round) & (m.ledger["status"] == "proposed")).any()
+    in_flight = len(m.ledger.cases.of_round(m.round).cases.proposed()) > 0
     if mean is None or (count < b.batch_size and in_flight) or mean >= b.error_target:
         return None
     return (f"error target reached: mean validation relative L2 of round {m.round}'s {count} cases "

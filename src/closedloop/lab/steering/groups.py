@@ -6,7 +6,6 @@ direction: they are the cases steering is tried on.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import pandas as pd
@@ -33,8 +32,8 @@ class Groups:
 
 def case_parameters(ledger: pd.DataFrame) -> pd.DataFrame:
     """Done cases as a table: case_id and one column per design parameter."""
-    done = ledger[ledger["status"] == "done"]
-    rows = [{"case_id": cid, **json.loads(p)} for cid, p in zip(done["case_id"], done["parameters"])]
+    done = ledger.cases.done()
+    rows = [{"case_id": cid, **p} for cid, p in zip(done["case_id"], done.cases.params())]
     return pd.DataFrame(rows)
 
 
