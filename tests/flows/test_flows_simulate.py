@@ -48,18 +48,28 @@ def test_round_on_local_dask_cluster_runs_in_worker_processes(tmp_path: Path, mo
     assert os.getpid() not in pids.values() and len(set(pids.values())) >= 2
 
 
-def test_round_on_existing_dask_scheduler(tmp_path: Path, monkeypatch):
+def test_a_batch_on_an_existing_dask_scheduler(tmp_path: Path, monkeypatch):
+    """With ``dask_address`` the batch runs on that scheduler's workers (the campaign around it is the
+    local-cluster test's; here only the simulate step, to keep the suite short)."""
     from distributed import Client, LocalCluster
+
+    from closedloop.flows.simulate import simulate
+    from closedloop.lab import campaign as steps
+    from closedloop.lab.config import load_campaign_config
+    from closedloop.lab.store import CampaignStore
 
     log = tmp_path / "events.log"
     monkeypatch.setenv(faults.ENV_LOG, str(log))
     with LocalCluster(host="127.0.0.1", n_workers=2, threads_per_worker=1, processes=True,
                       dashboard_address=None) as cluster, Client(cluster) as client:
         workers = set(client.run(os.getpid).values())
-        cfg = dask_config(tmp_path, dask_address=f'"{cluster.scheduler_address}"')
-        state = campaign(str(cfg), str(tmp_path / "camp"), rounds=1)
-    assert state["status"] == "finished" and state["rounds_done"] == 1 and state["cases_done"] == 4
-    assert set(simulated_by(log).values()) <= workers
+        config = load_campaign_config(dask_config(tmp_path, dask_address=f'"{cluster.scheduler_address}"'))
+        x, _ = steps.feasible_sobol(config, 2, 0)
+        store = CampaignStore(tmp_path / "camp")
+        rows = simulate(config, str(store.root), config.design.space().as_dicts(x))
+    assert [r["status"] for r in rows] == ["done", "done"]
+    assert {p.stem for p in store.cases_dir.glob("*.parquet")} == {r["case_id"] for r in rows}
+    assert set(simulated_by(log)) == {r["case_id"] for r in rows} and set(simulated_by(log).values()) <= workers
 
 
 def test_dask_address_needs_dask_runner(tmp_path: Path):

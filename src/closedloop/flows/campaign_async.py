@@ -67,11 +67,11 @@ class AsyncCampaign:
         return future
 
     def fill(self, ledger: Any) -> None:
-        """Propose up to the pool's size, then submit every stored proposal not yet running."""
+        """Propose up to the pool's size, then submit every stored proposal not yet running (those of
+        ``ledger`` and the new ones, which the proposal step stored before returning them)."""
         waiting = scheduler.proposed(ledger)
         if self.reason is None and (len(ledger) == 0 or len(waiting) < scheduler.pool_size(self.config)):
-            propose_next(self.config, self.dir, scheduler.pool_size(self.config) - len(waiting))
-            waiting = scheduler.proposed(self.store.read_ledger())
+            waiting += propose_next(self.config, self.dir, scheduler.pool_size(self.config) - len(waiting))
         for case in waiting:
             if case["case_id"] not in self.running:
                 self.running[case["case_id"]] = self.watch(
@@ -139,7 +139,7 @@ class AsyncCampaign:
                 if len(ledger):
                     self.found(steps.stop_reason(self.config, ledger, self.rounds_done(), closed=False))
                 self.fill(ledger)
-                self.start_training(trainer, self.store.read_ledger())
+                self.start_training(trainer, ledger)  # what it trains on (validated cases) fill leaves alone
                 if not self.running and self.trainer_job is None:
                     break
                 kind, key, future = self.ended.get()
