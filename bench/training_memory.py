@@ -6,7 +6,7 @@ estimate fits; default 2 GiB on the CPU, or a quarter of the machine if less), s
 not grow with the cases once they no longer fit at once. Measured here: configs/hall.toml's campaign
 (its surrogate: room layers, TVD, multiplicative ConvGRU closure; the hall's 49 × 26 plane, 600 s in
 60 output intervals, TBPTT segments of 6), trained as ``retrain_round`` trains a warm-started round
-(``round_train_config(config, 1)``, ``fit_training`` with the default budget) for 4 epochs, one per
+(``round_schedule(config, 1)``: mini-batches of ``surrogate.batch_size`` cases, checked by ``fit_training``) for 4 epochs, one per
 stage of the curriculum 6 → 12 → 30 → 60 intervals, on one torch thread.
 
 The cases are synthetic, of the hall's shape: the forcing is the hall's own (its Navier–Stokes flow,
@@ -73,7 +73,7 @@ def child(n: int, epochs: int, full_batch: bool) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    from closedloop.lab.campaign.learn import initial_model, round_train_config
+    from closedloop.lab.campaign.learn import initial_model, round_schedule
     from closedloop.simulators.budget import memory_limit
     from closedloop.surrogates import train
     from closedloop.surrogates.coupling import batch_problems
@@ -84,8 +84,8 @@ def child(n: int, epochs: int, full_batch: bool) -> dict:
     model = initial_model(config, scenarios)
     target = torch.rand(n, problem.n_steps + 1, *problem.mask.shape, dtype=torch.float64,
                         generator=torch.Generator().manual_seed(n)) * 1e-3
-    train_config = dataclasses.replace(round_train_config(config, 1), epochs=epochs,
-                                       batch_size=n if full_batch else None)
+    warm = round_schedule(config, 1)[-1]  # a warm-started round, as the campaign trains it
+    train_config = dataclasses.replace(warm, epochs=epochs, batch_size=n if full_batch else warm.batch_size)
     budget = training_budget(config.surrogate.training_memory_gb, "cpu")
     fit = fit_training(model, forcing, problem.n_steps, train_config.tbptt_steps, train_config.batch_size, budget,
                        memory_limit(config.surrogate.max_memory_gb, "surrogate.max_memory_gb"))
