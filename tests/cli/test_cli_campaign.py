@@ -80,3 +80,18 @@ def test_campaign_status_shows_each_rounds_training_and_flags_one_that_did_not_l
     lines = "\n".join(training_lines(store, 0))
     assert "Training on 2 cases: loss 0.25 → best 0.25 (best epoch none (starting weights kept)" in lines
     assert "**Warning: training did not learn:** no epoch of 2 improved" in lines
+
+
+def test_campaign_status_shows_where_the_time_went(tmp_path: Path):
+    camp = make_campaign(tmp_path)
+    store = CampaignStore(camp)
+    state = store.read_state()
+    state["seconds_by_round"] = {"0": {"wall": 20.0, "simulation": 8.0, "validation": 1.0, "training": 9.0,
+                                       "planning": 0.5, "reporting": 0.5, "orchestration": 1.0},
+                                 "1": {"wall": 10.0, "simulation": 4.0, "training": 5.0, "orchestration": 1.0}}
+    store.write_state(state)
+    res = runner.invoke(app, ["campaign", "status", str(camp)])
+    assert res.exit_code == 0, res.output
+    text = " ".join(flat(res).replace("│", " ").split())
+    assert "wall seconds by round and step" in text
+    assert "0 20.0 8.0 1.0 9.0 0.5 0.5 1.0" in text and "all 30.0 12.0 1.0 14.0 0.5 0.5 2.0" in text

@@ -40,6 +40,13 @@ def test_two_round_campaign_then_rerun_simulates_nothing(fast_config: Path, tmp_
     assert {p.stem for p in (out / "cases").glob("*.parquet")} == set(ledger["case_id"])
     assert (out / "models" / "round_000.pt").is_file() and (out / "models" / "round_001.pt").is_file()
     assert (out / "figures" / "learning_curve.png").stat().st_size > 1000
+    # where the time went, by round and step: every step inside the round's wall, the rest orchestration
+    seconds = state["seconds_by_round"]
+    assert list(seconds) == ["0", "1"]
+    for row in seconds.values():
+        assert min(row["simulation"], row["training"], row["planning"], row["validation"]) > 0
+        assert max(row[s] for s in ("simulation", "training", "planning", "validation", "reporting")) <= row["wall"]
+        assert row["orchestration"] >= 0 and row["wall"] <= sum(v for k, v in row.items() if k != "wall") + 1e-6
     # every proposal lies in the design box and no source sits inside the pillar
     from closedloop.lab.config import load_campaign_config
     config = load_campaign_config(fast_config)
@@ -58,6 +65,7 @@ def test_two_round_campaign_then_rerun_simulates_nothing(fast_config: Path, tmp_
     assert {sub: _mtimes(out / sub) for sub in ("cases", "models")} == before
     pd.testing.assert_frame_equal(pd.read_parquet(out / "ledger.parquet"), ledger)
     assert len(again["flow_run_ids"]) == 2
+    assert again["seconds_by_round"] == seconds  # nothing ran again, no time added
 
 
 def test_campaign_continues_and_records_failures(tmp_path: Path, monkeypatch):

@@ -62,6 +62,11 @@ def test_the_budget_is_finished_and_every_case_predicted_before_training(finishe
             assert set(models[k - 1]["trained_on"]) <= set(ckpt["trained_on"])  # warm start, more cases
     assert set(models[max(models)]["trained_on"]) == set(ledger["case_id"])  # the last takes every case
     assert state["rounds_done"] == len(models)
+    # time by round: a round opens when the previous checkpoint is written; each training in its round
+    seconds = state["seconds_by_round"]
+    assert list(seconds) == [str(k) for k in models] and all(row["training"] > 0 for row in seconds.values())
+    assert sum(row["simulation"] for row in seconds.values()) > 0
+    assert all(row[s] <= row["wall"] + 1e-6 for row in seconds.values() for s in row)
     assert all((directory / "figures" / f"round_{k:03d}.md").is_file() for k in models)
     assert set(ledger.loc[ledger["round"] == 0, "strategy"]) >= {"sobol"}
     assert "variance" in set(ledger["strategy"])  # replacements by the planner once two cases are known

@@ -50,6 +50,7 @@ def campaign_run(config: Annotated[Path, typer.Argument(help="Campaign TOML file
         fail(str(err))
     console.rule(f"campaign {cfg.name}: {state['stop_reason']}")
     print_ledger(CampaignStore.existing(Path(state["ledger"]).parent))
+    print_seconds(state.get("seconds_by_round", {}))
     console.print(f"ledger:  {state['ledger']}\nfigures: {state['figures']}\nmodel:   {state['latest_model']}")
     if os.environ.get("PREFECT_API_URL"):
         console.print(f"UI: the runs are in the Prefect UI at {os.environ['PREFECT_API_URL'].removesuffix('/api')}")
@@ -95,6 +96,24 @@ def campaign_status(dir: Annotated[Path, typer.Argument(help="Campaign directory
         for line in state.get("repairs", [])[-5:]:
             console.print(f"[yellow]repaired:[/] {line}", highlight=False)
         print_training(store, state["rounds_done"])
+        print_seconds(state.get("seconds_by_round", {}))
+
+
+def print_seconds(seconds: dict[str, dict[str, float]]) -> None:
+    """Wall seconds by round and step (lab/campaign/clock.py), and the campaign's total."""
+    from closedloop.lab.campaign.clock import STEPS, totals
+
+    if not seconds:
+        return
+    columns = ["wall", *STEPS, "orchestration"]
+    table = Table(title="wall seconds by round and step (steps overlap in async mode)")
+    for col in ("round", *columns):
+        table.add_column(col, justify="right")
+    for r, row in seconds.items():
+        table.add_row(r, *(f"{row.get(c, 0.0):.1f}" for c in columns))
+    total = totals(seconds)
+    table.add_row("all", *(f"{total.get(c, 0.0):.1f}" for c in columns), style="bold")
+    console.print(table)
 
 
 def print_training(store, rounds: int) -> None:  # noqa: ANN001 - a CampaignStore

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger
@@ -10,6 +10,8 @@ from prefect import flow, get_run_logger
 from closedloop.flows.campaign_async import run_async
 from closedloop.flows.simulate import simulate
 from closedloop.lab import campaign as steps
+from closedloop.lab import timing
+from closedloop.lab.campaign.clock import StepClock, add_seconds
 from closedloop.lab.config import CampaignConfig, load_with_overrides
 from closedloop.lab.store import CampaignStore
 from closedloop.tasks.campaign import (audit, current_flow_run_id, hold_campaign, propose, publish_round, record,
@@ -28,8 +30,10 @@ def run_rounds(config: CampaignConfig, store: CampaignStore, directory: str) -> 
     progress = ProgressArtifacts(config, directory)
     for r in range(config.budget.rounds):
         if not steps.round_complete(store, r):
+            timing.round_started(r)
             batch = propose(config, directory, r)
-            rows = simulate(config, directory, batch)
+            with timing.timed("simulation"):  # the batch's wall time, on threads or on Dask workers
+                rows = simulate(config, directory, batch)
             record(directory, rows)
             outcome_events(config, directory, rows)
             progress.update(r)
@@ -46,9 +50,10 @@ def run_rounds(config: CampaignConfig, store: CampaignStore, directory: str) -> 
 
 
 @contextlib.contextmanager
-def ending_told(config: CampaignConfig, store: CampaignStore) -> Iterator[None]:
-    """A run that fails or is cancelled says so in ``campaign.json`` (with the reason) before the
-    error goes on; a run killed outright is found by the next one (``record_crash``)."""
+def ending_told(config: CampaignConfig, store: CampaignStore, seconds: Callable[[], dict]) -> Iterator[None]:
+    """A run that fails or is cancelled says so in ``campaign.json`` (with the reason and the
+    ``seconds()`` spent) before the error goes on; a run killed outright is found by the next one
+    (``record_crash``)."""
     try:
         yield
     except BaseException as err:
@@ -56,7 +61,7 @@ def ending_told(config: CampaignConfig, store: CampaignStore) -> Iterator[None]:
         reason = f"{type(err).__name__}: {err}".strip().removesuffix(":")[:1000]
         with contextlib.suppress(Exception):  # the original error matters more than this write
             store.write_state(steps.campaign_state(config, store, status=status, run_id=current_flow_run_id(),
-                                                   reason=reason))
+                                                   reason=reason, seconds=seconds()))
         raise
 
 
@@ -83,10 +88,14 @@ def campaign(config_path: str = "configs/smoke.toml", campaign_dir: str | None =
         steps.check_same_campaign(store, config)
         if lock.stale:
             steps.record_crash(store, lock.stale)
-        with ending_told(config, store):
+        clock, before = StepClock(), store.read_state().get("seconds_by_round")
+        seconds = lambda: add_seconds(before, clock.seconds())  # noqa: E731 - this run's time on top of earlier runs'
+        with timing.listening(clock), ending_told(config, store, seconds):
             run = run_async if config.campaign.mode == "async" else run_rounds
             reason = run(config, store, directory)
-        state = steps.campaign_state(config, store, status="finished", run_id=current_flow_run_id(), reason=reason)
+        clock.stop()
+        state = steps.campaign_state(config, store, status="finished", run_id=current_flow_run_id(), reason=reason,
+                                     seconds=seconds())
         store.write_state(state)
         stop_events(config, directory, reason)
     get_run_logger().info("campaign %s: %s", config.name, reason)

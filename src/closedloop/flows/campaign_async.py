@@ -25,6 +25,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from closedloop.flows.simulate import dask_task_runner
 from closedloop.lab import campaign as steps
+from closedloop.lab import timing
 from closedloop.lab.campaign import scheduler
 from closedloop.lab.config import CampaignConfig
 from closedloop.lab.store import CampaignStore
@@ -53,6 +54,7 @@ class AsyncCampaign:
         self.ended: queue.Queue[tuple[str, str, PrefectFuture]] = queue.Queue()
         self.running: dict[str, PrefectFuture] = {}
         self.trainer_job: PrefectFuture | None = None
+        self.closing = False  # the training running is the one that closes the campaign
         self.simulate = simulate_case.with_options(**simulation_options(config, campaign_dir))
         self.progress = ProgressArtifacts(config, campaign_dir)
         self.reason: str | None = None
@@ -83,6 +85,7 @@ class AsyncCampaign:
         if self.trainer_job is None and scheduler.retrain_due(self.config, ledger, self.trained_on, rounds_done,
                                                               closing):
             cases = scheduler.training_set(ledger)
+            self.closing = closing
             self.trainer_job = self.watch("training", str(rounds_done), trainer.submit(retrain_cases, parameters={
                 "config": self.config, "campaign_dir": self.dir, "round_index": rounds_done, "case_ids": cases}))
 
@@ -108,6 +111,8 @@ class AsyncCampaign:
         report = future.result()  # a training that failed fails the campaign (its state says why)
         if kind == "training":
             r = report["round"]
+            if not self.closing:  # after the closing training no round opens (its report counts in round r)
+                timing.round_started(r + 1)
             self.trained_on = set(report["cases"])
             milestone(self.config, self.dir, "closedloop.checkpoint.written", checkpoint=steps.model_name(r),
                       round=r, cases=len(report["cases"]))
@@ -123,6 +128,7 @@ class AsyncCampaign:
             get_run_logger().info("no more proposals: %s (%d case(s) still running)", reason, len(self.running))
 
     def run(self) -> str | None:
+        timing.round_started(self.rounds_done())
         ledger = self.store.read_ledger()
         validate_arrivals(self.config, self.dir, scheduler.unvalidated(ledger))
         done = self.rounds_done()

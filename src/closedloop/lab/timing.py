@@ -42,6 +42,15 @@ def remove_listener(listener: Listener) -> None:
         _listeners = tuple(found)
 
 
+def round_started(round_index: int) -> None:
+    """Tell the listeners that keep time by round (those with a ``round_started`` method) that a
+    campaign round starts now."""
+    for listener in _listeners:
+        mark = getattr(listener, "round_started", None)
+        if mark is not None:
+            mark(round_index)
+
+
 @contextlib.contextmanager
 def listening(listener: Listener) -> Iterator[Listener]:
     """``listener`` registered for the ``with`` block."""

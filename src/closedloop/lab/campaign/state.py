@@ -53,10 +53,13 @@ STATUSES = ("running", "finished", "failed", "cancelled", "crashed")
 
 def campaign_state(config: CampaignConfig, store: CampaignStore, *, status: str,
                    run_id: str | None = None, reason: str | None = None,
-                   repairs: list[str] | None = None) -> dict[str, Any]:
+                   repairs: list[str] | None = None,
+                   seconds: dict[str, dict[str, float]] | None = None) -> dict[str, Any]:
     """The summary written to ``campaign.json`` and returned by the flow (``repairs``: damage found
     by :func:`audit`, appended to earlier runs' findings). ``status`` is one of :data:`STATUSES`;
-    every status but ``running`` ends a run and is appended to ``history`` with its reason."""
+    every status but ``running`` ends a run and is appended to ``history`` with its reason.
+    ``seconds``: wall seconds by round and step (lab/campaign/clock.py), every run's so far; None
+    keeps what ``campaign.json`` held."""
     if status not in STATUSES:
         raise ValueError(f"status: {status!r} is not one of {STATUSES}")
     previous = store.read_state()
@@ -83,6 +86,7 @@ def campaign_state(config: CampaignConfig, store: CampaignStore, *, status: str,
         "flow_run_ids": runs, "updated": now_iso(),
         "repairs": (list(previous.get("repairs", [])) + list(repairs or []))[-200:],
         "history": history[-100:],
+        "seconds_by_round": previous.get("seconds_by_round", {}) if seconds is None else seconds,
     }
 
 
