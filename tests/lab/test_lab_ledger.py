@@ -41,5 +41,5 @@ def test_spend_counts_what_was_simulated(ledger):
 def test_a_wrong_status_or_a_frame_that_is_no_ledger_is_refused(ledger):
     with pytest.raises(ValueError, match="status: 'running' is not one of"):
         ledger.cases.with_status("running")
-    with pytest.raises(AttributeError, match="not a ledger"):
+    with pytest.raises(AttributeError, match="not a ledger \\(no 'status' column\\)"):
         pd.DataFrame({"x": [1]}).cases.done()

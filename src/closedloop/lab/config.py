@@ -16,7 +16,7 @@ from closedloop.lab.design_checks import corners_fit, some_point_runs
 from closedloop.lab.fidelity_config import FidelityLevel, FidelityPlan, check_fidelities
 from closedloop.lab.modes import ModeConfig
 from closedloop.planners.design import DesignSpace
-from closedloop.planners.strategies import PlannerSettings
+from closedloop.planners.strategies import REGISTRY, PlannerSettings
 from closedloop.schema import Strict, UnreadableFile, read_toml
 from closedloop.lab.simulation_config import SimulationConfig
 from closedloop.lab.surrogate_config import SurrogateConfig
@@ -131,7 +131,7 @@ class Budget(Strict):
 class PlannerConfig(Strict):
     """Which strategy proposes the next batch (planners/strategies.py) and its search settings."""
 
-    strategy: Literal["error", "variance", "ensemble", "information", "multifidelity", "sobol", "random"] = "error"
+    strategy: str = Field(default="error", description="A registered strategy (planners/strategies.REGISTRY)")
     acquisition: Literal["qucb", "qlognei", "error_ivr"] = Field(default="qucb",
                                                                  description="Batch acquisition of 'error'")
     optimizer: Literal["lbfgs", "pool"] = "lbfgs"
@@ -148,6 +148,14 @@ class PlannerConfig(Strict):
     information_differences: Literal["forward", "central"] = Field(
         default="forward", description="Finite differences of the sketch: forward (K + 1 rollouts) or central (2K)")
     candidates: int = Field(default=64, ge=8, le=4096, description="Candidates 'ensemble' scores")
+
+    @field_validator("strategy")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        if name not in REGISTRY:
+            raise ValueError(f"Input should be one of {', '.join(repr(n) for n in REGISTRY)} (a registered "
+                             f"strategy; got {name!r})")
+        return name
 
     def settings(self) -> PlannerSettings:
         return PlannerSettings(acquisition=self.acquisition, beta=self.beta, num_restarts=self.num_restarts,
@@ -198,8 +206,8 @@ class CampaignConfig(Strict):
     @model_validator(mode="after")
     def _fidelities(self) -> CampaignConfig:
         check_fidelities(self.fidelity, self.fidelity_plan, self.scenario, [p.name for p in self.design.parameters])
-        if self.planner.strategy == "multifidelity" and not self.fidelity:
-            raise ValueError("planner.strategy: 'multifidelity' needs [[fidelity]] levels")
+        if REGISTRY[self.planner.strategy].chooses_fidelity and not self.fidelity:
+            raise ValueError(f"planner.strategy: {self.planner.strategy!r} needs [[fidelity]] levels")
         return self
 
     def round_seed(self, round_index: int) -> int:

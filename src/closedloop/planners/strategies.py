@@ -130,6 +130,9 @@ def candidate_pool(strategy: str, space: DesignSpace, n: int, q: int, rule: Feas
     return pool
 
 
+REGISTRY: dict[str, type[Strategy]] = {}  # name -> strategy class, filled as the classes are defined
+
+
 @dataclass(frozen=True)
 class Strategy:
     """The base of every strategy: its name, what it needs, its settings and seed.
@@ -146,12 +149,18 @@ class Strategy:
     chooses_fidelity: ClassVar[bool] = False  # proposes q x (d+1), the level value last
 
     def __init_subclass__(cls, **declared: Any) -> None:
-        """A subclass declares its class attributes in its header: ``class Sobol(Strategy, name="sobol")``."""
+        """A subclass declares its class attributes in its header: ``class Sobol(Strategy, name="sobol")``;
+        one that declares a ``name`` is registered under it (:data:`REGISTRY`), wherever it is defined,
+        so a new strategy is one class: ``[planner] strategy = "NAME"`` then runs it."""
         super().__init_subclass__()
         for key, value in declared.items():
             if not hasattr(cls, key):
                 raise TypeError(f"{cls.__name__}: unknown strategy attribute {key!r}")
             setattr(cls, key, value)
+        if "name" in declared:
+            if cls.name in REGISTRY and REGISTRY[cls.name] is not cls:
+                raise TypeError(f"{cls.__name__}: strategy name {cls.name!r} is taken by {REGISTRY[cls.name].__name__}")
+            REGISTRY[cls.name] = cls
 
     def rule(self, space: DesignSpace, evidence: Evidence) -> Feasible:
         """Feasible and clear of failed cases."""
@@ -276,15 +285,13 @@ class MultiFidelity(Strategy, name="multifidelity", needs=Needs(errors=2), choos
                                 min_distance=s.min_distance)
 
 
-REGISTRY: dict[str, type[Strategy]] = {s.name: s for s in (ErrorSeeking, VarianceReduction, Ensemble,
-                                                            InformationGain, MultiFidelity, Sobol, Random)}
-STRATEGIES = tuple(REGISTRY)
+STRATEGIES = tuple(REGISTRY)  # the built-in strategies; REGISTRY also holds any registered later
 
 
 def make_strategy(name: str, settings: PlannerSettings = PlannerSettings(), seed: int = 0) -> Strategy:
     """The registered strategy called ``name``; ValueError naming the choices otherwise."""
     if name not in REGISTRY:
-        raise ValueError(f"strategy: unknown {name!r}; choose one of {', '.join(STRATEGIES)}")
+        raise ValueError(f"strategy: unknown {name!r}; choose one of {', '.join(REGISTRY)}")
     return REGISTRY[name](settings=settings, seed=seed)
 
 

@@ -2,6 +2,7 @@
 and the model-scored strategies on the round checkpoints."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -9,6 +10,7 @@ import torch
 
 from closedloop.lab import campaign as steps
 from closedloop.lab.config import CampaignConfig
+from closedloop.planners.strategies import Needs, Strategy
 from tests.lab.planner_ledgers import ledger_of, planner_config, validated
 
 
@@ -100,3 +102,30 @@ def test_information_strategy_uses_the_latest_checkpoint(config, tmp_path):
     done = set(ledger["parameters"])
     assert not any(json.dumps(p, sort_keys=True) in done for p in proposal.parameters)
     assert steps.feasible_mask(cfg, cfg.design.space().as_tensor(proposal.parameters)).all()
+
+
+# A strategy of this test module alone: one class, registered by its name, nothing else edited.
+@dataclasses.dataclass(frozen=True)
+class Corners(Strategy, name="test-corners", needs=Needs(errors=2)):
+    """The design box's lowest corner first, then along its first axis (a deterministic toy)."""
+
+    def propose(self, space, q, evidence):
+        lower, upper = torch.tensor(space.lower, dtype=torch.float64), torch.tensor(space.upper, dtype=torch.float64)
+        x = lower.repeat(q, 1)
+        x[:, 0] = lower[0] + (upper[0] - lower[0]) * torch.arange(q, dtype=x.dtype) / (4 * q)
+        return x
+
+
+def test_a_strategy_registered_here_is_a_campaigns_planner(config, tmp_path):
+    """Adding a strategy is one class: the config takes its name, the campaign's proposal step runs it
+    and stores its cases in the ledger under its name."""
+    from closedloop.lab.store import CampaignStore
+
+    cfg = config.with_overrides(**{"planner.strategy": "test-corners"})
+    store = CampaignStore(tmp_path / "camp")
+    store.upsert(ledger_of(cfg, validated(cfg)).to_dict("records"))
+    batch, proposal = steps.round_proposals(cfg, store, 1)
+    assert proposal.strategy == "test-corners" and len(batch) == cfg.budget.batch_size
+    space = cfg.design.space()
+    assert space.as_tensor(batch)[:, 1:].eq(torch.tensor(space.lower[1:], dtype=torch.float64)).all()  # the toy's points
+    assert set(store.read_ledger().cases.of_round(1)["strategy"]) == {"test-corners"}
