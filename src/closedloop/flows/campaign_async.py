@@ -23,7 +23,7 @@ from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from closedloop.flows.simulate import dask_task_runner
+from closedloop.flows.simulate import simulation_runner
 from closedloop.lab import campaign as steps
 from closedloop.lab import timing
 from closedloop.lab.campaign import scheduler
@@ -161,13 +161,6 @@ class AsyncCampaign:
 def campaign_async(config: CampaignConfig, campaign_dir: str, run_id: str | None = None) -> str | None:
     """The asynchronous loop on this flow's task runner; ``run_id`` is the campaign's flow run (for the ledger)."""
     return AsyncCampaign(config, campaign_dir, run_id).run()
-
-
-def simulation_runner(config: CampaignConfig) -> Any:
-    """Dask as configured, or ``W`` threads (lab/campaign/scheduler.simulation_workers)."""
-    if config.simulation.runner == "dask":
-        return dask_task_runner(config.simulation)
-    return ThreadPoolTaskRunner(max_workers=scheduler.simulation_workers(config))
 
 
 def run_async(config: CampaignConfig, store: CampaignStore, directory: str) -> str | None:

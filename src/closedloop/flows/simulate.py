@@ -1,4 +1,5 @@
-"""Reference simulations of a batch: in the campaign flow's threads, or fanned out on Dask.
+"""Reference simulations of a batch: in the campaign flow's threads, or fanned out on Dask (the one
+module that chooses between them, for both modes).
 
 With ``[simulation] runner = "dask"`` the batch runs as the subflow ``simulate-batch`` on a
 :class:`prefect_dask.DaskTaskRunner`: a local cluster (``dask_workers`` processes, one thread each,
@@ -10,8 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow
+from prefect.task_runners import ThreadPoolTaskRunner
 from prefect_dask import DaskTaskRunner
 
+from closedloop.lab.campaign.scheduler import simulation_workers
 from closedloop.lab.config import CampaignConfig, SimulationConfig
 from closedloop.tasks.campaign import current_flow_run_id, simulate_batch
 
@@ -30,6 +33,14 @@ def simulate_batch_flow(config: CampaignConfig, campaign_dir: str, batch: list[d
                         refresh: bool = False, run_id: str | None = None) -> list[dict[str, Any]]:
     """Simulate a batch on this flow's task runner; ``run_id`` is the campaign's flow run (for the ledger)."""
     return simulate_batch(config, campaign_dir, batch, refresh=refresh, run_id=run_id)
+
+
+def simulation_runner(config: CampaignConfig) -> DaskTaskRunner | ThreadPoolTaskRunner:
+    """The task runner of the async loop's simulations: Dask as configured, or ``W`` threads
+    (lab/campaign/scheduler.simulation_workers)."""
+    if config.simulation.runner == "dask":
+        return dask_task_runner(config.simulation)
+    return ThreadPoolTaskRunner(max_workers=simulation_workers(config))
 
 
 def simulate(config: CampaignConfig, campaign_dir: str, batch: list[dict[str, float]],
