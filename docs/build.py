@@ -570,8 +570,10 @@ def resume(data: Json) -> str:
 def training_memory(data: Json) -> str:
     """Peak RSS of one training on hall-shaped cases, each in a fresh process (bench/training_memory.py)."""
     rows = []
-    for key, label in (("few", "mini-batches from the budget"), ("many", "mini-batches from the budget"),
+    for key, label in (("few", "mini-batches of surrogate.batch_size"), ("many", "mini-batches of surrogate.batch_size"),
                        ("few_full_batch", "all at once (the old default)")):
+        if key not in data["runs"]:
+            continue
         run = data["runs"][key]
         rows.append([str(run["cases"]), f"{run['batch_size']} ({run['mini_batches']})", label,
                      f"{run['rss_gb']:.2f}", f"{run['added_gb']:.2f}", f"{run['estimate_gb']:.2f}",
