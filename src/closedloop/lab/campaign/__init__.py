@@ -12,6 +12,7 @@
 ``stop``       the stop rules, one owner for both modes
 ``scheduler``  async mode's pool: what runs, what is due to train, the next proposal
 ``progress``   cases done over the budget, spend, the newest round's error
+``clock``      wall seconds by round and step (``campaign.json``, ``campaign status``)
 ``report``     a round's cases table, planner summary and figures
 =============  ===========================================================================
 
