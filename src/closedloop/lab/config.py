@@ -223,6 +223,8 @@ class CampaignConfig(Strict):
             placement["simulation"] |= {"simulator", "command", "openfoam"}
         if not self.fidelity:  # the hash of every config written before fidelities existed
             placement |= {"fidelity": True, "fidelity_plan": True}
+        elif self.fidelity_plan.top_share is None:  # the hash of multi-fidelity configs written before it
+            placement["fidelity_plan"] = {"top_share"}
         if self.budget.max_cpu_seconds is None:
             placement["budget"] = {"max_cpu_seconds"}
         if self.surrogate.training_memory_gb is None:  # the default budget: the hash of configs written before it

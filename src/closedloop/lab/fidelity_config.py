@@ -56,6 +56,10 @@ class FidelityPlan(Strict):
     mix: dict[str, int] = Field(default_factory=dict, description="Cases per level per round (sobol, random)")
     round_cpu_seconds: float | None = Field(default=None, gt=0, description="A later round's proposals stop "
                                             "once their expected CPU-seconds reach this (at most batch_size cases)")
+    top_share: float | None = Field(default=None, gt=0, lt=1, description="Least share of the CPU-seconds "
+                                    "(spent, and expected of the cases in flight) kept for the top level: a proposal "
+                                    "below it goes to the top level, whatever the strategy chose (cost-aware planners "
+                                    "otherwise settle on the cheap level)")
 
 
 def level_scenario(scenario: Scenario, level: FidelityLevel) -> Scenario:

@@ -100,3 +100,22 @@ def test_async_proposals_carry_levels_with_the_running_cases_pending_at_theirs(c
     # 1.3 of 1.35 CPU-seconds spent: what is left affords one case, whatever its level
     capped = scheduler.propose_next(mf.with_overrides(**{"budget.max_cpu_seconds": 1.35}), store, ledger, 2)
     assert len(capped.parameters) == 1
+
+
+def test_a_top_level_share_is_kept_whatever_the_planner_chose(config):
+    """``fidelity_plan.top_share``: while the top level holds less than its share of the CPU-seconds
+    (spent and in flight), the next case goes to the top level; above it, the planner's level stays."""
+    from closedloop.lab.campaign.cost import reserve_top
+
+    led = ledger_of([(POINT, "coarse", 0.1, 0), ({**POINT, "source_x": 5.5}, "coarse", 0.1, 0),
+                     ({**POINT, "source_x": 7.5}, "fine", 1.0, 0)])  # top share 1.0 / 1.2 = 83 %
+    chosen = [with_level({**POINT, "source_y": y}, "coarse") for y in (1.0, 3.0, 4.0)]
+    assert reserve_top(config, led, chosen) == chosen  # no share asked: the planner's levels
+    kept = config.with_overrides(**{"fidelity_plan.top_share": 0.5})
+    assert reserve_top(kept, led, chosen) == chosen  # 83 % ≥ 50 %: nothing to keep
+    starved = ledger_of([(POINT, "coarse", 0.1, 0), ({**POINT, "source_x": 5.5}, "fine", 0.1, 0)]
+                        + [({**POINT, "source_x": x}, "coarse", 0.3, 0) for x in (2.5, 3.5, 4.5, 6.5)])
+    levels = [p["fidelity"] for p in reserve_top(kept, starved, chosen)]  # top share 0.1 / 1.4 = 7 %
+    assert levels[0] == "fine" and levels.count("fine") >= 1
+    assert config.config_hash() == config.with_overrides(**{"fidelity_plan.top_share": None}).config_hash()
+    assert kept.config_hash() != config.config_hash()

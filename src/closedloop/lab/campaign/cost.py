@@ -16,7 +16,7 @@ import torch
 from closedloop.planners.strategies import Evidence
 
 from closedloop.lab.campaign.design import scenario_for
-from closedloop.lab.campaign.fidelity import case_levels, with_level
+from closedloop.lab.campaign.fidelity import case_levels, top_level, with_level
 from closedloop.lab.fidelity_config import fidelity_value
 from closedloop.lab.config import CampaignConfig
 from closedloop.simulators.fidelity import prior_cost
@@ -79,6 +79,41 @@ def add_levels(config: CampaignConfig, ledger: pd.DataFrame, evidence: Evidence)
     evidence.levels = tuple(fidelity_value(config.fidelity, n) for n in names)
     evidence.level_cost = lambda x: torch.stack([model.seconds(config, space.as_dicts(x), n) for n in names], dim=1)
     return evidence
+
+
+def top_and_total_seconds(config: CampaignConfig, ledger: pd.DataFrame, model: CostModel) -> tuple[float, float]:
+    """(top level, all levels) CPU-seconds: recorded for done cases, expected (``model``) for those in flight."""
+    top, total = 0.0, 0.0
+    done = ledger.cases.done()
+    for level, cpu in zip(case_levels(config, done), done["cpu_seconds"].fillna(0.0)):
+        total += float(cpu)
+        top += float(cpu) if level == top_level(config) else 0.0
+    flying = ledger.cases.proposed()
+    for level, params in zip(case_levels(config, flying), flying.cases.params()):
+        cost = float(model.seconds(config, [params], level)[0])
+        total += cost
+        top += cost if level == top_level(config) else 0.0
+    return top, total
+
+
+def reserve_top(config: CampaignConfig, ledger: pd.DataFrame, parameters: list[dict]) -> list[dict]:
+    """A proposal's case parameters with the top level's share kept: in order, a case goes to the top
+    level while the top level's CPU-seconds (spent, in flight, and of the cases before it in the
+    proposal) are below ``fidelity_plan.top_share`` of all. Without a share, unchanged."""
+    share = config.fidelity_plan.top_share
+    if share is None or not parameters:
+        return parameters
+    model = fit_cost_model(config, ledger)
+    top, total = top_and_total_seconds(config, ledger, model)
+    out = []
+    for params in parameters:
+        if total <= 0 or top < share * total:
+            params = with_level(params, top_level(config))
+        cost = float(model.seconds(config, [params], params["fidelity"])[0])
+        total += cost
+        top += cost if params["fidelity"] == top_level(config) else 0.0
+        out.append(params)
+    return out
 
 
 def within_budget(config: CampaignConfig, ledger: pd.DataFrame, parameters: list[dict]) -> list[dict]:

@@ -17,7 +17,7 @@ import torch
 from closedloop.lab import faults
 from closedloop.lab.campaign.design import (candidate_problems, feasible_mask, feasible_sobol, proposed_points,
                                             scenario_for)
-from closedloop.lab.campaign.cost import add_levels, within_budget
+from closedloop.lab.campaign.cost import add_levels, reserve_top, within_budget
 from closedloop.lab.campaign.fidelity import proposal_levels
 from closedloop.lab.campaign.learn import initial_model, model_for_round
 from closedloop.lab.campaign.state import round_complete
@@ -169,7 +169,7 @@ def propose(config: CampaignConfig, ledger: pd.DataFrame, round_index: int, n: i
             proposal.parameters = proposal_levels(config, proposal.parameters,
                                                   x[:, space.dim] if chosen.chooses_fidelity else None,
                                                   config.fidelity_plan.mix)
-            proposal.parameters = within_budget(config, ledger, proposal.parameters)
+            proposal.parameters = within_budget(config, ledger, reserve_top(config, ledger, proposal.parameters))
     faults.point("propose:planned", str(round_index if seed_index is None else seed_index))
     return proposal
 
