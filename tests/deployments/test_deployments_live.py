@@ -154,8 +154,13 @@ def test_api_auth_string_rejects_unauthenticated_requests(live: Live):
         assert http.get(f"/deployments/name/{DEPLOYMENT}").status_code == 200
 
 
-def test_run_deployment_completes(live: Live, api_client_settings):
+def test_runs_triggered_by_rest_and_by_run_deployment_complete(live: Live, api_client_settings):
+    """The two ways to trigger the served deployment, at once (the serving process runs both)."""
     from closedloop.deployments.trigger import trigger
+
+    via_rest = live.tmp / "via-rest"
+    response = _rest_trigger(live, {"rounds": 1, "campaign_dir": str(via_rest)})
+    assert response.status_code == 201, response.text
 
     out = live.tmp / "via-run-deployment"
     run = trigger(rounds=1, campaign_dir=str(out), timeout=120)
@@ -164,16 +169,12 @@ def test_run_deployment_completes(live: Live, api_client_settings):
     assert set(ledger["round"]) == {0} and set(ledger["status"]) == {"done"}
     assert set(ledger["flow_run_id"]) == {str(run.id)}
 
-
-def test_rest_api_trigger_completes(live: Live):
-    out = live.tmp / "via-rest"
-    response = _rest_trigger(live, {"rounds": 1, "campaign_dir": str(out)})
-    assert response.status_code == 201, response.text
-    run = _rest_wait(live, response.json()["id"])
-    assert run["state_type"] == "COMPLETED", run["state"]
-    assert run["parameters"]["config_path"] == str(live.config)  # the deployment's default
-    ledger = pd.read_parquet(out / "ledger.parquet")
+    rest = _rest_wait(live, response.json()["id"])
+    assert rest["state_type"] == "COMPLETED", rest["state"]
+    assert rest["parameters"]["config_path"] == str(live.config)  # the deployment's default
+    ledger = pd.read_parquet(via_rest / "ledger.parquet")
     assert len(ledger) > 0 and set(ledger["status"]) == {"done"}
+    assert set(ledger["flow_run_id"]) == {rest["id"]}
 
 
 def test_bad_parameters_fail_clearly_and_serving_goes_on(live: Live, api_client_settings):
