@@ -16,7 +16,7 @@ import torch
 from closedloop.planners.strategies import Evidence
 
 from closedloop.lab.campaign.design import scenario_for
-from closedloop.lab.campaign.fidelity import case_levels, top_level, with_level
+from closedloop.lab.campaign.fidelity import case_levels, spend_by_level, top_level, with_level
 from closedloop.lab.fidelity_config import fidelity_value
 from closedloop.lab.config import CampaignConfig
 from closedloop.simulators.fidelity import prior_cost
@@ -83,47 +83,50 @@ def add_levels(config: CampaignConfig, ledger: pd.DataFrame, evidence: Evidence)
 
 def top_and_total_seconds(config: CampaignConfig, ledger: pd.DataFrame, model: CostModel) -> tuple[float, float]:
     """(top level, all levels) CPU-seconds: recorded for done cases, expected (``model``) for those in flight."""
-    top, total = 0.0, 0.0
-    done = ledger.cases.done()
-    for level, cpu in zip(case_levels(config, done), done["cpu_seconds"].fillna(0.0)):
-        total += float(cpu)
-        top += float(cpu) if level == top_level(config) else 0.0
+    top_name = top_level(config)
+    spent = spend_by_level(config, ledger)
+    top, total = spent[top_name]["cpu_seconds"], sum(v["cpu_seconds"] for v in spent.values())
     flying = ledger.cases.proposed()
     for level, params in zip(case_levels(config, flying), flying.cases.params()):
         cost = float(model.seconds(config, [params], level)[0])
         total += cost
-        top += cost if level == top_level(config) else 0.0
+        top += cost if level == top_name else 0.0
     return top, total
 
 
-def reserve_top(config: CampaignConfig, ledger: pd.DataFrame, parameters: list[dict]) -> list[dict]:
+def reserve_top(config: CampaignConfig, ledger: pd.DataFrame, parameters: list[dict],
+                model: CostModel | None = None) -> list[dict]:
     """A proposal's case parameters with the top level's share kept: in order, a case goes to the top
     level while the top level's CPU-seconds (spent, in flight, and of the cases before it in the
-    proposal) are below ``fidelity_plan.top_share`` of all. Without a share, unchanged."""
+    proposal) are below ``fidelity_plan.top_share`` of all. Without a share, unchanged. ``model``:
+    the ledger's cost model, if already fitted."""
     share = config.fidelity_plan.top_share
     if share is None or not parameters:
         return parameters
-    model = fit_cost_model(config, ledger)
+    model = model or fit_cost_model(config, ledger)
+    top_name = top_level(config)
     top, total = top_and_total_seconds(config, ledger, model)
     out = []
     for params in parameters:
         if total <= 0 or top < share * total:
-            params = with_level(params, top_level(config))
+            params = with_level(params, top_name)
         cost = float(model.seconds(config, [params], params["fidelity"])[0])
         total += cost
-        top += cost if params["fidelity"] == top_level(config) else 0.0
+        top += cost if params["fidelity"] == top_name else 0.0
         out.append(params)
     return out
 
 
-def within_budget(config: CampaignConfig, ledger: pd.DataFrame, parameters: list[dict]) -> list[dict]:
+def within_budget(config: CampaignConfig, ledger: pd.DataFrame, parameters: list[dict],
+                  model: CostModel | None = None) -> list[dict]:
     """The longest prefix of a proposal's case parameters whose expected CPU-seconds fit one round's
     budget (``fidelity_plan.round_cpu_seconds``) and what is left of ``budget.max_cpu_seconds``; at
-    least one case. A ledger without recorded costs keeps them whole (the initial design never comes here)."""
+    least one case. A ledger without recorded costs keeps them whole (the initial design never comes here).
+    ``model``: the ledger's cost model, if already fitted."""
     limits = [config.budget.max_cpu_seconds - ledger.cases.spend()] if config.budget.max_cpu_seconds is not None else []
     if config.fidelity_plan.round_cpu_seconds is not None:
         limits.append(config.fidelity_plan.round_cpu_seconds)
-    model = fit_cost_model(config, ledger)
+    model = model or fit_cost_model(config, ledger)
     if not limits or not parameters or not sum(model.cases.values()):
         return parameters
     total, keep = 0.0, 0

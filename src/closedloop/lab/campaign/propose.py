@@ -17,7 +17,7 @@ import torch
 from closedloop.lab import faults
 from closedloop.lab.campaign.design import (candidate_problems, feasible_mask, feasible_sobol, proposed_points,
                                             scenario_for)
-from closedloop.lab.campaign.cost import add_levels, reserve_top, within_budget
+from closedloop.lab.campaign.cost import add_levels, fit_cost_model, reserve_top, within_budget
 from closedloop.lab.campaign.fidelity import proposal_levels
 from closedloop.lab.campaign.learn import initial_model, model_for_round
 from closedloop.lab.campaign.state import round_complete
@@ -136,6 +136,7 @@ def propose(config: CampaignConfig, ledger: pd.DataFrame, round_index: int, n: i
     cut to what the compute budget leaves (``cost.within_budget``).
     """
     left = remaining_cases(config, ledger)
+    seed_round = round_index if seed_index is None else seed_index
     initial = len(ledger) == 0
     if initial:
         n = config.budget.initial_cases
@@ -154,7 +155,7 @@ def propose(config: CampaignConfig, ledger: pd.DataFrame, round_index: int, n: i
             proposal.parameters = proposal_levels(config, proposal.parameters, None, config.fidelity_plan.initial)
     else:
         evidence = evidence_for(config, ledger)
-        chosen = strategy_for(config, round_index if seed_index is None else seed_index, evidence)
+        chosen = strategy_for(config, seed_round, evidence)
         if chosen.needs.model is not None:
             if store is None:
                 raise ValueError(f"planner.strategy {chosen.name!r}: proposing needs the campaign store (its checkpoints)")
@@ -169,8 +170,10 @@ def propose(config: CampaignConfig, ledger: pd.DataFrame, round_index: int, n: i
             proposal.parameters = proposal_levels(config, proposal.parameters,
                                                   x[:, space.dim] if chosen.chooses_fidelity else None,
                                                   config.fidelity_plan.mix)
-            proposal.parameters = within_budget(config, ledger, reserve_top(config, ledger, proposal.parameters))
-    faults.point("propose:planned", str(round_index if seed_index is None else seed_index))
+            model = fit_cost_model(config, ledger)
+            proposal.parameters = within_budget(config, ledger, reserve_top(config, ledger, proposal.parameters, model),
+                                                model)
+    faults.point("propose:planned", str(seed_round))
     return proposal
 
 
@@ -197,12 +200,11 @@ def round_proposals(config: CampaignConfig, store: CampaignStore, round_index: i
     """The round's cases still to simulate: the stored proposals if the round was started before,
     else new ones, stored in the ledger first. Returns them and the new proposal (None if stored)."""
     ledger = store.read_ledger()
-    mine = ledger[ledger["round"] == round_index]
+    mine = ledger.cases.of_round(round_index)
     proposal = None
     if len(mine) == 0:
         proposal = propose_round(config, ledger, round_index, store)
         store.upsert(proposal_rows(config, proposal, flow_run_id))
-        ledger = store.read_ledger()
-        mine = ledger[ledger["round"] == round_index]
+        mine = store.read_ledger().cases.of_round(round_index)
     pending = mine[mine["status"] != "failed"]
     return pending.cases.params(), proposal
