@@ -11,6 +11,9 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 # Tests never read or write the user's flow cache.
 os.environ["CLOSEDLOOP_FLOW_CACHE"] = "off"
+# Eager physics unless a test asks for the fused kernels (tests/surrogates/test_surrogates_layers.py,
+# tests/physics/test_physics_kernels.py): compiling each test's grid would cost more than it saves.
+os.environ.setdefault("CLOSEDLOOP_COMPILE", "off")
 
 REPO = Path(__file__).resolve().parents[1]
 ROOM = REPO / "configs" / "scenarios" / "room.toml"

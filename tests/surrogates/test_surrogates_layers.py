@@ -178,17 +178,34 @@ def test_layered_rollout_on_cuda_matches_cpu(layered, randomiser):
     assert torch.allclose(gpu.cpu(), cpu, rtol=1e-10, atol=1e-14)
 
 
-def test_fused_substep_matches_the_eager_one_and_training_stays_eager(layered, randomiser):
-    """compile_physics fuses the layered substep for inference (torch.compile; eager where it cannot
-    compile): the same numbers, and with autograd on the eager path runs so gradients still flow."""
+def test_fused_substep_matches_the_eager_one_with_and_without_gradients(layered, randomiser):
+    """compile_physics fuses the layered substep (torch.compile; eager where it cannot compile): the
+    same predictions; for inference only the eager path runs under autograd, and with ``training``
+    the fused one does, with the same loss and the same gradients as eager to rounding."""
     model = randomiser(physics(layered), scale=0.2)
     f = layered.forcing
+
+    def loss_and_grads():
+        model.zero_grad(set_to_none=True)
+        loss = (model.rollout(f, 2) ** 2).sum()
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
     with torch.no_grad():
         eager = model.rollout(f, 2)
-        kernel = model.compile_physics(True)
+    eager_loss, eager_grads = loss_and_grads()
+    kernel = model.compile_physics(True)
+    with torch.no_grad():
         fused = model.rollout(f, 2)
     assert torch.allclose(fused, eager, rtol=1e-12, atol=1e-15)
     assert kernel.compiled or kernel.fallback_reason
-    pred = model.rollout(f, 2)
-    pred.sum().backward()
-    assert model.raw_dx.grad is not None and model.raw_dx.grad.abs().sum() > 0
+    calls = kernel.first_call_seconds
+    loss, grads = loss_and_grads()  # autograd on, inference-only kernel: eager
+    assert kernel.first_call_seconds == calls and torch.equal(loss, eager_loss)
+    kernel = model.compile_physics(True, training=True)
+    loss, grads = loss_and_grads()
+    assert kernel.first_call_seconds is not None  # the fused kernel ran under autograd
+    assert torch.allclose(loss, eager_loss, rtol=1e-12)
+    assert len(grads) == len(eager_grads) and model.raw_dx.grad.abs().sum() > 0
+    for g, e in zip(grads, eager_grads):
+        assert torch.allclose(g, e, rtol=1e-9, atol=1e-12 * e.abs().max().item())

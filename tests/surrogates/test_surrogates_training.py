@@ -1,6 +1,8 @@
 """Training through rollouts (TBPTT): loss, mini-batches, the schedule, early stopping and the rollout loss."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
@@ -8,7 +10,8 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 from closedloop.surrogates.coupling import batch_problems, spec_for
 from closedloop.simulators import simulate
 from closedloop.surrogates import HybridSurrogate, TrainConfig, train
-from closedloop.surrogates.training import EarlyStopping, Optimiser, mini_batches, rollout_loss, rollout_loss_terms
+from closedloop.surrogates.training import (EarlyStopping, Optimiser, judged_subset, mini_batches, rollout_loss,
+                                           rollout_loss_terms)
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +126,51 @@ def test_mini_batches_cover_every_case_once_and_early_stopping_keeps_the_best(tw
     assert not stop.update(model, 0.7) and not stop.should_stop
     assert not stop.update(model, 0.6) and stop.should_stop
     assert not torch.equal(stop.state["closure.head.weight"], model.closure.head.weight)  # the best weights
+
+
+def test_a_capped_epoch_takes_its_first_batches_and_a_cap_it_never_reaches_changes_nothing(two_cases):
+    """max_batches = 1 on two cases of batch 1: one step per segment per epoch, each epoch a fresh
+    seeded draw, so both cases are visited over a few epochs; a cap of 2 batches is every batch, and
+    the training is bitwise the uncapped one."""
+    forcing, problem, target = two_cases
+    floor2 = torch.ones(2, dtype=torch.float64)
+    shuffle = torch.Generator().manual_seed(0)
+    firsts = [list(mini_batches(forcing, target, floor2, 1, shuffle, limit=1)) for _ in range(8)]
+    assert all(len(b) == 1 for b in firsts)
+    assert len({round(b[0][1].sum().item(), 9) for b in firsts}) == 2  # both cases drawn over 8 epochs
+    steps = []
+    cfg = TrainConfig(epochs=3, learning_rate=1e-3, tbptt_steps=4, seed=3, batch_size=1, max_batches=1)
+    hook = register_optimizer_step_post_hook(lambda opt, args, kwargs: steps.append(1))
+    try:
+        train(fresh_model(problem), forcing, target, cfg)
+    finally:
+        hook.remove()
+    assert len(steps) == 3  # 3 epochs × 1 mini-batch × 1 segment
+    uncapped = TrainConfig(epochs=3, learning_rate=1e-3, tbptt_steps=4, seed=3, batch_size=1)
+    a = train(fresh_model(problem), forcing, target, uncapped)
+    b = train(fresh_model(problem), forcing, target, dataclasses.replace(uncapped, max_batches=2))
+    assert a.losses == b.losses
+    with pytest.raises(ValueError, match="max_batches: must be ≥ 1"):
+        train(fresh_model(problem), forcing, target, TrainConfig(epochs=1, max_batches=0))
+
+
+def test_judged_subset_is_fixed_by_the_seed_and_the_losses_are_its_own(two_cases):
+    """judge_cases = 1: the report's losses are the rollout loss of that one case (the same case for
+    the initial loss and every epoch); judge_cases ≥ B judges every case."""
+    forcing, problem, target = two_cases
+    f1, t1 = judged_subset(forcing, target, 1, seed=5)
+    f2, t2 = judged_subset(forcing, target, 1, seed=5)
+    assert f1.batch_size == 1 and torch.equal(t1, t2)
+    assert judged_subset(forcing, target, 2, seed=5)[0] is forcing
+    model = fresh_model(problem)
+    cfg = TrainConfig(epochs=2, learning_rate=1e-3, tbptt_steps=4, seed=5, judge_cases=1)
+    start = rollout_loss(model, f1, t1)
+    report = train(model, forcing, target, cfg)
+    assert report.initial_loss == pytest.approx(start, rel=1e-12)
+    assert rollout_loss(model, f1, t1) == pytest.approx(report.best_loss, rel=1e-12)
+    assert report.initial_loss != pytest.approx(rollout_loss(fresh_model(problem), forcing, target), rel=1e-6)
+    with pytest.raises(ValueError, match="judge_cases: must be ≥ 1"):
+        train(fresh_model(problem), forcing, target, TrainConfig(epochs=1, judge_cases=0))
 
 
 def test_train_rejects_mismatched_batch(two_cases):

@@ -218,7 +218,7 @@ class CampaignConfig(Strict):
         # where simulations run, and the limits that refuse them, do not change what they compute
         placement = {"simulation": {"runner", "dask_address", "dask_workers", "max_memory_gb", "max_cells",
                                     "max_concurrent"},
-                     "surrogate": {"max_memory_gb"}, "campaign": True}  # scheduling
+                     "surrogate": {"max_memory_gb", "compile"}, "campaign": True}  # scheduling, fusion
         if self.simulation.simulator == "builtin":  # the hash of every config written before simulators existed
             placement["simulation"] |= {"simulator", "command", "openfoam"}
         if not self.fidelity:  # the hash of every config written before fidelities existed
@@ -227,8 +227,9 @@ class CampaignConfig(Strict):
             placement["fidelity_plan"] = {"top_share"}
         if self.budget.max_cpu_seconds is None:
             placement["budget"] = {"max_cpu_seconds"}
-        if self.surrogate.training_memory_gb is None:  # the default budget: the hash of configs written before it
-            placement["surrogate"] |= {"training_memory_gb"}
+        for unset in ("training_memory_gb", "warm_start_batches", "judge_cases"):  # the hash of configs before them
+            if getattr(self.surrogate, unset) is None:
+                placement["surrogate"] |= {unset}
         text = json.dumps(self.model_dump(mode="json", exclude=placement), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

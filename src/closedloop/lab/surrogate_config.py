@@ -64,6 +64,13 @@ class SurrogateConfig(Strict):
                                                     description="Learning rate of warm starts; default: learning_rate")
     warm_start_curriculum: bool = Field(default=False, description="Warm starts run the curriculum again "
                                         "(default: the whole horizon from their first epoch)")
+    warm_start_batches: int | None = Field(
+        default=None, ge=1, description="A warm start's epoch takes at most this many mini-batches (a fresh shuffled "
+        "order each epoch), so its training time does not grow with the cases; none: every case each epoch")
+    judge_cases: int | None = Field(default=None, ge=1, description="Each epoch's loss, which picks the kept weights, "
+                                    "on at most this many cases (a seeded subset, fixed per training); none: all")
+    compile: bool = Field(default=True, description="Fuse the physics substep with torch.compile in training and "
+                          "prediction (eager where it cannot compile; $CLOSEDLOOP_COMPILE, when set, decides)")
     warm_start_optimizer: Literal["fresh", "kept"] = Field(
         default="fresh", description="A warm start's AdamW: a fresh one, or the moments the round before ended with")
     tbptt_steps: int = Field(default=4, ge=1)
@@ -108,12 +115,14 @@ class SurrogateConfig(Strict):
                               loss_floor=self.loss_floor, seed=seed, curriculum=tuple(self.curriculum),
                               weight_decay=self.weight_decay, smoothness=self.smoothness,
                               physics_learning_rate=self.physics_learning_rate,
-                              physics_warmup_epochs=self.physics_warmup_epochs, batch_size=self.batch_size)
+                              physics_warmup_epochs=self.physics_warmup_epochs, batch_size=self.batch_size,
+                              judge_cases=self.judge_cases)
         if round_index > 0:
             rate = self.warm_start_learning_rate or self.learning_rate
             physics_rate = self.physics_learning_rate if self.warm_start_learning_rate is None else rate
             return [dataclasses.replace(closure, epochs=self.warm_start_epochs, learning_rate=rate,
                                         physics_learning_rate=physics_rate, physics_warmup_epochs=0,
+                                        max_batches=self.warm_start_batches,
                                         curriculum=closure.curriculum if self.warm_start_curriculum else ())]
         if not self.physics_stage_epochs:
             return [closure]

@@ -13,10 +13,10 @@ from closedloop.physics.divergence import divergence, face_gradient
 from closedloop.physics.equations import TransportTerms, transport_rate, stable_time_step
 from closedloop.physics.poisson import conjugate_gradient
 from closedloop.physics.steppers import forward_euler, heun
-from closedloop.physics.kernels import Kernel, compile_enabled
+from closedloop.physics.kernels import Kernel, compile_enabled, compile_wanted
 
 __all__ = [
     "Grid", "open_faces", "advect_tvd", "muscl_flux", "van_leer_slope", "advect_upwind", "upwind_flux", "boundary_outflow",
     "boundary_net_flux", "diffuse", "diffusive_flux", "face_diffusivity", "divergence", "face_gradient", "TransportTerms",
-    "transport_rate", "stable_time_step", "conjugate_gradient", "forward_euler", "heun", "Kernel", "compile_enabled",
+    "transport_rate", "stable_time_step", "conjugate_gradient", "forward_euler", "heun", "Kernel", "compile_enabled", "compile_wanted",
 ]

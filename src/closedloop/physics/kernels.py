@@ -45,6 +45,14 @@ def compile_enabled(enabled: bool | None = None) -> bool:
     raise ValueError(f"{ENV_VAR} must be one of 1/on/0/off, got {value!r}")
 
 
+def compile_wanted(default: bool) -> bool:
+    """A library default for compiling (e.g. a config's ``compile``), unless ``$CLOSEDLOOP_COMPILE`` is
+    set, which then decides for the whole process (``CLOSEDLOOP_COMPILE=0``: eager everywhere)."""
+    if os.environ.get(ENV_VAR, "").strip() == "":
+        return bool(default)
+    return compile_enabled(None)
+
+
 class Kernel:
     """``fn`` compiled by inductor on first call, or ``fn`` itself (eager) when disabled or failing.
 

@@ -9,7 +9,9 @@ plus an optional temporal-smoothness penalty λ_s mean‖ĉ_{t+1} − 2ĉ_t + ĉ
 A curriculum trains on growing rollout lengths (e.g. 6 → 12 → 30 → 60 output steps), the epochs
 split evenly between stages; AdamW adds weight decay. With ``batch_size`` each epoch visits the
 cases in shuffled mini-batches (seeded), one optimiser step per segment per mini-batch, so a small
-data set still gets enough steps per epoch before early stopping judges it. With a validation set the kept weights are
+data set still gets enough steps per epoch before early stopping judges it; ``max_batches`` caps the
+mini-batches of an epoch and ``judge_cases`` the cases its loss is judged on, so that an epoch costs
+the same however many cases there are (a fixed budget of optimiser steps). With a validation set the kept weights are
 those of the best validation loss, and training stops after ``patience`` epochs without a gain.
 The physics fields (D, δu, λ, η: ``PHYSICS_PARAMETERS``) may have their own learning rate and a
 warm-up of ``physics_warmup_epochs`` in which they are fitted alone, so that the closure starts
@@ -54,6 +56,8 @@ class TrainConfig:
     physics_learning_rate: float | None = None  # for D, δu, λ (model.PHYSICS_PARAMETERS); None = learning_rate
     physics_warmup_epochs: int = 0  # first fit the physics fields alone (the closure's learning rate is 0)
     batch_size: int | None = None  # cases per optimiser step; None = all cases at once
+    max_batches: int | None = None  # mini-batches per epoch at most (the first of its shuffled order); None = all
+    judge_cases: int | None = None  # the epoch's loss on at most this many cases (a seeded fixed subset); None = all
 
 
 def rollout_loss_terms(pred: torch.Tensor, target: torch.Tensor, scale2: torch.Tensor) -> torch.Tensor:
@@ -180,16 +184,31 @@ Batch = tuple[Forcing, torch.Tensor, torch.Tensor]  # forcing (B), target (B, T+
 
 
 def mini_batches(forcing: Forcing, target: torch.Tensor, floor2: torch.Tensor, size: int,
-                 shuffle: torch.Generator) -> Iterator[Batch]:
-    """The cases in mini-batches of ``size`` in a seeded random order (all at once if size ≥ B)."""
+                 shuffle: torch.Generator, limit: int | None = None) -> Iterator[Batch]:
+    """The cases in mini-batches of ``size`` in a seeded random order (all at once if size ≥ B); with
+    ``limit``, only the first ``limit`` mini-batches of that order (a fresh order each call, so every
+    case is equally likely to be visited in an epoch that cannot visit them all)."""
     n_cases = forcing.batch_size
     if size >= n_cases:
         yield forcing, target, floor2
         return
     order = torch.randperm(n_cases, generator=shuffle)
-    for b0 in range(0, n_cases, size):
-        idx = order[b0:b0 + size].to(target.device)
+    stop = n_cases if limit is None else min(n_cases, limit * size)
+    for b0 in range(0, stop, size):
+        idx = order[b0:min(b0 + size, stop)].to(target.device)
         yield forcing.select(idx), target[idx], floor2[idx]
+
+
+def judged_subset(forcing: Forcing, target: torch.Tensor, cases: int | None, seed: int
+                  ) -> tuple[Forcing, torch.Tensor]:
+    """The cases an epoch is judged on: all of them, or ``cases`` of them drawn once (seeded) and kept
+    for the whole training, so that the judged losses of its epochs compare."""
+    n_cases = forcing.batch_size
+    if cases is None or cases >= n_cases:
+        return forcing, target
+    idx = torch.randperm(n_cases, generator=torch.Generator().manual_seed(seed + 7919))[:cases].sort().values
+    idx = idx.to(target.device)
+    return forcing.select(idx), target[idx]
 
 
 def rollout_segment(model: HybridSurrogate, c: torch.Tensor, h: torch.Tensor | None, forcing: Forcing,
@@ -261,6 +280,10 @@ def _check(forcing: Forcing, target: torch.Tensor, config: TrainConfig, validati
         raise ValueError(f"curriculum: rollout lengths must be ≥ 1, got {config.curriculum}")
     if config.batch_size is not None and config.batch_size < 1:
         raise ValueError(f"batch_size: must be ≥ 1 cases, got {config.batch_size}")
+    if config.max_batches is not None and config.max_batches < 1:
+        raise ValueError(f"max_batches: must be ≥ 1 mini-batches, got {config.max_batches}")
+    if config.judge_cases is not None and config.judge_cases < 1:
+        raise ValueError(f"judge_cases: must be ≥ 1 cases, got {config.judge_cases}")
 
 
 def train(model: HybridSurrogate, forcing: Forcing, target: torch.Tensor, config: TrainConfig,
@@ -269,15 +292,17 @@ def train(model: HybridSurrogate, forcing: Forcing, target: torch.Tensor, config
           optimizer_state: dict[str, Any] | None = None) -> TrainReport:
     """Fit ``model`` to reference plane series ``target`` (B, T+1, nx, ny), t = 0 row included.
 
-    Early stopping and the kept weights judge the validation loss if given, else the training loss.
+    Early stopping and the kept weights judge the validation loss if given, else the training loss
+    (its report's ``losses``: over every case, or over ``judge_cases`` of them, a fixed seeded subset).
     ``optimizer_state`` (a report's ``optimizer_state``) continues AdamW's moments from an earlier
     training of this model; the report's ``optimizer_state`` is AdamW's state at the end.
     """
     _check(forcing, target, config, validation)
     torch.manual_seed(config.seed)
-    judge_on = validation if validation is not None else (forcing, target)
+    seen = judged_subset(forcing, target, config.judge_cases, config.seed)  # the training loss's cases
+    judge_on = validation if validation is not None else seen
     size = min(config.batch_size or forcing.batch_size, forcing.batch_size)
-    report = TrainReport(initial_loss=rollout_loss(model, forcing, target, config.loss_floor, size))
+    report = TrainReport(initial_loss=rollout_loss(model, *seen, config.loss_floor, size))
     if config.epochs == 0 or not any(p.requires_grad for p in model.parameters()):
         return report
     optimiser = Optimiser(model, config, n_steps=target.shape[1] - 1, state=optimizer_state)
@@ -289,10 +314,10 @@ def train(model: HybridSurrogate, forcing: Forcing, target: torch.Tensor, config
     for epoch in range(config.epochs):
         model.train()
         n_steps = optimiser.schedule.begin_epoch(epoch)
-        tbptt_epoch(model, mini_batches(forcing, target, floor2, size, shuffle), n_steps, config.tbptt_steps,
-                    config.smoothness, optimiser.step)
+        tbptt_epoch(model, mini_batches(forcing, target, floor2, size, shuffle, config.max_batches), n_steps,
+                    config.tbptt_steps, config.smoothness, optimiser.step)
         model.eval()
-        report.losses.append(rollout_loss(model, forcing, target, config.loss_floor, size))
+        report.losses.append(rollout_loss(model, *seen, config.loss_floor, size))
         judged = report.losses[-1] if validation is None else rollout_loss(model, *validation, config.loss_floor, size)
         if validation is not None:
             report.validation_losses.append(judged)

@@ -91,6 +91,40 @@ def test_training_options_reach_each_round(tmp_path):
                                      "surrogate.warm_start_learning_rate": None})
     assert len(round_schedule(again, 0)) == 1 and round_schedule(again, 1)[0].curriculum == (2, 4)
     assert round_schedule(again, 1)[0].learning_rate == sc.learning_rate
+    assert (later.max_batches, later.judge_cases) == (None, None)
+    capped = config.with_overrides(**{"surrogate.warm_start_batches": 3, "surrogate.judge_cases": 4})
+    assert [(s.max_batches, s.judge_cases) for s in round_schedule(capped, 0)] == [(None, 4), (None, 4)]
+    assert [(s.max_batches, s.judge_cases) for s in round_schedule(capped, 1)] == [(3, 4)]
+    assert capped.config_hash() != config.config_hash()  # they change what is trained
+    assert config.with_overrides(**{"surrogate.compile": False}).config_hash() == config.config_hash()
+
+
+def test_the_physics_substep_is_fused_as_the_config_and_the_environment_say(monkeypatch, tmp_path):
+    """surrogate.compile (default on) fuses the layered substep, for training too; $CLOSEDLOOP_COMPILE,
+    when set, decides for the process (the suite sets it off)."""
+    from types import SimpleNamespace
+
+    from closedloop.lab.campaign.learn import fused
+
+    class Model:  # records what fused() asks of HybridSurrogate.compile_physics
+        def __init__(self, layers: bool):
+            self.spec, self.calls = SimpleNamespace(room_layers=layers), []
+
+        def compile_physics(self, enabled, *, training=False):
+            self.calls.append((enabled, training))
+
+    config = load_campaign_config(write(tmp_path, smoke_text()))
+    assert config.surrogate.compile is True
+    monkeypatch.delenv("CLOSEDLOOP_COMPILE", raising=False)
+    assert fused(config, Model(True), training=True).calls == [(True, True)]
+    assert fused(config, Model(True)).calls == [(True, False)]
+    assert fused(config, Model(False)).calls == []  # only the layered substep has a fused kernel
+    off = config.with_overrides(**{"surrogate.compile": False})
+    assert fused(off, Model(True)).calls == []
+    monkeypatch.setenv("CLOSEDLOOP_COMPILE", "1")
+    assert fused(off, Model(True)).calls == [(True, False)]
+    monkeypatch.setenv("CLOSEDLOOP_COMPILE", "off")
+    assert fused(config, Model(True), training=True).calls == []
 
 
 def test_checkpoint_carries_the_training_summary_and_status_reads_it(config, store_with_case):

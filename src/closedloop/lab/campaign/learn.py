@@ -20,6 +20,7 @@ from closedloop.lab.campaign.state import model_name
 from closedloop.lab.config import CampaignConfig
 from closedloop.lab.store import Case, CampaignStore, now_iso
 from closedloop.lab.timing import timed
+from closedloop.physics import compile_wanted
 from closedloop.simulators import Scenario
 from closedloop.simulators.budget import memory_limit
 from closedloop.simulators.devices import resolve_device
@@ -44,6 +45,14 @@ def model_for_round(config: CampaignConfig, store: CampaignStore, round_index: i
     if round_index < 0:
         return initial_model(config, scenarios)
     return load_model(store.load_checkpoint(model_name(round_index)))
+
+
+def fused(config: CampaignConfig, model: HybridSurrogate, *, training: bool = False) -> HybridSurrogate:
+    """``model`` with its layered physics substep compiled (``HybridSurrogate.compile_physics``) when
+    ``surrogate.compile`` (or ``$CLOSEDLOOP_COMPILE``) wants it; under autograd too with ``training``."""
+    if model.spec.room_layers and compile_wanted(config.surrogate.compile):
+        model.compile_physics(True, training=training)
+    return model
 
 
 def load_cases(store: CampaignStore, case_ids: list[str]) -> list[Case]:
@@ -78,11 +87,11 @@ def validate_round(config: CampaignConfig, store: CampaignStore, round_index: in
     scenarios = [c.scenario for c in cases]
     if config.fidelity:  # each case predicted at its own level, on the surrogate's grid
         scenarios, forcing, ref = surrogate_view(config, cases)
-        model = model_for_round(config, store, round_index - 1, scenarios)
+        model = fused(config, model_for_round(config, store, round_index - 1, scenarios))
         with torch.no_grad():
             pred = model.rollout(forcing, scenarios[0].time.n_outputs)
     else:
-        model = model_for_round(config, store, round_index - 1, scenarios)
+        model = fused(config, model_for_round(config, store, round_index - 1, scenarios))
         pred = predict_cases(model, scenarios)
         ref = torch.stack([c.plane for c in cases]).to(pred.dtype)
     err = relative_l2(pred[:, 1:], ref[:, 1:])
@@ -165,7 +174,7 @@ def retrain_round(config: CampaignConfig, store: CampaignStore, round_index: int
     else:
         forcing, target = batch_problems(scenarios)[0], torch.stack([c.plane for c in cases])
     device = resolve_device(config.surrogate.device)  # simulations stay on CPU workers
-    model = model_for_round(config, store, round_index - 1, scenarios).to(device)
+    model = fused(config, model_for_round(config, store, round_index - 1, scenarios).to(device), training=True)
     forcing = forcing.to(device=device)
     target = target.to(device=device, dtype=torch.float64)
     limit = memory_limit(config.surrogate.max_memory_gb, "surrogate.max_memory_gb")  # host memory: on the CPU only
