@@ -583,6 +583,29 @@ def training_memory(data: Json) -> str:
                      "estimate, GiB", "train, s"], rows)
 
 
+@table("training-time", "training_time.json")
+def training_time(data: Json) -> str:
+    """Warm-start rounds of the hall, two learners side by side (bench/training_time.py)."""
+    hall = data["hall"]
+    rows = []
+    for arm, label in (("baseline", "eager, every case each epoch"),
+                       ("fast", f"fused, ≤ {data['fast']['warm_start_batches']} mini-batches an epoch, "
+                                f"judged on {data['fast']['judge_cases']} cases")):
+        run = hall[arm]
+        rows.append([label] + [seconds(s) if s is not None else "" for s in run["training_s_by_round"][1:]]
+                    + [fixed(run["heldout_mean_by_round"][-1], 4)])
+    n = hall["fast"]["n"][1:]
+    r0 = data["round0_epochs"]
+    rows.append([f"**growth {n[0]} → {n[-1]} cases** (√ = {hall['sqrt_cases_growth']:.2f})"]
+                + [""] * (len(n) - 1)
+                + [f"baseline {hall['warm_growth']['baseline']:.2f}×, fast {hall['warm_growth']['fast']:.2f}×", ""])
+    rows.append([f"**round 0, 2 + 2 epochs**: eager {seconds(r0['eager_s'])}, fused {seconds(r0['fused_s'])} "
+                 f"(first, compiling: {seconds(r0['fused_first_s'])})", ""] + [""] * (len(n) - 1)
+                + [f"{r0['ratio']:.2f}×"])
+    return markdown(["learner", *(f"round {i + 1} ({c} cases), s" for i, c in enumerate(n)),
+                     "held-out mean, final"], rows)
+
+
 @table("simulation-throughput", "simulation_throughput.json")
 def simulation_throughput(data: Json) -> str:
     """A first round of the hall asked for at once: all at once, each solving the flow, against the
