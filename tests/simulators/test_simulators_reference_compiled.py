@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from closedloop.simulators import simulate
+from closedloop.simulators.reference import COMPILE_MIN_CELL_STEPS, compile_by_default
 from sim_test_scenarios import cluttered
 
 SHORT = {"horizon": 30.0, "output_interval": 10.0}
@@ -45,3 +46,23 @@ def test_compiled_run_keeps_budget_and_positivity(runs) -> None:
     assert gap <= 1e-10 * fused.mass_emitted[-1].item()
     assert fused.plane.min().item() >= -1e-14 * fused.plane.abs().max().item()
     assert fused.mass_exhausted[-1].item() > 0
+
+
+def test_a_run_compiles_by_default_only_when_large_enough_to_pay(monkeypatch) -> None:
+    monkeypatch.delenv("CLOSEDLOOP_COMPILE", raising=False)
+    hall, room = (12_740, 4_920), (1_440, 336)
+    assert compile_by_default(*hall) and not compile_by_default(*room)
+    assert compile_by_default(*room, compile=True) and not compile_by_default(*hall, compile=False)
+    edge = int(COMPILE_MIN_CELL_STEPS)
+    assert compile_by_default(edge, 1) and not compile_by_default(edge - 1, 1)
+    monkeypatch.setenv("CLOSEDLOOP_COMPILE", "off")
+    assert not compile_by_default(*hall) and compile_by_default(*hall, compile=True)
+    monkeypatch.setenv("CLOSEDLOOP_COMPILE", "1")
+    assert compile_by_default(*room) and not compile_by_default(*room, compile=False)
+
+
+def test_a_small_run_stays_eager_by_default(monkeypatch) -> None:
+    monkeypatch.delenv("CLOSEDLOOP_COMPILE", raising=False)
+    result = simulate(cluttered(time=SHORT), device="cpu")
+    assert not result.extra["compiled"] and result.extra["compile_fallback"] is None
+    assert result.extra["compile_seconds"] == 0.0

@@ -15,6 +15,7 @@ scheme, eager or compiled), the time loop (``physics.integrator``) and the outpu
 """
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ import torch
 
 from closedloop.physics import TransportTerms, face_diffusivity, open_faces
 from closedloop.physics.integrator import integrate, is_event
-from closedloop.physics.kernels import Kernel, single_thread
+from closedloop.physics.kernels import Kernel, compile_wanted, single_thread
 from closedloop.physics.steppers import STEPPERS, Stepper
 from closedloop.simulators.budget import check_size
 from closedloop.simulators.devices import resolve_device
@@ -86,6 +87,22 @@ def transport_terms(scenario: Scenario, geometry: RoomGeometry, flow: FlowField,
         open_masks=open_masks)
 
 
+COMPILE_MIN_CELL_STEPS = 2e7
+"""Cell updates from which a run compiles its step by default: about 3 s of eager transport on a 2-core
+CPU (~150 ns a cell-step), the cost of one compilation whose kernel inductor already has on disk.
+The hall (12,740 cells × 4,920 steps) compiles; the smoke room (1,440 × 336) stays eager."""
+
+
+def compile_by_default(cells: int, steps: int, compile: bool | None = None) -> bool:
+    """Whether a run of ``steps`` time steps on ``cells`` cells fuses its step: ``compile`` when given,
+    else ``$CLOSEDLOOP_COMPILE`` when set, else only when the run is large enough to pay for compiling
+    (``cells × steps ≥ COMPILE_MIN_CELL_STEPS``). A process compiles once per grid; later runs on that
+    grid (other sources, diffusivities, flows) reuse the kernel, and inductor caches it on disk."""
+    if compile is not None:
+        return bool(compile)
+    return compile_wanted(cells * steps >= COMPILE_MIN_CELL_STEPS)
+
+
 class RunState(NamedTuple):
     """The reference's state: c (nx, ny, nz), mass exhausted X (0-d tensor), mass emitted E (float)."""
 
@@ -138,8 +155,8 @@ def simulate(scenario: Scenario, device: str | torch.device = "auto",
     The terms (``transport_terms``) and the source (``SourceTerm``) advance by
     ``numerics.time_stepping`` (``physics.steppers``) at the stable step, landing on every output
     and source switch (``physics.integrator``); a ``Recorder`` keeps the outputs. ``compile``: fuse
-    each time step into compiled kernels (``physics.kernels``; default from ``$CLOSEDLOOP_COMPILE``,
-    off). Same scheme and result up to round-off; the one-time compilation is reported in
+    each time step into compiled kernels (``physics.kernels``; by default when the run is large enough
+    to pay for compiling, ``compile_by_default``; eager where it cannot compile). Same scheme and result up to round-off; the one-time compilation is reported in
     ``extra["compile_seconds"]``, apart from ``wall_seconds``. A scenario whose estimated memory is
     over ``max_memory_gb`` (default half of this machine's) or ``max_cells`` is refused first
     (:class:`~closedloop.simulators.budget.ScenarioTooLarge`), before anything is allocated.
@@ -161,7 +178,8 @@ def simulate(scenario: Scenario, device: str | torch.device = "auto",
     recorder = Recorder(reduction, probes, geometry.grid.cell_volume, scenario.time.snapshots, dtype, dev)
     c0 = torch.zeros(geometry.grid.shape, device=dev, dtype=dtype)
     state = RunState(c0, torch.zeros((), device=dev, dtype=dtype), 0.0)
-    step = ReferenceStep(terms, source, STEPPERS[scenario.numerics.time_stepping], c0, compile)
+    fused = compile_by_default(math.prod(geometry.grid.shape), math.ceil(outputs[-1] / dt_max), compile)
+    step = ReferenceStep(terms, source, STEPPERS[scenario.numerics.time_stepping], c0, fused)
 
     def at_event(state: RunState, t: float) -> None:
         if is_event(t, outputs):
