@@ -2,6 +2,8 @@
 the caller's thread count comes back."""
 from __future__ import annotations
 
+import threading
+
 import pytest
 import torch
 
@@ -34,5 +36,36 @@ def test_single_thread_pins_and_restores_even_on_error() -> None:
         assert torch.get_num_threads() == 2
         with single_thread(False):
             assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(saved)
+
+
+def test_overlapping_pins_from_two_threads_restore_the_count_once_both_leave() -> None:
+    """Two simulations in threads, each pinned, ending in the other order than they began: the
+    process gets its thread count back only when the last leaves (never stays on one thread)."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(2)
+    first_in, second_in, first_may_leave = threading.Event(), threading.Event(), threading.Event()
+    seen: dict[str, int] = {}
+
+    def first() -> None:
+        with single_thread():
+            first_in.set()
+            second_in.wait(10)
+            first_may_leave.wait(10)
+        seen["after_first"] = torch.get_num_threads()
+
+    def second() -> None:
+        first_in.wait(10)
+        with single_thread():
+            second_in.set()
+            first_may_leave.set()
+            t_first.join(10)
+            seen["second_alone"] = torch.get_num_threads()
+    try:
+        t_first, t_second = threading.Thread(target=first), threading.Thread(target=second)
+        t_first.start(); t_second.start(); t_second.join(20)
+        assert seen == {"after_first": 1, "second_alone": 1}
+        assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(saved)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -105,6 +106,10 @@ class Kernel:
         return out
 
 
+_PIN_LOCK = threading.Lock()
+_pinned = {"blocks": 0, "saved": 1}
+
+
 @contextlib.contextmanager
 def single_thread(enabled: bool = True) -> Iterator[None]:
     """Run the block on one intra-op thread (``torch.set_num_threads(1)``), restoring the count after.
@@ -113,13 +118,23 @@ def single_thread(enabled: bool = True) -> Iterator[None]:
     machine one stalled thread holds every barrier of a fused step (observed: the hall transport at
     91 s on 2 threads under contention vs 1.5 s alone). Compile inside the block so the kernels are
     built for one thread.
+
+    The thread count is the process's, so blocks running at once in several Python threads (a
+    campaign's simulations) share one pin: the first to enter saves the count, the last to leave
+    restores it (two overlapping blocks must not leave the process on one thread).
     """
     if not enabled:
         yield
         return
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
+    with _PIN_LOCK:
+        if _pinned["blocks"] == 0:
+            _pinned["saved"] = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _pinned["blocks"] += 1
     try:
         yield
     finally:
-        torch.set_num_threads(saved)
+        with _PIN_LOCK:
+            _pinned["blocks"] -= 1
+            if _pinned["blocks"] == 0:
+                torch.set_num_threads(_pinned["saved"])
