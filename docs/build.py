@@ -585,25 +585,46 @@ def training_memory(data: Json) -> str:
 
 @table("training-time", "training_time.json")
 def training_time(data: Json) -> str:
-    """Warm-start rounds of the hall, two learners side by side (bench/training_time.py)."""
+    """Warm-start rounds of the hall, the learners side by side (bench/training_time.py)."""
     hall = data["hall"]
     rows = []
-    for arm, label in (("baseline", "eager, every case each epoch"),
-                       ("fast", f"fused, ≤ {data['fast']['warm_start_batches']} mini-batches an epoch, "
-                                f"judged on {data['fast']['judge_cases']} cases")):
+    for arm, a in data["arms"].items():
+        label = "fused" if a["compile"] else "eager"
+        label += (f", ≤ {a['warm_start_batches']} mini-batches of {a['batch_size']} an epoch, judged on "
+                  f"{a['judge_cases']} cases" if a["warm_start_batches"] else f", mini-batches of {a['batch_size']}")
         run = hall[arm]
-        rows.append([label] + [seconds(s) if s is not None else "" for s in run["training_s_by_round"][1:]]
-                    + [fixed(run["heldout_mean_by_round"][-1], 4)])
-    n = hall["fast"]["n"][1:]
-    r0 = data["round0_epochs"]
-    rows.append([f"**growth {n[0]} → {n[-1]} cases** (√ = {hall['sqrt_cases_growth']:.2f})"]
-                + [""] * (len(n) - 1)
-                + [f"baseline {hall['warm_growth']['baseline']:.2f}×, fast {hall['warm_growth']['fast']:.2f}×", ""])
-    rows.append([f"**round 0, 2 + 2 epochs**: eager {seconds(r0['eager_s'])}, fused {seconds(r0['fused_s'])} "
-                 f"(first, compiling: {seconds(r0['fused_first_s'])})", ""] + [""] * (len(n) - 1)
-                + [f"{r0['ratio']:.2f}×"])
+        rows.append([f"{arm}: {label}"] + [seconds(s) for s in run["training_s_by_round"][1:]]
+                    + [f"{hall['warm_growth'][arm]:.2f}×", fixed(run["heldout_mean_by_round"][-1], 4),
+                       f"{hall['final_heldout_ratio'][arm]:.3f}"])
+    n = hall["baseline"]["n"][1:]
     return markdown(["learner", *(f"round {i + 1} ({c} cases), s" for i, c in enumerate(n)),
-                     "held-out mean, final"], rows)
+                     f"growth {n[0]} → {n[-1]} (cases {hall['cases_growth']:.1f}×, √ {hall['sqrt_cases_growth']:.2f}×)",
+                     "held-out mean, final", "vs baseline"], rows)
+
+
+@table("training-round0", "training_time.json")
+def training_round0(data: Json) -> str:
+    """Round 0's staged fit cut to 2 + 2 epochs, eager and fused, from the same model (bench/training_time.py)."""
+    r0 = data["round0_epochs"]
+    return markdown(["eager, s", "fused, first (compiling), s", "fused, s", "eager / fused"],
+                    [[seconds(r0["eager_s"]), seconds(r0["fused_first_s"]), seconds(r0["fused_s"]),
+                      f"{r0['ratio']:.2f}×"]])
+
+
+@table("campaign-time", "campaign_time.json")
+def campaign_time(data: Json) -> str:
+    """configs/hall.toml end to end, default path against eager, each in its own process (bench/campaign_time.py)."""
+    labels = {"hall": "default (fused where it pays)", "baseline": "eager (`CLOSEDLOOP_COMPILE=0`)"}
+    rows = []
+    for arm in ("hall", "baseline"):
+        if arm not in data:
+            continue
+        a = data[arm]
+        steps = a["seconds_by_step"]
+        rows.append([labels[arm], seconds(a["wall_s"]), " / ".join(seconds(t) for t in a["training_s_by_round"]),
+                     seconds(steps.get("simulation", 0.0)), seconds(steps.get("training", 0.0)),
+                     fixed(a["heldout_mean"], 4)])
+    return markdown(["path", "wall s", "training s by round", "simulation s", "training s", "held-out mean"], rows)
 
 
 @table("simulation-throughput", "simulation_throughput.json")
@@ -719,6 +740,14 @@ def _headline_orchestration(orch: Json) -> list[str]:
     return ["orchestration overhead, demo campaign",
             f"{percent(demo['orchestration_fraction'], 1)} of {demo['flow_wall_s']:.0f} s "
             f"(target {percent(orch['target_orchestration_fraction'])})", "[operations](docs/operations.md)"]
+
+
+def _headline_campaign_time(ct: Json) -> list[str]:
+    hall = ct["hall"]
+    base = (f"; eager path {ct['baseline']['wall_s']:.0f} s ({times(ct['wall_ratio'])}), held-out "
+            f"{fixed(ct['baseline']['heldout_mean'], 3)} vs {fixed(hall['heldout_mean'], 3)}") if "baseline" in ct else ""
+    return ["hall campaign end to end, 4 rounds, 20 cases (`configs/hall.toml`)",
+            f"{hall['wall_s']:.0f} s (target 600 s){base}", "[operations](docs/operations.md#where-the-time-goes)"]
 
 
 def _headline_openfoam(of: Json) -> list[str]:
@@ -872,14 +901,15 @@ def _headline_learning(lc: Json) -> list[str]:
 
 @table("headline", "reference.json", "reference_peer.json", "paper_table.json", "paper_table_gpu.json",
        "active_learning_information.json", "active_learning_oracle.json", "steering.json", "orchestration.json",
-       "openfoam_check.json", "multifidelity.json", "async_campaign.json", "learning_curve.json")
+       "openfoam_check.json", "multifidelity.json", "async_campaign.json", "learning_curve.json",
+       "campaign_time.json")
 def headline(ref: Json, peer: Json, paper: Json, paper_gpu: Json, info: Json, oracle: Json, steer: Json,
-             orch: Json, of: Json, mf: Json, asy: Json, lc: Json) -> str:
+             orch: Json, of: Json, mf: Json, asy: Json, lc: Json, ct: Json) -> str:
     """README: one row per topic, each linking to its docs page."""
     rows = [_headline_reference(ref), _headline_peer(peer), _headline_openfoam(of), _headline_accuracy(paper),
             _headline_speed(paper, paper_gpu), _headline_learning(lc), _headline_active_learning(info, oracle),
             _headline_multifidelity(mf),
-            _headline_steering(steer), _headline_orchestration(orch), _headline_async(asy)]
+            _headline_steering(steer), _headline_orchestration(orch), _headline_async(asy), _headline_campaign_time(ct)]
     return markdown(["what", "result", "details"], rows)
 
 
