@@ -20,7 +20,7 @@ How a run is driven: each (strategy, seed) is a campaign of configs/active_learn
 planner and learner set on top with ``with_overrides``) in its own campaign directory under
 ``--work``, run round by round through the campaign flow's own steps (``closedloop.lab.campaign``):
 ``round_proposals`` (the Sobol design, then the registered strategy, given the surrogate's score
-where the strategy's ``needs`` ask for one), ``run_case``, ``validate_new_cases``, ``retrain_round``
+where the strategy's ``needs`` ask for one), ``run_case``, ``validate_cases``, ``retrain_round``
 and ``stop_reason``. Every run's ``cases/`` is one shared directory, so a point that several
 strategies, seeds or the test set pick is simulated once; a finished run is kept with its result
 (``result.json``) under a hash of its config, so a re-run recomputes only what changed. What the

@@ -2,7 +2,7 @@
 
 Does each round's new data make the model better? For each space, Sobol designs grow round by round
 as the campaign grows them (the library's own steps: ``round_proposals``, ``run_case``,
-``validate_new_cases``, ``retrain_round``, with the config's ``[surrogate]`` as shipped), and after each
+``validate_cases``, ``retrain_round``, with the config's ``[surrogate]`` as shipped), and after each
 round the model is judged on a fixed held-out test set (uniform random feasible points of their own
 seed, never proposed by a planner), by relative L2 over the horizon and at the final time: mean, p95
 and max over the test set. Also per round: whether training kept its starting weights, and its seconds.
@@ -98,8 +98,8 @@ def run_round(config: CampaignConfig, store: CampaignStore, r: int) -> None:
         return
     batch, _ = steps.round_proposals(config, store, r)
     steps.record_outcomes(store, [steps.run_case(config, store, p) for p in batch])
-    steps.validate_new_cases(config, store, r)
-    steps.retrain_round(config, store, r, steps.training_case_ids(store, r))
+    steps.validate_cases(config, store, r)
+    steps.retrain_round(config, store, r, steps.training_set(store.read_ledger(), r))
 
 
 def control_round(config: CampaignConfig, store: CampaignStore, control: CampaignStore, r: int) -> None:
@@ -112,7 +112,7 @@ def control_round(config: CampaignConfig, store: CampaignStore, control: Campaig
     if control.read_ledger().empty:
         ledger = store.read_ledger()
         control.upsert(ledger[ledger["round"] == 0].to_dict("records"))
-    steps.retrain_round(config, control, r, steps.training_case_ids(control, 0))
+    steps.retrain_round(config, control, r, steps.training_set(control.read_ledger(), 0))
 
 
 def sobol_run(space: str, seed: int, work: Path, test: HeldOut, on_round) -> dict[str, Any]:  # noqa: ANN001

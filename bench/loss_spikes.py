@@ -78,7 +78,7 @@ def main() -> None:
     for r in range(2):
         batch, _ = steps.round_proposals(base, store, r)
         steps.record_outcomes(store, [steps.run_case(base, store, p) for p in batch])
-        batches.append(steps.training_case_ids(store, r))
+        batches.append(steps.training_set(store.read_ledger(), r))
     round0, both = steps.load_cases(store, batches[0]), steps.load_cases(store, batches[1])
     result: dict[str, Any] = {"description": __doc__.splitlines()[0], "machine": machine(),
                               "command": "python bench/loss_spikes.py", "initial": {}, "warm": {}}

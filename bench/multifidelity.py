@@ -13,7 +13,7 @@ predicts at the top level.
 Protocol: a fixed test set of 24 uniform random feasible fine cases (own seed). Error: relative L2 of
 the plane at the final time against the fine reference, mean and 95th percentile over the test set.
 Arms (each a campaign of the library's own steps: ``round_proposals``, ``run_case``,
-``validate_new_cases``, ``retrain_round``, ``stop_reason``; 7 rounds; 3 seeds):
+``validate_cases``, ``retrain_round``, ``stop_reason``; 7 rounds; 3 seeds):
 
 - ``sobol_top``: 8 + 6 × 4 fine Sobol cases; its total CPU-seconds B is the reference budget;
 - ``sobol_low``: 64 + 6 × 64 coarse Sobol cases (they cost about half of B);
@@ -139,8 +139,8 @@ def run_arm(config: CampaignConfig, store: CampaignStore, test: TestSet) -> dict
         params, proposal = steps.round_proposals(config, store, r)
         latency.append(time.perf_counter() - t0)
         record_outcomes(store, [run_case(config, store, p) for p in params])
-        steps.validate_new_cases(config, store, r)
-        steps.retrain_round(config, store, r, steps.training_case_ids(store, r))
+        steps.validate_cases(config, store, r)
+        steps.retrain_round(config, store, r, steps.training_set(store.read_ledger(), r))
         ledger = store.read_ledger()
         err = test.errors(load_model(store.load_checkpoint(steps.model_name(r))))
         curve.append({"round": r, "cpu_seconds": ledger.cases.spend(), "mean": float(err.mean()),

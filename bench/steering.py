@@ -70,7 +70,7 @@ def build_campaign(data: Path = DATA) -> Path:
     batch, _ = camp.round_proposals(config, store, 0)  # the campaign's Sobol design, stored first
     camp.record_outcomes(store, [camp.run_case(config, store, p) for p in batch])
     t1 = time.perf_counter()
-    report = camp.retrain_round(config, store, 0, camp.training_case_ids(store, 0))
+    report = camp.retrain_round(config, store, 0, camp.training_set(store.read_ledger(), 0))
     store.write_state(camp.campaign_state(config, store, status="finished"))
     console.print(f"campaign: {N_CASES} simulations {t1 - t0:.0f} s, training {report.seconds:.0f} s "
                   f"(loss {report.initial_loss:.3f} → {report.best_loss:.3f})")

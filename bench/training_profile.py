@@ -132,7 +132,7 @@ def main() -> None:
     args = parser.parse_args()
     config = space_config("hall", 11)
     store = CampaignStore(args.work / "sobol_11")
-    case_ids = steps.training_case_ids(store, args.round)
+    case_ids = steps.training_set(store.read_ledger(), args.round)
     cases = load_cases(store, case_ids)
     forcing, problem = batch_problems([c.scenario for c in cases])
     target = torch.stack([c.plane for c in cases]).double()

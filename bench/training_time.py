@@ -72,7 +72,7 @@ def prepare_source(config: CampaignConfig, work: Path) -> CampaignStore:
     if not steps.round_complete(source, 0):
         print("source round 0: the staged fit on 8 cases", flush=True)
         t0 = time.perf_counter()
-        steps.retrain_round(config, source, 0, steps.training_case_ids(source, 0))
+        steps.retrain_round(config, source, 0, steps.training_set(source.read_ledger(), 0))
         print(f"source round 0 trained in {time.perf_counter() - t0:.0f} s", flush=True)
     return source
 
@@ -90,7 +90,7 @@ def start_store(work: Path, name: str, source: CampaignStore) -> CampaignStore:
 def round0_epochs(config: CampaignConfig, source: CampaignStore) -> dict[str, float]:
     """Seconds of round 0's two stages cut to two epochs each (closure stage on the whole horizon),
     eager and fused, from the same initial model on round 0's cases."""
-    ids = steps.training_case_ids(source, 0)
+    ids = steps.training_set(source.read_ledger(), 0)
     cases = load_cases(source, ids)
     scenarios = [c.scenario for c in cases]
     forcing, target = batch_problems(scenarios)[0], torch.stack([c.plane for c in cases]).double()
@@ -142,12 +142,12 @@ def main(argv: list[str] | None = None) -> None:
                 marker = store.root / f"round_{r:03d}.seconds"
                 if not steps.round_complete(store, r):
                     t_start = time.perf_counter()
-                    steps.retrain_round(config, store, r, steps.training_case_ids(store, r))
+                    steps.retrain_round(config, store, r, steps.training_set(store.read_ledger(), r))
                     marker.write_text(str(time.perf_counter() - t_start))
                 wall = float(marker.read_text()) if marker.exists() else None
             errors = t0 if r == 0 else test_errors(test, steps.model_for_round(config, store, r, []))
             run = runs[arm]
-            run["n"].append(len(steps.training_case_ids(store, r)))
+            run["n"].append(len(steps.training_set(store.read_ledger(), r)))
             run["training_s_by_round"].append(wall)
             run["heldout_mean_by_round"].append(errors["mean"])
             run["heldout_p95_by_round"].append(errors["p95"])

@@ -82,7 +82,7 @@ def initial_fit(learner: Learner, config: CampaignConfig, store: CampaignStore, 
         checkpoint = read_checkpoint(path)
         store.save_checkpoint(steps.model_name(0), checkpoint)
         return int(checkpoint["best_epoch"])
-    best = steps.retrain_round(config, store, 0, steps.training_case_ids(store, 0)).best_epoch
+    best = steps.retrain_round(config, store, 0, steps.training_set(store.read_ledger(), 0)).best_epoch
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path, label="checkpoint") as tmp:
         write_checkpoint(tmp, {**store.load_checkpoint(steps.model_name(0)), "best_epoch": best})
@@ -94,7 +94,7 @@ def train_round(learner: Learner, config: CampaignConfig, store: CampaignStore, 
     """Round ``round_index``'s training on every done case; returns its best epoch."""
     if round_index == 0:
         return initial_fit(learner, config, store, cache)
-    ids = steps.training_case_ids(store, round_index)
+    ids = steps.training_set(store.read_ledger(), round_index)
     return steps.retrain_round(config, store, round_index, ids).best_epoch
 
 
@@ -104,7 +104,7 @@ def complete_round(learner: Learner, config: CampaignConfig, store: CampaignStor
     reused), validate the new cases with the previous model, train. Returns the training's best
     epoch and seconds."""
     steps.record_outcomes(store, [steps.run_case(config, store, params) for params in batch])
-    steps.validate_new_cases(config, store, round_index)
+    steps.validate_cases(config, store, round_index)
     t0 = time.perf_counter()
     best = train_round(learner, config, store, round_index, cache)
     return best, time.perf_counter() - t0

@@ -58,7 +58,7 @@ def no_new_data(learner: Learner, config: CampaignConfig, test: HeldOut, work: P
     """The control (``--control``): the same warm starts (same configs and seeds per round) on the
     initial cases only. What the Sobol curve gains beyond this is the new data; the rest is more training."""
     store = round_zero(learner, config, work, f"control/{config.seed}")
-    ids = steps.training_case_ids(store, 0)
+    ids = steps.training_set(store.read_ledger(), 0)
     out = {"test_mean": [float(test.errors(steps.model_for_round(config, store, 0, [])).mean())], "best_epoch": []}
     for r in range(1, config.budget.rounds):
         report = steps.retrain_round(config, store, r, ids)

@@ -120,7 +120,7 @@ def test_flow_refuses_unusable_values_before_compute(case, tmp_path, fast_config
         raise AssertionError("a simulation, training or proposal started despite the bad input")
 
     for module, step in ((steps, "run_case"), (steps, "retrain_round"), (propose, "propose_round"),
-                         (steps, "validate_new_cases")):
+                         (steps, "validate_cases")):
         monkeypatch.setattr(module, step, no_compute)
     parameters, error, text = _value_cases(tmp_path, fast_config)[case]
     parameters.setdefault("campaign_dir", str(tmp_path / "fresh"))

@@ -78,7 +78,7 @@ def test_the_campaign_steps_report_their_science(tmp_path):
         rows = [steps.run_case(config, store, params) for params in batch]
         reused = steps.run_case(config, store, batch[0])
         steps.record_outcomes(store, rows)
-        steps.validate_new_cases(config, store, 0)
-        steps.retrain_round(config, store, 0, steps.training_case_ids(store, 0))
+        steps.validate_cases(config, store, 0)
+        steps.retrain_round(config, store, 0, steps.training_set(store.read_ledger(), 0))
     assert reused["reused"] and not any(r["reused"] for r in rows)
     assert heard == ["planning", "simulation", "simulation", "validation", "training"]

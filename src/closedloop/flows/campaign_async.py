@@ -84,7 +84,7 @@ class AsyncCampaign:
         rounds_done = self.rounds_done()
         if self.trainer_job is None and scheduler.retrain_due(self.config, ledger, self.trained_on, rounds_done,
                                                               closing):
-            cases = scheduler.training_set(ledger)
+            cases = steps.training_set(ledger)
             self.closing = closing
             self.trainer_job = self.watch("training", str(rounds_done), trainer.submit(retrain_cases, parameters={
                 "config": self.config, "campaign_dir": self.dir, "round_index": rounds_done, "case_ids": cases}))

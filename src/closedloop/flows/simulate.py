@@ -32,7 +32,7 @@ def dask_task_runner(sim: SimulationConfig) -> DaskTaskRunner:
 def simulate_batch_flow(config: CampaignConfig, campaign_dir: str, batch: list[dict[str, float]],
                         refresh: bool = False, run_id: str | None = None) -> list[dict[str, Any]]:
     """Simulate a batch on this flow's task runner; ``run_id`` is the campaign's flow run (for the ledger)."""
-    return simulate_batch(config, campaign_dir, batch, refresh=refresh, run_id=run_id)
+    return simulate_batch(config, campaign_dir, batch, refresh=refresh, run_id=run_id, limit=None)
 
 
 def simulation_runner(config: CampaignConfig) -> DaskTaskRunner | ThreadPoolTaskRunner:
@@ -49,4 +49,4 @@ def simulate(config: CampaignConfig, campaign_dir: str, batch: list[dict[str, fl
     if config.simulation.runner == "dask" and batch:
         runner = simulate_batch_flow.with_options(task_runner=dask_task_runner(config.simulation))
         return runner(config, campaign_dir, batch, refresh=refresh, run_id=current_flow_run_id())
-    return simulate_batch(config, campaign_dir, batch, refresh=refresh)
+    return simulate_batch(config, campaign_dir, batch, refresh=refresh, limit=simulation_workers(config))

@@ -16,28 +16,46 @@ from closedloop.lab.cases import Case, make_provenance, now_iso
 from closedloop.simulators import Scenario
 from closedloop.lab.surrogate_config import SurrogateConfig
 from closedloop.surrogates import HybridSurrogate, TrainReport
-from closedloop.surrogates.training import train_stages
+from closedloop.surrogates.coupling import PlaneProblem
+from closedloop.surrogates.forcing import Forcing
+from closedloop.surrogates.training import TrainConfig, train_stages
 from closedloop.surrogates.checkpoint import checkpoint_payload, load_model, read_checkpoint, write_checkpoint
 from closedloop.simulators.budget import memory_limit
 from closedloop.surrogates.coupling import batch_problems, spec_for
 from closedloop.surrogates.memory import fit_training, training_budget
 
 
+def new_model(surrogate: SurrogateConfig, problem: PlaneProblem, seed: int, fidelity_levels: int = 0) -> HybridSurrogate:
+    """The untrained surrogate of ``surrogate``'s options on ``problem``'s plane, seeded by ``seed``:
+    pure physics with D = K (the closure's head starts at zero); ``fidelity_levels`` > 0 takes the
+    level as an input (a multi-fidelity campaign)."""
+    torch.manual_seed(seed)
+    levels = {"fidelity_levels": fidelity_levels} if fidelity_levels else {}
+    return HybridSurrogate(spec_for(problem, **surrogate.spec_options(), **levels), problem.mask).double()
+
+
+def fitted_stages(model: HybridSurrogate, forcing: Forcing, n_steps: int, stages: list[TrainConfig],
+                  surrogate: SurrogateConfig, device: torch.device | str = "cpu") -> list[TrainConfig]:
+    """``stages`` with each mini-batch set: ``batch_size`` when given, else the one the training budget
+    ``surrogate.training_memory_gb`` affords (surrogates/memory.py: the fewest equal mini-batches that
+    fit), so training memory does not grow with the cases. On the CPU a training whose estimated
+    memory is over ``surrogate.max_memory_gb`` is refused (:class:`TrainingTooLarge`) before it starts."""
+    device = torch.device(device)
+    budget = training_budget(surrogate.training_memory_gb, device)
+    limit = memory_limit(surrogate.max_memory_gb, "surrogate.max_memory_gb") if device.type == "cpu" else None
+    return [dataclasses.replace(stage, batch_size=fit_training(model, forcing, n_steps, stage.tbptt_steps,
+                                                               stage.batch_size, budget, limit).batch)
+            for stage in stages]
+
+
 def train_surrogate(cases: list[Case], surrogate: SurrogateConfig, seed: int = 0,
                     progress: Callable[[int, float], None] | None = None) -> tuple[HybridSurrogate, TrainReport]:
     """A new model (``surrogate``'s options, seeded by ``seed``) trained on ``cases`` as a campaign's
-    round 0 trains it (:meth:`SurrogateConfig.schedule`: the staged fit), each stage in the
-    mini-batches the training budget affords when its ``batch_size`` is None (surrogates/memory.py);
-    refused (:class:`TrainingTooLarge`) when its estimated memory is over the limit, before training."""
+    round 0 trains it (:meth:`SurrogateConfig.schedule`: the staged fit, :func:`fitted_stages`)."""
     forcing, problem = batch_problems([c.scenario for c in cases])
-    torch.manual_seed(seed)
-    model = HybridSurrogate(spec_for(problem, **surrogate.spec_options()), problem.mask).double()
+    model = new_model(surrogate, problem, seed)
     target = torch.stack([c.plane for c in cases]).to(torch.float64)
-    budget = training_budget(surrogate.training_memory_gb)
-    limit = memory_limit(surrogate.max_memory_gb, "surrogate.max_memory_gb")
-    stages = [dataclasses.replace(stage, batch_size=fit_training(model, forcing, problem.n_steps, stage.tbptt_steps,
-                                                                 stage.batch_size, budget, limit).batch)
-              for stage in surrogate.schedule(0, seed)]
+    stages = fitted_stages(model, forcing, problem.n_steps, surrogate.schedule(0, seed), surrogate)
     return model, train_stages(model, forcing, target, stages, progress=progress)
 
 

@@ -20,7 +20,6 @@ from closedloop.lab import campaign as steps
 from closedloop.lab.config import CampaignConfig
 from closedloop.lab.lock import LockInfo, campaign_lock
 from closedloop.lab.store import CampaignStore
-from closedloop.simulators.concurrency import concurrent_limit
 from closedloop.tasks import gpu_slot
 
 
@@ -141,21 +140,22 @@ def simulation_options(config: CampaignConfig, campaign_dir: str, refresh: bool 
 
 
 def simulate_batch(config: CampaignConfig, campaign_dir: str, batch: list[dict[str, float]],
-                   refresh: bool = False, run_id: str | None = None) -> list[dict[str, Any]]:
-    """Simulate a batch in parallel: retries with exponential backoff, the configured timeout, and
-    results cached per case in the campaign directory (``refresh`` ignores the cache, for repairs).
+                   refresh: bool = False, run_id: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+    """Simulate a batch in parallel on the current flow's task runner (flows/simulate.py chooses
+    threads or Dask): retries with exponential backoff, the configured timeout, and results cached
+    per case in the campaign directory (``refresh`` ignores the cache, for repairs). At most
+    ``limit`` run at once (a case starts when one ends); None submits them all (a Dask cluster's
+    workers bound what runs).
 
     A finished simulation is never run twice in any case: its case file is written before the task
     completes, and :func:`closedloop.lab.campaign.simulation.run_case` skips a case whose file exists. The
     cache adds that a resumed flow run shows those tasks as Cached and keeps their original timings.
-    The tasks run on the current flow's task runner (threads, or Dask in ``simulate-batch``).
     """
-    sim = config.simulation
     task_ = simulate_case.with_options(**simulation_options(config, campaign_dir, refresh))
-    if sim.runner == "dask":  # the cluster's workers bound what runs at once
+    if limit is None:
         futures = task_.map(unmapped(config), unmapped(campaign_dir), batch)
     else:
-        futures = bounded_submit(task_, config, campaign_dir, batch, concurrent_limit(sim.max_concurrent))
+        futures = bounded_submit(task_, config, campaign_dir, batch, limit)
     rows = collect_outcomes(config, batch, futures)
     # in the simulate-batch subflow, the ledger names the campaign's flow run
     return [{**row, "flow_run_id": run_id} for row in rows] if run_id else rows
@@ -194,7 +194,7 @@ def record(campaign_dir: str, rows: list[dict[str, Any]]) -> None:
 @task(name="validate", cache_policy=NO_CACHE)
 def validate(config: CampaignConfig, campaign_dir: str, round_index: int) -> list[dict[str, Any]]:
     """Predict the round's new cases with the previous model, before training on them."""
-    return steps.validate_new_cases(config, CampaignStore(campaign_dir), round_index)
+    return steps.validate_cases(config, CampaignStore(campaign_dir), round_index)
 
 
 @task(name="retrain", cache_policy=NO_CACHE)
@@ -203,7 +203,7 @@ def retrain(config: CampaignConfig, campaign_dir: str, round_index: int) -> dict
 
     With a GPU present, training holds that GPU's concurrency slot (one training job per GPU).
     """
-    done = steps.training_case_ids(CampaignStore(campaign_dir), round_index)
+    done = steps.training_set(CampaignStore(campaign_dir).read_ledger(), round_index)
     report = train_in_slot(config, campaign_dir, round_index, done)
     return {"cases": len(done), "initial_loss": report.initial_loss, "best_loss": report.best_loss,
             "seconds": report.seconds}

@@ -6,6 +6,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from closedloop.lab import campaign as steps
 from closedloop.lab.campaign import scheduler
 from closedloop.lab.config import CampaignConfig
 from closedloop.lab.store import CampaignStore
@@ -26,7 +27,10 @@ def propose_next(config: CampaignConfig, campaign_dir: str, n: int) -> list[dict
 @task(name="validate-arrivals", cache_policy=NO_CACHE)
 def validate_arrivals(config: CampaignConfig, campaign_dir: str, case_ids: list[str]) -> list[dict[str, Any]]:
     """Predict finished cases with the newest checkpoint, before any training on them."""
-    return scheduler.validate_arrivals(config, CampaignStore(campaign_dir), case_ids)
+    if not case_ids:
+        return []
+    store = CampaignStore(campaign_dir)
+    return steps.validate_cases(config, store, scheduler.open_round(config, store), case_ids)
 
 
 @task(name="retrain-async", cache_policy=NO_CACHE)

@@ -68,9 +68,9 @@ def test_surrogate_view_restricts_fine_planes_conservatively_and_sets_levels(rou
 
 def test_validation_predicts_each_case_at_its_level_then_training_learns_from_both(round0):
     config, store, _ = round0
-    rows = steps.validate_new_cases(config, store, 0)
+    rows = steps.validate_cases(config, store, 0)
     assert len(rows) == 4 and all(r["validated_by"] == "initial" and r["rel_l2"] > 0 for r in rows)
-    report = steps.retrain_round(config, store, 0, steps.training_case_ids(store, 0))
+    report = steps.retrain_round(config, store, 0, steps.training_set(store.read_ledger(), 0))
     assert report.best_loss < report.initial_loss
     model = steps.model_for_round(config, store, 0, [])
     assert model.spec.fidelity_levels == 2 and model.fidelity_shift.requires_grad

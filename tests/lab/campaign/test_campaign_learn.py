@@ -12,12 +12,25 @@ from closedloop.lab.store import IntegrityError, file_sha256
 from tests.lab.case_files import flip_byte
 from tests.lab.config_text import altered, smoke_text, write
 from tests.lab.conftest import SMOKE_TOML
+from tests.lab.planner_ledgers import ledger_of, validated
 
 
 @pytest.fixture
 def config():
     return load_campaign_config(SMOKE_TOML).with_overrides(**{"surrogate.epochs": 1, "surrogate.hidden_channels": 2,
                                                               "surrogate.physics_stage_epochs": 0})
+
+
+def test_a_training_takes_validated_cases_only_up_to_its_round(config):
+    rows = validated(config, 6)
+    rows[2] = (1, "done", rows[2][2], 0.1)
+    rows[3] = (1, "proposed", rows[3][2], None)
+    rows[4] = (1, "done", rows[4][2], None)  # finished, not yet predicted: never trained on
+    rows[5] = (2, "failed", rows[5][2], None)
+    ledger = ledger_of(config, rows)
+    ids = ledger["case_id"].tolist()
+    assert steps.training_set(ledger) == [ids[0], ids[1], ids[2]]  # both modes: every validated case
+    assert steps.training_set(ledger, 0) == [ids[0], ids[1]]  # a sync round: rounds up to it
 
 
 def test_damaged_case_is_refused_by_validation_and_training(config, store_with_case):

@@ -31,7 +31,7 @@ campaign``; each is owned by its step's module.
 from closedloop.lab.campaign.audit import AuditReport, audit, repair_ledger
 from closedloop.lab.campaign.design import candidate_problems, feasible_mask, feasible_sobol, scenario_for
 from closedloop.lab.campaign.learn import (initial_model, load_cases, model_for_round, predict_cases,
-                                           retrain_round, round_schedule, training_case_ids, training_history, validate_new_cases,
+                                           retrain_round, round_schedule, training_history, training_set, validate_cases,
                                            validate_round)
 from closedloop.lab.campaign.propose import (Proposal, ensemble_scorer, evidence_for, information_scorer, observed_errors,
                                              proposal_rows, propose_round, round_proposals)
@@ -45,7 +45,7 @@ from closedloop.lab.campaign.stop import stop_reason
 
 __all__ = ["AuditReport", "audit", "repair_ledger", "candidate_problems", "feasible_mask", "feasible_sobol", "scenario_for",
            "initial_model", "load_cases", "model_for_round", "predict_cases", "retrain_round", "round_schedule", "training_history",
-           "training_case_ids", "validate_new_cases", "validate_round", "Proposal", "evidence_for",
+           "training_set", "validate_cases", "validate_round", "Proposal", "evidence_for",
            "observed_errors", "proposal_rows", "ensemble_scorer", "information_scorer", "planner_report", "propose_round", "round_proposals", "RoundReport",
            "predicted_error_slice", "round_report", "write_round_report", "check_finite", "failed_row", "is_permanent", "record_outcomes", "run_case",
            "simulation_cache_key", "campaign_directory", "campaign_state", "record_crash", "check_same_campaign", "model_name",

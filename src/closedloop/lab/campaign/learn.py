@@ -8,7 +8,6 @@ best epoch, largest spike): :func:`training_history` reads them back.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import pandas as pd
@@ -19,24 +18,21 @@ from closedloop.lab.campaign.fidelity import surrogate_view
 from closedloop.lab.campaign.state import model_name
 from closedloop.lab.config import CampaignConfig
 from closedloop.lab.store import Case, CampaignStore, now_iso
+from closedloop.lab.surrogate import fitted_stages, new_model
 from closedloop.lab.timing import timed
 from closedloop.physics import compile_wanted
 from closedloop.simulators import Scenario
-from closedloop.simulators.budget import memory_limit
 from closedloop.simulators.devices import resolve_device
 from closedloop.surrogates import HybridSurrogate, TrainConfig, relative_l2
 from closedloop.surrogates.checkpoint import checkpoint_payload, load_model
-from closedloop.surrogates.coupling import batch_problems, spec_for
-from closedloop.surrogates.memory import fit_training, training_budget
+from closedloop.surrogates.coupling import batch_problems
 from closedloop.surrogates.training import TrainReport, train_stages
 
 
 def initial_model(config: CampaignConfig, scenarios: list[Scenario]) -> HybridSurrogate:
-    """The untrained surrogate: pure physics with D = K (the closure's head starts at zero)."""
+    """The campaign's untrained surrogate (``lab.surrogate.new_model`` seeded by the campaign seed)."""
     _, problem = batch_problems(scenarios[:1])
-    torch.manual_seed(config.seed)
-    levels = {"fidelity_levels": len(config.fidelity)} if config.fidelity else {}
-    return HybridSurrogate(spec_for(problem, **config.surrogate.spec_options(), **levels), problem.mask).double()
+    return new_model(config.surrogate, problem, config.seed, len(config.fidelity))
 
 
 def model_for_round(config: CampaignConfig, store: CampaignStore, round_index: int,
@@ -102,12 +98,21 @@ def validate_round(config: CampaignConfig, store: CampaignStore, round_index: in
 
 
 @timed("validation")
-def validate_new_cases(config: CampaignConfig, store: CampaignStore, round_index: int) -> list[dict]:
-    """Validate the round's simulated cases that have no error yet; store the errors in the ledger."""
-    ledger = store.read_ledger()
-    todo = ledger.cases.of_round(round_index).cases.unvalidated()
-    rows, _ = validate_round(config, store, round_index, todo["case_id"].tolist())
+def validate_cases(config: CampaignConfig, store: CampaignStore, round_index: int,
+                   case_ids: list[str] | None = None) -> list[dict]:
+    """Validate done cases in round ``round_index``: each predicted by the model from before it
+    (checkpoint ``round_index − 1``, the initial model in round 0) and its error stored in the ledger
+    with its round and ``validated_by``, before any training on it.
+
+    Sync mode validates a round's cases once they are all in (``case_ids`` None: the round's done
+    cases without an error); async mode each case as it arrives, in the round the newest checkpoint
+    opens (its ``round`` is written again, lab/campaign/scheduler.py).
+    """
+    if case_ids is None:
+        case_ids = store.read_ledger().cases.of_round(round_index).cases.unvalidated()["case_id"].tolist()
+    rows, _ = validate_round(config, store, round_index, case_ids)
     faults.point("validate:done", str(round_index))
+    rows = [{**row, "round": round_index} for row in rows]
     if rows:
         store.upsert(rows)
     return rows
@@ -143,12 +148,14 @@ def training_history(store: CampaignStore, rounds: int) -> list[dict]:
     return out
 
 
-def training_case_ids(store: CampaignStore, round_index: int) -> list[str]:
-    """What round ``round_index`` trains on: every done case of it and the rounds before."""
-    ledger = store.read_ledger()
-    done = ledger.cases.done()
-    done = done[done["round"] <= round_index]
-    return done["case_id"].tolist()
+def training_set(ledger: pd.DataFrame, up_to_round: int | None = None) -> list[str]:
+    """What a training takes, in both modes: every done case a model has already predicted (a case is
+    validated before it is trained on), of rounds ≤ ``up_to_round`` (every round when None), in
+    ledger order."""
+    rows = ledger.cases.validated()
+    if up_to_round is not None:
+        rows = rows[rows["round"] <= up_to_round]
+    return rows["case_id"].tolist()
 
 
 @timed("training")
@@ -177,11 +184,8 @@ def retrain_round(config: CampaignConfig, store: CampaignStore, round_index: int
     model = fused(config, model_for_round(config, store, round_index - 1, scenarios).to(device), training=True)
     forcing = forcing.to(device=device)
     target = target.to(device=device, dtype=torch.float64)
-    limit = memory_limit(config.surrogate.max_memory_gb, "surrogate.max_memory_gb")  # host memory: on the CPU only
-    budget = training_budget(config.surrogate.training_memory_gb, device)
-    stages = [dataclasses.replace(stage, batch_size=fit_training(
-        model, forcing, target.shape[1] - 1, stage.tbptt_steps, stage.batch_size, budget,
-        limit if device.type == "cpu" else None).batch) for stage in round_schedule(config, round_index)]
+    stages = fitted_stages(model, forcing, target.shape[1] - 1, round_schedule(config, round_index), config.surrogate,
+                           device)
     keep = config.surrogate.warm_start_optimizer == "kept" and round_index > 0
     report = train_stages(model, forcing, target, stages,
                           progress=lambda epoch, loss: faults.point("train:epoch", f"{round_index}:{epoch}"),

@@ -34,12 +34,11 @@ from typing import Any
 
 import pandas as pd
 
-from closedloop.lab.campaign.learn import validate_round
+from closedloop.lab.campaign.learn import training_set
 from closedloop.lab.campaign.propose import Proposal, propose, proposal_rows
 from closedloop.lab.campaign.state import model_name
 from closedloop.lab.config import CampaignConfig
 from closedloop.lab.store import CampaignStore
-from closedloop.lab.timing import timed
 from closedloop.simulators.concurrency import concurrent_limit
 
 
@@ -73,16 +72,11 @@ def unvalidated(ledger: pd.DataFrame) -> list[str]:
     return ledger.cases.unvalidated()["case_id"].tolist()
 
 
-def training_set(ledger: pd.DataFrame) -> list[str]:
-    """What a training starting now takes: every done, validated case, in ledger order."""
-    return ledger.cases.validated()["case_id"].tolist()
-
-
 def propose_next(config: CampaignConfig, store: CampaignStore, ledger: pd.DataFrame, n: int) -> Proposal:
     """The next ``n`` cases of the newest open round (``propose.propose``, the step sync mode uses),
     every proposed case pending; seeded by the proposal's position in the ledger, so a rerun that
     finds the same ledger proposes the same points."""
-    return propose(config, ledger, newest_round(store, config.budget.rounds) + 1, n, store, seed_index=len(ledger))
+    return propose(config, ledger, open_round(config, store), n, store, seed_index=len(ledger))
 
 
 def store_proposal(config: CampaignConfig, store: CampaignStore, proposal: Proposal,
@@ -93,17 +87,10 @@ def store_proposal(config: CampaignConfig, store: CampaignStore, proposal: Propo
     return rows
 
 
-@timed("validation")
-def validate_arrivals(config: CampaignConfig, store: CampaignStore, case_ids: list[str]) -> list[dict[str, Any]]:
-    """Predict finished cases with the newest checkpoint (the initial model before the first) and store
-    each error with its round (the number of checkpoints now) and ``validated_by``."""
-    if not case_ids:
-        return []
-    current = newest_round(store, config.budget.rounds) + 1
-    rows, _ = validate_round(config, store, current, case_ids)
-    rows = [{**row, "round": current} for row in rows]
-    store.upsert(rows)
-    return rows
+def open_round(config: CampaignConfig, store: CampaignStore) -> int:
+    """The round the newest checkpoint opens (0 before the first): the one a case arriving now is
+    validated in, by that checkpoint (``learn.validate_cases``)."""
+    return newest_round(store, config.budget.rounds) + 1
 
 
 def retrain_due(config: CampaignConfig, ledger: pd.DataFrame, trained_on: set[str], rounds_done: int,
