@@ -4,13 +4,11 @@ from __future__ import annotations
 import re
 
 import pytest
-import torch
 from pydantic import ValidationError
 
-from closedloop.lab import campaign as steps
 from closedloop.lab.config import CampaignConfig, ConfigError, load_campaign_config
 from tests.lab.config_text import REPO, ROOM_TOML, SMOKE_TOML, altered, smoke_text, write
-from tests.lab.planner_ledgers import SMOKE, planner_config
+from tests.lab.planner_ledgers import planner_config
 
 
 def inline_text() -> str:
@@ -253,37 +251,6 @@ def test_hall_campaign_config_loads():
     assert [p.path for p in config.design.parameters] == ["source.x", "source.y", "source.rate"]
 
 
-def test_config_strategy_and_mixed_parameters(tmp_path):
-    text = SMOKE.read_text().replace('strategy = "variance"', 'strategy = "error"')
-    text = text.replace('[budget]', '''[[design.parameters]]
-name = "release"
-path = "source.start"
-kind = "categorical"
-choices = [0.0, 30.0, 60.0]
-
-[[design.parameters]]
-name = "exhaust_y"
-path = "exhausts.0.center.0"
-kind = "integer"
-low = 1.0
-high = 5.0
-
-[budget]''')
-    (tmp_path / "scenarios").mkdir()
-    (tmp_path / "scenarios" / "room.toml").write_text((SMOKE.parent / "scenarios" / "room.toml").read_text())
-    (tmp_path / "c.toml").write_text(text)
-    cfg = load_campaign_config(tmp_path / "c.toml")
-    space = cfg.design.space()
-    assert cfg.planner.strategy == "error"
-    assert space.integer_mask.tolist() == [False, False, False, True, True]
-    assert space.bounds()[:, 3].tolist() == [0.0, 2.0]  # categorical: the index of the choice
-    sc = steps.scenario_for(cfg, {"source_x": 2.0, "source_y": 1.0, "inlet_speed": 0.5, "release": 2.0,
-                                "exhaust_y": 3.0})
-    assert sc.source.start == 60.0 and sc.exhausts[0].center[0] == 3.0
-    x, _ = steps.feasible_sobol(cfg, 8, 0)
-    assert space.contains(x).all() and torch.equal(x[:, 3:], x[:, 3:].round())
-
-
 @pytest.mark.parametrize("override, needle", [
     ({"planner.strategy": "bayes"}, "planner.strategy"),
     ({"planner.acquisition": "ei"}, "planner.acquisition"),
@@ -296,3 +263,30 @@ high = 5.0
 def test_bad_planner_config_names_the_field(config, override, needle):
     with pytest.raises(ValueError, match=needle):
         config.with_overrides(**override)
+
+
+# ------------------------------------------------------------------------ preflight, once per entry point
+def test_preflight_runs_once_per_entry_point_and_not_on_copies(monkeypatch):
+    from closedloop.lab import config as module
+
+    calls = []
+    real = module.preflight
+    monkeypatch.setattr(module, "preflight", lambda c: (calls.append(c), real(c))[1])
+    cfg = load_campaign_config(SMOKE_TOML)
+    assert calls == [cfg]
+    cfg.with_overrides(**{"budget.rounds": 3, "seed": 2})
+    assert len(calls) == 1  # a copy parses its sections again, and no more
+    got = module.load_with_overrides(SMOKE_TOML, **{"budget.rounds": 3, "planner.strategy": None})
+    assert calls[1:] == [got] and got.budget.rounds == 3  # once, on the config that runs
+
+
+def test_an_override_that_breaks_the_design_is_refused_by_the_entry_point():
+    from closedloop.lab.config import load_with_overrides
+
+    outside = {"design.parameters.0.high": 10.5}
+    assert load_campaign_config(SMOKE_TOML).with_overrides(**outside).design.parameters[0].high == 10.5
+    with pytest.raises(ConfigError) as err:
+        load_with_overrides(SMOKE_TOML, **outside)
+    text = str(err.value)
+    assert "\n" not in text and text.startswith(f"{SMOKE_TOML} with high=10.5: invalid configuration; ")
+    assert "design.parameters.0 (source_x): at its high bound 10.5 the scenario is invalid" in text

@@ -54,3 +54,22 @@ def test_a_design_whose_walls_cut_the_inlet_off_is_refused(tmp_path: Path):
     with pytest.raises(ConfigError, match=r"design: none of 64 Sobol points .* fail on inlets.0, e.g. inlets.0: "
                                           r"the air it blows in cannot reach any exhaust"):
         load_campaign_config(write(tmp_path, text))
+
+
+def test_each_check_takes_the_sections_it_reads_and_names_the_field():
+    from closedloop.lab.design_checks import corners_fit, design_fits_scenario, some_point_runs
+    from tests.conftest import SMOKE
+
+    config = load_campaign_config(SMOKE)
+    scenario, design = config.scenario, config.design
+    design_fits_scenario(scenario, design)
+    some_point_runs(scenario, design, seed=config.seed)
+    corners_fit(scenario, design, config.simulation)
+    wide = config.with_overrides(**{"design.parameters.1.low": -0.5}).design  # a copy: not preflighted
+    with pytest.raises(ValueError, match=r"^design.parameters.1 \(source_y\): at its low bound -0.5 "):
+        design_fits_scenario(scenario, wide)
+    with pytest.raises(ValueError, match=r"^design.parameters.0.path: "):
+        design_fits_scenario(scenario, config.with_overrides(**{"design.parameters.0.path": "source.w"}).design)
+    small = config.simulation.model_copy(update={"max_cells": 100})
+    with pytest.raises(ValueError, match=r"^simulation: at source_x = 1, source_y = 0.75, inlet_speed = 0.3, "):
+        corners_fit(scenario, design, small)

@@ -58,3 +58,24 @@ def test_schedule_stages_round_zero_and_warm_starts_later_rounds():
 def test_bad_values_are_refused_by_name(fields, name):
     with pytest.raises(pydantic.ValidationError, match=name):
         SurrogateConfig(**fields)
+
+
+def test_one_default_per_setting_the_learners_choices_apart():
+    """A field handed to the model or the trainer defaults to the library's value, except the
+    learner's documented choices; TrainConfig has no default for epochs or learning_rate."""
+    from closedloop.surrogates.training import TrainConfig
+
+    sc = SurrogateConfig()
+    spec_named = {"vertical_exchange": "vertical_outflow"}
+    spec_differ = {name for name in SPEC_FIELDS
+                   if getattr(sc, name) != getattr(SurrogateSpec, spec_named.get(name, name))}
+    assert spec_differ == {"advection", "learn_sink", "room_layers", "closure_form", "closure_gain"}
+    train_named = {"warm_start_batches": "max_batches"}
+    shared = {"tbptt_steps", "loss_floor", "weight_decay", "smoothness", "physics_learning_rate",
+              "physics_warmup_epochs", "judge_cases", "batch_size", "warm_start_batches"}
+    train_differ = {name for name in shared if getattr(sc, name) != getattr(TrainConfig, train_named.get(name, name))}
+    assert train_differ == {"batch_size"}
+    required = {f.name for f in dataclasses.fields(TrainConfig) if f.default is dataclasses.MISSING}
+    assert required == {"epochs", "learning_rate"}
+    with pytest.raises(TypeError):
+        TrainConfig()  # type: ignore[call-arg]

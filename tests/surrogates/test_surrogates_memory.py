@@ -40,7 +40,7 @@ target = torch.rand(6, problem.n_steps + 1, *problem.mask.shape, dtype=torch.flo
 est = estimate_training(model, forcing, problem.n_steps, 6, None)
 open("/proc/self/clear_refs", "w").write("5")  # the high-water mark restarts from the current RSS
 before = kib("VmRSS")
-train(model, forcing, target, TrainConfig(epochs=1, tbptt_steps=6))
+train(model, forcing, target, TrainConfig(epochs=1, learning_rate=3e-3, tbptt_steps=6))
 print(est.memory_bytes, (kib("VmHWM") - before) * 1024)
 """
 

@@ -68,14 +68,14 @@ def test_mini_batches_take_one_step_per_batch_and_are_reproducible(two_cases):
     whole = train(fresh_model(problem), forcing, target, TrainConfig(epochs=3, learning_rate=1e-3, tbptt_steps=4, seed=3))
     assert whole.losses != a.losses
     with pytest.raises(ValueError, match="batch_size: must be ≥ 1"):
-        train(fresh_model(problem), forcing, target, TrainConfig(epochs=1, batch_size=0))
+        train(fresh_model(problem), forcing, target, TrainConfig(epochs=1, learning_rate=3e-3, batch_size=0))
 
 
 def test_zero_epochs_leaves_model_untouched(two_cases):
     forcing, problem, target = two_cases
     model = fresh_model(problem)
     state = {k: v.clone() for k, v in model.state_dict().items()}
-    report = train(model, forcing, target, TrainConfig(epochs=0))
+    report = train(model, forcing, target, TrainConfig(epochs=0, learning_rate=3e-3))
     assert report.losses == [] and report.best_epoch == -1
     assert report.initial_loss > 0
     for k, v in model.state_dict().items():
@@ -87,7 +87,7 @@ def test_frozen_model_is_not_trained(two_cases):
     forcing, problem, target = two_cases
     model = fresh_model(problem).requires_grad_(False)
     state = {k: v.clone() for k, v in model.state_dict().items()}
-    report = train(model, forcing, target, TrainConfig(epochs=2, physics_warmup_epochs=1))
+    report = train(model, forcing, target, TrainConfig(epochs=2, learning_rate=3e-3, physics_warmup_epochs=1))
     assert report.losses == [] and report.best_epoch == -1 and report.initial_loss > 0
     assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
 
@@ -151,7 +151,7 @@ def test_a_capped_epoch_takes_its_first_batches_and_a_cap_it_never_reaches_chang
     b = train(fresh_model(problem), forcing, target, dataclasses.replace(uncapped, max_batches=2))
     assert a.losses == b.losses
     with pytest.raises(ValueError, match="max_batches: must be ≥ 1"):
-        train(fresh_model(problem), forcing, target, TrainConfig(epochs=1, max_batches=0))
+        train(fresh_model(problem), forcing, target, TrainConfig(epochs=1, learning_rate=3e-3, max_batches=0))
 
 
 def test_judged_subset_is_fixed_by_the_seed_and_the_losses_are_its_own(two_cases):
@@ -170,13 +170,13 @@ def test_judged_subset_is_fixed_by_the_seed_and_the_losses_are_its_own(two_cases
     assert rollout_loss(model, f1, t1) == pytest.approx(report.best_loss, rel=1e-12)
     assert report.initial_loss != pytest.approx(rollout_loss(fresh_model(problem), forcing, target), rel=1e-6)
     with pytest.raises(ValueError, match="judge_cases: must be ≥ 1"):
-        train(fresh_model(problem), forcing, target, TrainConfig(epochs=1, judge_cases=0))
+        train(fresh_model(problem), forcing, target, TrainConfig(epochs=1, learning_rate=3e-3, judge_cases=0))
 
 
 def test_train_rejects_mismatched_batch(two_cases):
     forcing, problem, target = two_cases
     with pytest.raises(ValueError, match="target has 1 cases but forcing has 2"):
-        train(fresh_model(problem), forcing, target[:1], TrainConfig(epochs=1))
+        train(fresh_model(problem), forcing, target[:1], TrainConfig(epochs=1, learning_rate=3e-3))
 
 
 def test_rollout_loss_zero_for_perfect_prediction_and_floor_bounds_it(two_cases):

@@ -106,7 +106,7 @@ def test_training_is_deterministic_and_every_variant_learns(data):
 
 def test_curriculum_and_early_stopping(data):
     forcing, problem, target = data
-    cfg = TrainConfig(epochs=6, curriculum=(1, 2, 4))
+    cfg = TrainConfig(epochs=6, learning_rate=3e-3, curriculum=(1, 2, 4))
     assert [curriculum_stage(cfg, e, 4) for e in range(6)] == [1, 1, 2, 2, 4, 4]
     model = build(problem)
     val = (forcing.select([2]), target[2:])
@@ -115,7 +115,7 @@ def test_curriculum_and_early_stopping(data):
     assert report.stopped_early and len(report.validation_losses) < 30
     assert report.best_loss == min([report.validation_losses[0]] + report.validation_losses) or report.best_epoch == -1
     with pytest.raises(ValueError, match="patience"):
-        train(model, forcing, target, TrainConfig(epochs=1, patience=1))
+        train(model, forcing, target, TrainConfig(epochs=1, learning_rate=3e-3, patience=1))
 
 
 def test_memory_gate_starts_markovian_opens_by_gradient_and_ends_hybrid(data):

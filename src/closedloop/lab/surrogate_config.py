@@ -9,6 +9,15 @@ mini-batches of ``batch_size`` cases at ``learning_rate``. Each later round warm
 round before: ``warm_start_epochs`` at ``warm_start_learning_rate``, over the whole horizon (the
 curriculum is not restarted unless ``warm_start_curriculum``), AdamW's moments kept or not
 (``warm_start_optimizer``).
+
+One declaration per default: a field handed to the model or the trainer takes the library's default
+(``SurrogateSpec.hidden_channels``, ``TrainConfig.tbptt_steps``, ...) unless the learner above chose
+otherwise. Those choices are written here alone, and differ from the library's on purpose:
+``advection``, ``learn_sink``, ``room_layers``, ``closure_form``, ``closure_gain`` (the spec's
+defaults are the bare model, and the meaning of a checkpoint written before the field existed:
+:meth:`SurrogateSpec.from_dict` fills a missing key from them, so they cannot move) and
+``batch_size`` = 2 (the trainer's none means all cases at once). ``epochs`` and ``learning_rate``
+have no library default (:class:`TrainConfig` requires them).
 """
 from __future__ import annotations
 
@@ -18,6 +27,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from closedloop.schema import Strict
+from closedloop.surrogates.spec import SurrogateSpec
 from closedloop.surrogates.training import TrainConfig
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
@@ -30,26 +40,26 @@ SPEC_FIELDS = {"hidden_channels", "use_closure", "learn_sink", "vertical_exchang
 class SurrogateConfig(Strict):
     """The hybrid surrogate (surrogates/model.py) and how it is trained (surrogates/training.py)."""
 
-    hidden_channels: int = Field(default=8, ge=1, le=256)
-    use_closure: bool = True
-    variant: Literal["hybrid", "markovian", "data_only", "physics_only"] = "hybrid"
-    closure: Literal["convgru", "encoder_lstm"] = "convgru"
-    closure_layers: int = Field(default=2, ge=1, le=8)
+    hidden_channels: int = Field(default=SurrogateSpec.hidden_channels, ge=1, le=256)
+    use_closure: bool = Field(default=SurrogateSpec.use_closure)
+    variant: Literal["hybrid", "markovian", "data_only", "physics_only"] = Field(default=SurrogateSpec.variant)
+    closure: Literal["convgru", "encoder_lstm"] = Field(default=SurrogateSpec.closure)
+    closure_layers: int = Field(default=SurrogateSpec.closure_layers, ge=1, le=8)
     advection: Literal["upwind", "tvd"] = "tvd"
-    learn_velocity_correction: bool = False
+    learn_velocity_correction: bool = Field(default=SurrogateSpec.learn_velocity_correction)
     learn_sink: bool = Field(default=True, description="Learn the band's exchange rate λ(x, y) and emission retention")
-    vertical_exchange: bool = Field(default=False, description="Sink where the 3D flow leaves the band vertically")
+    vertical_exchange: bool = Field(default=SurrogateSpec.vertical_outflow, description="Sink where the 3D flow leaves the band vertically")
     room_layers: bool = Field(default=True, description="Carry the room below and above the band: what the flow "
                               "takes out of the band comes back elsewhere (replaces vertical_exchange)")
     closure_form: Literal["additive", "multiplicative"] = "multiplicative"
     closure_gain: Finite = Field(default=0.05, gt=0, le=1,
                                  description="Largest relative change of the multiplicative closure per output interval")
-    closure_scale: Literal["peak", "mixed"] = Field(default="peak", description="Scale of the additive correction: "
+    closure_scale: Literal["peak", "mixed"] = Field(default=SurrogateSpec.closure_scale, description="Scale of the additive correction: "
                                                     "S̄_max Δt, or the well-mixed band's ⟨S̄⟩ Δt")
-    closure_context: bool = Field(default=False, description="ConvGRU gates also see the plane mean of inputs and memory")
-    physics_learning_rate: Finite | None = Field(default=None, gt=0, le=1,
+    closure_context: bool = Field(default=SurrogateSpec.closure_context, description="ConvGRU gates also see the plane mean of inputs and memory")
+    physics_learning_rate: Finite | None = Field(default=TrainConfig.physics_learning_rate, gt=0, le=1,
                                                  description="For D, δu, λ after the physics stage; default: learning_rate")
-    physics_warmup_epochs: int = Field(default=0, ge=0, description="First epochs of the closure stage fit the "
+    physics_warmup_epochs: int = Field(default=TrainConfig.physics_warmup_epochs, ge=0, description="First epochs of the closure stage fit the "
                                        "physics fields alone (same optimiser; see physics_stage_epochs)")
     physics_stage_epochs: int = Field(default=10, ge=0, description="Round 0 first fits the physics fields alone "
                                       "for this many epochs (all cases at once, its own optimiser, best weights kept)")
@@ -65,20 +75,20 @@ class SurrogateConfig(Strict):
     warm_start_curriculum: bool = Field(default=False, description="Warm starts run the curriculum again "
                                         "(default: the whole horizon from their first epoch)")
     warm_start_batches: int | None = Field(
-        default=None, ge=1, description="A warm start's epoch takes at most this many mini-batches (a fresh shuffled "
+        default=TrainConfig.max_batches, ge=1, description="A warm start's epoch takes at most this many mini-batches (a fresh shuffled "
         "order each epoch), so its training time does not grow with the cases; none: every case each epoch")
-    judge_cases: int | None = Field(default=None, ge=1, description="Each epoch's loss, which picks the kept weights, "
+    judge_cases: int | None = Field(default=TrainConfig.judge_cases, ge=1, description="Each epoch's loss, which picks the kept weights, "
                                     "on at most this many cases (a seeded subset, fixed per training); none: all")
     compile: bool = Field(default=True, description="Fuse the physics substep with torch.compile in training and "
                           "prediction (eager where it cannot compile; $CLOSEDLOOP_COMPILE, when set, decides)")
     warm_start_optimizer: Literal["fresh", "kept"] = Field(
         default="fresh", description="A warm start's AdamW: a fresh one, or the moments the round before ended with")
-    tbptt_steps: int = Field(default=4, ge=1)
-    loss_floor: Finite = Field(default=0.05, gt=0)
+    tbptt_steps: int = Field(default=TrainConfig.tbptt_steps, ge=1)
+    loss_floor: Finite = Field(default=TrainConfig.loss_floor, gt=0)
     curriculum: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list,
                                                           description="Rollout lengths in output steps")
-    weight_decay: Finite = Field(default=0.0, ge=0)
-    smoothness: Finite = Field(default=0.0, ge=0)
+    weight_decay: Finite = Field(default=TrainConfig.weight_decay, ge=0)
+    smoothness: Finite = Field(default=TrainConfig.smoothness, ge=0)
     batch_size: int | None = Field(default=2, ge=1, description="Cases per optimiser step (seeded mini-batches); "
                                    "none: chosen from training_memory_gb")
     training_memory_gb: Finite | None = Field(

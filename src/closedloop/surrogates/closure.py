@@ -17,7 +17,7 @@ from torch import nn
 
 
 class ConvGRUClosure(nn.Module):
-    def __init__(self, in_channels: int, hidden_channels: int = 8, kernel_size: int = 3,
+    def __init__(self, in_channels: int, hidden_channels: int, kernel_size: int = 3,
                  global_context: bool = False):
         super().__init__()
         pad = kernel_size // 2
@@ -76,7 +76,7 @@ class EncoderLSTMClosure(nn.Module):
     the L layers) so that callers can carry and detach it like the ConvGRU's.
     """
 
-    def __init__(self, in_channels: int, hidden_channels: int = 16, layers: int = 2, memory: bool = True):
+    def __init__(self, in_channels: int, hidden_channels: int, layers: int, memory: bool = True):
         super().__init__()
         self.hidden_channels = hidden_channels
         self.layers = layers

@@ -209,16 +209,16 @@ def batch_problems(scenarios: list[Scenario], dtype: torch.dtype = torch.float64
     return Forcing.stack([p.forcing for p in problems]), first
 
 
-def spec_for(problem: PlaneProblem, hidden_channels: int = 8, use_closure: bool = True,
-             learn_diffusivity: bool = True, learn_sink: bool = False, vertical_exchange: bool = False,
-             room_layers: bool = False, **options: Any) -> SurrogateSpec:
+def spec_for(problem: PlaneProblem, learn_sink: bool = SurrogateSpec.learn_sink,
+             vertical_exchange: bool = SurrogateSpec.vertical_outflow, room_layers: bool = SurrogateSpec.room_layers,
+             **options: Any) -> SurrogateSpec:
     """The model spec for a plane problem: the one builder of :class:`SurrogateSpec`.
 
     The grid, output interval and initial D = K come from ``problem``; ``options`` are the spec's
-    other fields (variant, closure, advection, ...). With ``learn_sink`` λ starts at the
-    air-exchange rate, with ``vertical_exchange`` the band loses what the flow carries out through
-    its top and bottom, with ``room_layers`` (problem built with ``layers=True``) that air comes
-    back from the layers.
+    other fields (hidden_channels, use_closure, variant, closure, advection, ...), each defaulting
+    to the spec's own. With ``learn_sink`` λ starts at the air-exchange rate, with
+    ``vertical_exchange`` the band loses what the flow carries out through its top and bottom, with
+    ``room_layers`` (problem built with ``layers=True``) that air comes back from the layers.
     """
     if room_layers and problem.layer_heights is None:
         raise ValueError("room_layers: the problem has no room layers: the plane band (plane.z_min, plane.z_max) "
@@ -235,5 +235,4 @@ def spec_for(problem: PlaneProblem, hidden_channels: int = 8, use_closure: bool 
                          layer_heights=problem.layer_heights or (0.0, 0.0, 0.0),
                          shape=tuple(problem.mask.shape), spacing=problem.spacing,  # type: ignore[arg-type]
                          output_interval=problem.output_interval,
-                         initial_diffusivity=problem.eddy_diffusivity, hidden_channels=hidden_channels,
-                         use_closure=use_closure, learn_diffusivity=learn_diffusivity, **options)
+                         initial_diffusivity=problem.eddy_diffusivity, **options)

@@ -42,8 +42,12 @@ from closedloop.surrogates.training_report import TrainReport
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 60
-    learning_rate: float = 3e-3
+    """One stage of training. How long and how fast (``epochs``, ``learning_rate``) have no default:
+    every caller says, and a campaign's are ``[surrogate]``'s (lab/surrogate_config.py, whose other
+    training fields default to the values here)."""
+
+    epochs: int
+    learning_rate: float
     tbptt_steps: int = 4
     loss_floor: float = 0.05
     grad_clip: float = 1.0
