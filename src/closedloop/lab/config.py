@@ -28,6 +28,7 @@ from closedloop.lab.modes import ModeConfig
 from closedloop.lab.planner_config import PlannerConfig
 from closedloop.lab.simulation_config import SimulationConfig
 from closedloop.lab.surrogate_config import SurrogateConfig
+from closedloop.planners.design import round_seed
 from closedloop.planners.strategies import REGISTRY
 from closedloop.schema import Strict, UnreadableFile, read_toml
 from closedloop.simulators.scenario import Scenario, set_path
@@ -58,8 +59,9 @@ class CampaignConfig(Strict):
         return self
 
     def round_seed(self, round_index: int) -> int:
-        """The seed of round ``round_index``'s random choices (planner, scorers, stop rules): ``seed·1000 + round``."""
-        return self.seed * 1000 + round_index
+        """The seed of round ``round_index``'s random choices (planner, scorers, stop rules):
+        ``planners.design.round_seed``."""
+        return round_seed(self.seed, round_index)
 
     def config_hash(self) -> str:
         # where simulations run, and the limits that refuse them, do not change what they compute

@@ -108,6 +108,12 @@ class DesignSpace:
         return inside
 
 
+def round_seed(seed: int, round_index: int) -> int:
+    """The seed of round ``round_index``'s random choices in a campaign or a steering search seeded by
+    ``seed``: ``seed·1000 + round`` (distinct for every round of up to 1000, reproducible)."""
+    return seed * 1000 + round_index
+
+
 def sobol_design(space: DesignSpace, n: int, seed: int, skip: int = 0) -> torch.Tensor:
     """Points ``skip .. skip+n-1`` of a scrambled Sobol sequence, ``n x d`` in natural units.
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from closedloop.planners.acquisition import propose_batch
-from closedloop.planners.design import DesignSpace, sobol_design
+from closedloop.planners.design import DesignSpace, round_seed, sobol_design
 from closedloop.planners.gp import fit_error_model
 
 PARAMETERS = ("alpha", "layer", "first_step", "window")
@@ -155,7 +155,7 @@ def optimise_steering(objective: Callable[[list[SteeringExperiment]], torch.Tens
     values = _checked(objective(done), len(done))
     strategies = ["sobol"] * len(done)
     for r in range(rounds):
-        batch = propose_experiments(space, done, values, q, seed=seed * 1000 + r + 1, beta=beta)
+        batch = propose_experiments(space, done, values, q, seed=round_seed(seed, r + 1), beta=beta)
         if not batch:
             break
         done += batch
