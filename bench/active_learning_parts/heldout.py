@@ -56,13 +56,19 @@ class HeldOut:
         return relative_l2(pred[:, 1:], self.planes[:, 1:])
 
 
-def held_out(config: CampaignConfig, work: Path, n: int, seed: int) -> HeldOut:
-    """The first ``n`` feasible of 4n uniform random points (generator seeded ``seed``), simulated."""
+def p95(errors: torch.Tensor) -> float:
+    """The 95th percentile of the test errors (linear interpolation, as numpy.percentile)."""
+    return float(torch.quantile(errors.to(torch.float64), 0.95))
+
+
+def held_out(config: CampaignConfig, work: Path, n: int, seed: int, name: str = "heldout") -> HeldOut:
+    """The first ``n`` feasible of 4n uniform random points (generator seeded ``seed``), simulated; their
+    ledger in the campaign directory ``work/name`` (one per design space)."""
     space = config.design.space()
     g = torch.Generator().manual_seed(seed)
     pool = space.from_unit(torch.rand(4 * n, space.dim, generator=g, dtype=torch.float64))
     points = pool[steps.feasible_mask(config, pool)][:n]
-    store = shared_store(work, "heldout")
+    store = shared_store(work, name)
     rows = [steps.run_case(config, store, params) for params in space.as_dicts(points)]
     planes = torch.stack([store.read_case(r["case_id"]).plane for r in rows]).to(torch.float64)
     _, forcing, problem = steps.candidate_problems(config, points)

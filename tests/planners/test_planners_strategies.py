@@ -22,7 +22,7 @@ def test_model_based_proposals_on_integer_axes_are_whole(evidence):
 
 
 # ------------------------------------------------------------------ strategies by name
-@pytest.mark.parametrize("strategy", ["error", "variance", "sobol", "random"])
+@pytest.mark.parametrize("strategy", ["error", "variance", "tail", "sobol", "random"])
 def test_every_strategy_gives_feasible_new_points(strategy, evidence):
     feasible = lambda z: z[:, 0] < 0.9  # noqa: E731
     lbfgs = PlannerSettings(**{**FAST.__dict__, "optimizer": "lbfgs"})  # gradient search, then repair
@@ -54,7 +54,8 @@ def test_unknown_strategy_and_missing_ensemble_are_refused(evidence):
         propose("ensemble", SPACE, 2, evidence, seed=0)
     with pytest.raises(ValueError, match="strategy 'information': needs an information function"):
         propose("information", SPACE, 2, evidence, seed=0)
-    assert set(STRATEGIES) == {"error", "variance", "ensemble", "information", "multifidelity", "sobol", "random"}
+    assert set(STRATEGIES) == {"error", "variance", "tail", "ensemble", "information", "multifidelity", "sobol",
+                               "random"}
 
 
 # ------------------------------------------------------------------ pending points
@@ -124,7 +125,7 @@ def test_a_name_is_registered_once():
 
 def test_each_strategy_declares_what_it_needs():
     needs = {name: (cls.needs.errors, cls.needs.model) for name, cls in REGISTRY.items() if name in STRATEGIES}
-    assert needs == {"error": (2, None), "variance": (2, None), "ensemble": (0, "disagreement"),
+    assert needs == {"error": (2, None), "variance": (2, None), "tail": (2, None), "ensemble": (0, "disagreement"),
                      "information": (0, "information"), "multifidelity": (2, None), "sobol": (0, None),
                      "random": (0, None)}
     assert [name for name, cls in REGISTRY.items() if cls.sequence and name in STRATEGIES] == ["sobol"]
@@ -136,7 +137,8 @@ def test_make_strategy_builds_the_named_one_or_names_the_choices():
     strategy = make_strategy("variance", FAST, seed=4)
     assert type(strategy) is REGISTRY["variance"] and (strategy.settings, strategy.seed) == (FAST, 4)
     with pytest.raises(ValueError, match=r"^strategy: unknown 'nope'; choose one of "
-                                         r"sobol, random, ensemble, information, error, variance, multifidelity\b"):
+                                         r"sobol, random, ensemble, information, error, variance, tail, "
+                                         r"multifidelity\b"):
         make_strategy("nope")
 
 

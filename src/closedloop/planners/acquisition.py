@@ -10,6 +10,8 @@ Acquisitions (all quasi-MC over the joint posterior of the q points, optimised j
   left after observing X: pure uncertainty reduction, blind to the error's size.
 - ``error_ivr``: the same, with the integral weighted by the expected error exp(μ + σ²/2), so the
   uncertainty removed counts where the surrogate is bad (closed form, planners/variance.py).
+- ``tail_ivr``: the same, weighted by each point's probability of lying in the top 5 % of the log
+  error (planners/tail.py), so the uncertainty removed counts where the p95 of the error is decided.
 
 ``pending`` (points proposed but still simulating) enter as BoTorch ``X_pending``: the acquisition
 is evaluated as if they were already observed (their outcome marginalised), so the batch does not
@@ -31,11 +33,12 @@ from botorch.optim import optimize_acqf
 from botorch.sampling import SobolQMCNormalSampler
 
 from closedloop.planners.design import DesignSpace, sobol_design
+from closedloop.planners.tail import tail_weights
 from closedloop.planners.variance import greedy_variance_batch
 
 Feasible = Callable[[torch.Tensor], torch.Tensor]  # (n x d) natural units -> (n,) bool
 
-ACQUISITIONS = ("qucb", "qlognei", "qnipv", "error_ivr")
+ACQUISITIONS = ("qucb", "qlognei", "qnipv", "error_ivr", "tail_ivr")
 
 
 def make_acquisition(model: Model, space: DesignSpace, name: str, *, seed: int, beta: float = 4.0,
@@ -105,13 +108,15 @@ def propose_batch(model: Model, space: DesignSpace, q: int, *, seed: int, beta: 
         if pool.shape[0] == 0:
             raise ValueError(f"no feasible point found in the design space ({pool_size} Sobol samples)")
     taken = [space.to_unit(p.to(torch.float64)) for p in (existing, pending) if p is not None and len(p)]
-    if acquisition in ("qnipv", "error_ivr"):
+    if acquisition in ("qnipv", "error_ivr", "tail_ivr"):
         integration = sobol_design(space, integration_points, seed=seed + 104729)
         weights = None
         if acquisition == "error_ivr":
             with torch.no_grad():
                 post = model.posterior(integration)
                 weights = (post.mean + post.variance / 2).squeeze(-1).exp()
+        elif acquisition == "tail_ivr":
+            weights = tail_weights(model, integration, seed=seed)
         every = [p for p in (existing, pending) if p is not None and len(p)]
         return greedy_variance_batch(model, space, q, pool, integration, pending=pending,
                                      taken=torch.cat(every) if every else None, min_distance=min_distance,

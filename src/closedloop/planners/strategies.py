@@ -3,6 +3,8 @@
 - ``error``: GP on the log validation error, batch acquisition ``qucb``, ``qlognei`` or
   ``error_ivr`` (error-weighted integrated variance reduction) on it;
 - ``variance``: the same GP, integrated posterior variance reduction (``qnipv``);
+- ``tail``: the same GP, the reduction weighted by each point's probability of lying in the top 5 %
+  of the log error (``tail_ivr``, :mod:`closedloop.planners.tail`): aimed at the p95, not the mean;
 - ``ensemble``: disagreement of an ensemble of surrogates on a Sobol candidate pool, greedy batch;
 - ``information``: the surrogate's own parameter information (sketched Fisher) of each candidate of
   a Sobol pool, greedy D-optimal batch given the cases run and pending
@@ -255,6 +257,12 @@ class ErrorSeeking(Strategy, name="error", needs=Needs(errors=2)):
 @dataclass(frozen=True)
 class VarianceReduction(ErrorSeeking, name="variance", acquisition="qnipv"):
     """The same GP; integrated posterior variance reduction (``qnipv``): learn the map evenly."""
+
+
+@dataclass(frozen=True)
+class TailSeeking(ErrorSeeking, name="tail", acquisition="tail_ivr"):
+    """The same GP; integrated variance reduction where the log error is likely in its top 5 %
+    (``tail_ivr``): learn the map where the p95 of the error is decided."""
 
 
 @dataclass(frozen=True)
