@@ -14,7 +14,7 @@ from closedloop.simulators import interface
 from closedloop.cli import app
 from closedloop.flows.campaign import campaign
 from closedloop.lab.campaign import learn, simulation
-from closedloop.lab.campaign import propose as propose_step
+from closedloop.lab.campaign import scheduler
 from closedloop.simulators.budget import ScenarioTooLarge
 from closedloop.lab.store import CampaignStore
 from closedloop.lab.lock import LOCK_NAME, campaign_lock, is_held
@@ -85,7 +85,7 @@ def test_a_cancelled_run_says_cancelled(config: Path, tmp_path: Path, monkeypatc
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(propose_step, "propose_round", interrupted)
+    monkeypatch.setattr(scheduler, "propose", interrupted)  # the loop's proposal step
     with pytest.raises(KeyboardInterrupt):
         campaign(str(config), str(tmp_path / "camp"), rounds=1)
     state = json.loads((tmp_path / "camp" / "campaign.json").read_text())

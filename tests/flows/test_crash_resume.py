@@ -58,7 +58,7 @@ SINGLE = ["rename:state@1", "propose:planned@1", "rename:ledger@1", "simulate:st
           "rename:case@1", "simulate:end@3", "rename:ledger@2", "validate:done@1", "rename:ledger@3",
           "train:epoch@2", "rename:checkpoint@1", "checkpoint:written@1", "rename:index@1", "retrain:done@1",
           "rename:figure@1", "rename:report@1", "propose:planned@2", "rename:ledger@4", "simulate:progress@14",
-          "simulate:end@5", "rename:ledger@5", "validate:done@2", "train:epoch@6", "checkpoint:written@2",
+          "simulate:end@5", "rename:ledger@5", "validate:done@2", "train:epoch@5", "checkpoint:written@2",
           "retrain:done@2", "rename:report@2", "rename:state@2"]
 
 

@@ -2,6 +2,7 @@
 cache key of a simulation, the run logger, the campaign lock, and the worker-thread notice filtered out."""
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
@@ -69,3 +70,30 @@ def test_the_worker_thread_timeout_notice_is_filtered_out():
                                     "worker thread; it cannot be interrupted"))
     assert notice.filter(record("Task run failed"))
     assert any(isinstance(f, tasks._ThreadTimeoutNotice) for f in logging.getLogger("prefect.task_runs").filters)
+
+
+def test_a_proposal_is_stored_before_it_is_handed_out(tmp_path):
+    from closedloop.lab.store import CampaignStore
+    from tests.lab.planner_ledgers import planner_config
+
+    config = planner_config().with_overrides(**{"campaign.mode": "async", "budget.max_cases": 5})
+    store = CampaignStore(tmp_path / "camp")
+    first = tasks.propose.fn(config, str(store.root), 3)
+    ledger = store.read_ledger()
+    # the initial design (4 Sobol cases, all at once), stored as proposed, round 0
+    assert [c["case_id"] for c in first] == ledger["case_id"].tolist() and len(first) == 4
+    assert set(ledger["status"]) == {"proposed"} and set(ledger["round"]) == {0}
+    assert [json.loads(p) for p in ledger["parameters"]] == [c["params"] for c in first]
+    # the budget leaves one more, whatever is asked for
+    more = tasks.propose.fn(config, str(store.root), 3)
+    assert len(more) == 1 and len(store.read_ledger()) == 5
+    assert tasks.validate.fn(config, str(store.root), []) == []
+
+
+def test_a_sync_proposal_is_the_rounds_batch_whatever_is_asked(tmp_path):
+    from closedloop.lab.store import CampaignStore
+    from tests.lab.planner_ledgers import planner_config
+
+    config = planner_config().with_overrides(**{"campaign.mode": "sync", "budget.batch_size": 3})
+    store = CampaignStore(tmp_path / "camp")
+    assert len(tasks.propose.fn(config, str(store.root), 1)) == config.budget.initial_cases  # round 0: the design

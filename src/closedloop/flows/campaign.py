@@ -1,4 +1,5 @@
-"""The campaign flow: propose → simulate → validate (predict before train) → retrain, per round."""
+"""The campaign flow: a campaign directory held, then the one loop (flows/campaign_loop.py: propose →
+simulate → validate, predicting before training → retrain, in either mode's cadence)."""
 from __future__ import annotations
 
 import contextlib
@@ -7,46 +8,14 @@ from typing import Any, Literal
 
 from prefect import flow, get_run_logger
 
-from closedloop.flows.campaign_async import run_async
-from closedloop.flows.simulate import simulate
+from closedloop.flows.campaign_loop import run_campaign
 from closedloop.lab import campaign as steps
 from closedloop.lab import timing
 from closedloop.lab.campaign.clock import StepClock, add_seconds
 from closedloop.lab.config import CampaignConfig, load_with_overrides
 from closedloop.lab.store import CampaignStore
-from closedloop.tasks.campaign import (audit, current_flow_run_id, hold_campaign, propose, publish_round, record,
-                                       retrain, validate)
-from closedloop.tasks.progress import ProgressArtifacts, milestone, outcome_events, stop_events
-
-
-def run_rounds(config: CampaignConfig, store: CampaignStore, directory: str) -> str | None:
-    """Repair, then every round not yet complete: propose → simulate → validate → retrain → publish."""
-    checked = audit(config, directory)
-    if checked.resimulate:
-        record(directory, simulate(config, directory, checked.resimulate, refresh=True))
-    store.write_state(steps.campaign_state(config, store, status="running", run_id=current_flow_run_id(),
-                                           repairs=checked.damaged))
-    reason = None
-    progress = ProgressArtifacts(config, directory)
-    for r in range(config.budget.rounds):
-        if not steps.round_complete(store, r):
-            timing.round_started(r)
-            batch = propose(config, directory, r)
-            with timing.timed("simulation"):  # the batch's wall time, on threads or on Dask workers
-                rows = simulate(config, directory, batch)
-            record(directory, rows)
-            outcome_events(config, directory, rows)
-            progress.update(r)
-            validate(config, directory, r)
-            retrain(config, directory, r)
-            milestone(config, directory, "closedloop.checkpoint.written", checkpoint=steps.model_name(r), round=r)
-            progress.update(r + 1)
-        if not steps.round_published(store, r):
-            publish_round(config, directory, r)
-        reason = steps.stop_reason(config, store.read_ledger(), r)
-        if reason:
-            break
-    return reason
+from closedloop.tasks.campaign import current_flow_run_id, hold_campaign
+from closedloop.tasks.progress import stop_events
 
 
 @contextlib.contextmanager
@@ -75,7 +44,7 @@ def campaign(config_path: str = "configs/smoke.toml", campaign_dir: str | None =
 
     The other parameters, when given, override the config: the planner's strategy, the batch size,
     the simulation budget, the stopping rule (GP-expected maximum error target, patience), the
-    mode (``sync`` rounds, or ``async``: flows/campaign_async.py), the compute budget in CPU-seconds
+    mode (``sync`` rounds or ``async``, lab/campaign/scheduler.py), the compute budget in CPU-seconds
     and the fidelity levels (``[[fidelity]]`` tables as dicts, cheapest first).
     """
     config = load_with_overrides(config_path, **{
@@ -91,8 +60,7 @@ def campaign(config_path: str = "configs/smoke.toml", campaign_dir: str | None =
         clock, before = StepClock(), store.read_state().get("seconds_by_round")
         seconds = lambda: add_seconds(before, clock.seconds())  # noqa: E731 - this run's time on top of earlier runs'
         with timing.listening(clock), ending_told(config, store, seconds):
-            run = run_async if config.campaign.mode == "async" else run_rounds
-            reason = run(config, store, directory)
+            reason = run_campaign(config, store, directory)
         clock.stop()
         state = steps.campaign_state(config, store, status="finished", run_id=current_flow_run_id(), reason=reason,
                                      seconds=seconds())

@@ -36,7 +36,7 @@ def simulate_batch_flow(config: CampaignConfig, campaign_dir: str, batch: list[d
 
 
 def simulation_runner(config: CampaignConfig) -> DaskTaskRunner | ThreadPoolTaskRunner:
-    """The task runner of the async loop's simulations: Dask as configured, or ``W`` threads
+    """The task runner of the campaign loop's simulations (both modes): Dask as configured, or ``W`` threads
     (lab/campaign/scheduler.simulation_workers)."""
     if config.simulation.runner == "dask":
         return dask_task_runner(config.simulation)

@@ -1,7 +1,8 @@
 """``[campaign]``: how a campaign schedules its steps.
 
 ``mode = "sync"`` (the default) runs rounds: propose a batch, wait for all of it, validate, retrain.
-``mode = "async"`` (lab/campaign/scheduler.py, flows/campaign_async.py) keeps ``W`` simulations
+Both are cadences of one loop (lab/campaign/scheduler.py, flows/campaign_loop.py).
+``mode = "async"`` (lab/campaign/scheduler.py, flows/campaign_loop.py) keeps ``W`` simulations
 running (``W`` = ``simulation.dask_workers`` with ``runner = "dask"``, else the flow's thread limit)
 and ``queued`` more waiting, so that a worker that frees starts its next case at once while the
 replacement is proposed; each finished case is validated on arrival, retraining runs beside the

@@ -17,6 +17,7 @@ from prefect.runtime import flow_run
 from prefect.states import Crashed
 
 from closedloop.lab import campaign as steps
+from closedloop.lab.campaign import scheduler
 from closedloop.lab.config import CampaignConfig
 from closedloop.lab.lock import LockInfo, campaign_lock
 from closedloop.lab.store import CampaignStore
@@ -176,13 +177,15 @@ def audit(config: CampaignConfig, campaign_dir: str) -> steps.AuditReport:
 
 
 @task(name="propose", cache_policy=NO_CACHE)
-def propose(config: CampaignConfig, campaign_dir: str, round_index: int) -> list[dict[str, float]]:
-    """The round's cases: stored proposals if the round was started before, else new ones."""
-    batch, proposal = steps.round_proposals(config, CampaignStore(campaign_dir), round_index, current_flow_run_id())
-    if proposal is not None:
-        get_run_logger().info("round %d: proposed %d cases by %s", round_index, len(proposal.parameters),
-                              proposal.strategy)
-    return batch
+def propose(config: CampaignConfig, campaign_dir: str, n: int) -> list[dict[str, Any]]:
+    """The next cases (``scheduler.propose_next``: sync mode's round batch, async mode's ``n``
+    replacements), with every proposed case pending; stored in the ledger before they are returned
+    as ``[{"case_id", "params"}]``."""
+    store = CampaignStore(campaign_dir)
+    proposal = scheduler.propose_next(config, store, store.read_ledger(), n)
+    rows = scheduler.store_proposal(config, store, proposal, current_flow_run_id())
+    run_logger().info("round %d: proposed %d case(s) by %s", proposal.round, len(rows), proposal.strategy)
+    return [{"case_id": r["case_id"], "params": p} for r, p in zip(rows, proposal.parameters)]
 
 
 @task(name="record", cache_policy=NO_CACHE)
@@ -192,21 +195,26 @@ def record(campaign_dir: str, rows: list[dict[str, Any]]) -> None:
 
 
 @task(name="validate", cache_policy=NO_CACHE)
-def validate(config: CampaignConfig, campaign_dir: str, round_index: int) -> list[dict[str, Any]]:
-    """Predict the round's new cases with the previous model, before training on them."""
-    return steps.validate_cases(config, CampaignStore(campaign_dir), round_index)
+def validate(config: CampaignConfig, campaign_dir: str, case_ids: list[str] | None = None) -> list[dict[str, Any]]:
+    """Predict finished cases with the newest checkpoint, before any training on them, in the round
+    it opens (``case_ids`` None: that round's done cases not yet predicted)."""
+    store = CampaignStore(campaign_dir)
+    if case_ids is not None and not case_ids:
+        return []
+    return steps.validate_cases(config, store, scheduler.open_round(config, store), case_ids)
 
 
 @task(name="retrain", cache_policy=NO_CACHE)
-def retrain(config: CampaignConfig, campaign_dir: str, round_index: int) -> dict[str, Any]:
-    """Train on every done case (warm start from the previous round) and save the checkpoint.
-
-    With a GPU present, training holds that GPU's concurrency slot (one training job per GPU).
-    """
-    done = steps.training_set(CampaignStore(campaign_dir).read_ledger(), round_index)
-    report = train_in_slot(config, campaign_dir, round_index, done)
-    return {"cases": len(done), "initial_loss": report.initial_loss, "best_loss": report.best_loss,
-            "seconds": report.seconds}
+def retrain(config: CampaignConfig, campaign_dir: str, round_index: int,
+            case_ids: list[str] | None = None) -> dict[str, Any]:
+    """Round ``round_index``'s training on ``case_ids`` (None: every validated case of rounds up to it),
+    warm-started from the previous checkpoint, its checkpoint saved. With a GPU present, training
+    holds that GPU's concurrency slot (one training job per GPU)."""
+    if case_ids is None:
+        case_ids = steps.training_set(CampaignStore(campaign_dir).read_ledger(), round_index)
+    report = train_in_slot(config, campaign_dir, round_index, case_ids)
+    return {"round": round_index, "cases": list(case_ids), "initial_loss": report.initial_loss,
+            "best_loss": report.best_loss, "seconds": report.seconds}
 
 
 def train_in_slot(config: CampaignConfig, campaign_dir: str, round_index: int, case_ids: list[str]) -> Any:

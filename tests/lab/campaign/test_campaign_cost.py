@@ -81,7 +81,7 @@ def test_async_proposals_carry_levels_with_the_running_cases_pending_at_theirs(c
     from closedloop.lab.campaign import scheduler
     from closedloop.lab.store import CampaignStore
 
-    mf = config.with_overrides(**{"planner.strategy": "multifidelity", "planner.num_restarts": 2,
+    mf = config.with_overrides(**{"campaign.mode": "async", "planner.strategy": "multifidelity", "planner.num_restarts": 2,
                                   "planner.raw_samples": 32, "planner.mc_samples": 16, "planner.maxiter": 20})
     points = [{**POINT, "source_x": x, "source_y": y} for x, y in ((2.0, 2.0), (7.5, 4.0), (5.0, 1.2), (3.0, 4.5))]
     done = ledger_of([(p, lv, cpu, 0) for p, lv, cpu in zip(points, ("coarse", "coarse", "coarse", "fine"),

@@ -84,3 +84,21 @@ def test_the_first_proposal_is_the_initial_design_within_the_budget(config, tmp_
     with pytest.raises(ValueError, match="budget.max_cases"):
         scheduler.propose_next(config.with_overrides(**{"budget.max_cases": 8}), store,
                                ledger_of(config, validated(config, 8)), 1)
+
+
+def test_sync_is_the_same_loop_with_a_batched_cadence(config):
+    sync = config.with_overrides(**{"campaign.mode": "sync", "simulation.max_concurrent": 3, "campaign.queued": 2})
+    assert scheduler.cadence(sync) == scheduler.Cadence(batched=True, in_flight=3)  # W at once, no queue
+    assert scheduler.cadence(sync.with_overrides(**{"campaign.mode": "async"})) == \
+        scheduler.Cadence(batched=False, in_flight=5)
+    rows = validated(config, 6)
+    rows[4] = (1, "done", rows[4][2], 0.1)
+    rows[5] = (1, "proposed", rows[5][2], None)  # round 1's batch is not in yet
+    ledger = ledger_of(sync, rows)
+    ids = set(ledger["case_id"])
+    assert scheduler.batch_in(ledger, 0) and not scheduler.batch_in(ledger, 1) and not scheduler.batch_in(ledger, 2)
+    # a sync round trains once its whole batch has ended, never beside it, whatever is new to the trainer
+    assert scheduler.retrain_due(sync, ledger, set(), 1, closing=False) is False
+    ended = ledger_of(sync, rows[:5] + [(1, "failed", rows[5][2], None)])
+    assert scheduler.retrain_due(sync, ended, ids, 1, closing=False) is True
+    assert scheduler.retrain_due(sync, ended, set(), 2, closing=True) is False  # round 2 has no batch yet

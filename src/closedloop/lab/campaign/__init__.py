@@ -10,7 +10,7 @@
 ``audit``      before resuming: checksums, damaged files set aside, cases to simulate again
 ``state``      rounds complete and published, ``campaign.json``
 ``stop``       the stop rules, one owner for both modes
-``scheduler``  async mode's pool: what runs, what is due to train, the next proposal
+``scheduler``  the one loop's decisions, both modes: cadence, pool, what is due to train, the next proposal
 ``progress``   cases done over the budget, spend, the newest round's error
 ``clock``      wall seconds by round and step (``campaign.json``, ``campaign status``)
 ``report``     a round's cases table, planner summary and figures

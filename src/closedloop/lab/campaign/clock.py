@@ -10,8 +10,8 @@ each round and step it gives the *wall* seconds during which at least one interv
 
 the time no timed step ran: Prefect's task and flow bookkeeping, ledger reads and writes, waiting.
 In async mode the steps overlap one another, so the steps' seconds may add up to more than the wall.
-Simulations that run in other processes (Dask workers) are seen only through the flow's timed
-``simulation`` block around the batch (sync mode); async mode on Dask counts them as orchestration.
+Simulations that run in other processes (Dask workers) are seen only through the loop's timed
+``simulation`` span of a sync round's batch; async mode on Dask counts them as orchestration.
 
 Seconds add up across the runs of a campaign (a resumed round keeps the time spent before the stop):
 :func:`add_seconds` merges this run's with what ``campaign.json`` held.
