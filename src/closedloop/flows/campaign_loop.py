@@ -11,17 +11,19 @@ between sync and async, and its docstring defines a round in each mode).
                        (sync: once every case of the round's batch has ended, all together)
             training → checkpoint event → the round's report (on the trainer) → the closed round's stop rules
 
-Simulations run on this subflow's task runner (flows/simulate.py chooses: Dask, ``runner =
-"dask"``: a local cluster of ``dask_workers`` or ``dask_address``; or ``W`` threads). Training and
-the round reports run on a one-thread task runner of their own, in this process (on the GPU when
-there is one, holding its training slot). Only this loop writes the ledger.
+The loop runs in the campaign's flow run, so its task runs and the round artifacts are that run's
+(in the UI, on the campaign's page). Simulations run on a task runner of their own
+(flows/simulate.py chooses: Dask, ``runner = "dask"``: a local cluster of ``dask_workers`` or
+``dask_address``, one for the whole campaign; or ``W`` threads). Training and the round reports run
+on a one-thread task runner, in this process (on the GPU when there is one, holding its training
+slot). Only this loop writes the ledger.
 """
 from __future__ import annotations
 
 import queue
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import get_run_logger
 from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 
@@ -50,6 +52,7 @@ class CampaignLoop:
     job, what the newest checkpoint was trained on, the stop reason once one holds."""
 
     def __init__(self, config: CampaignConfig, campaign_dir: str, run_id: str | None):
+        self.simulations: Any = None  # the simulations' task runner, while the loop runs
         self.config, self.dir, self.run_id = config, campaign_dir, run_id
         self.cadence = scheduler.cadence(config)
         self.store = CampaignStore(campaign_dir)
@@ -105,8 +108,9 @@ class CampaignLoop:
                 self.open(self.rounds_done())
                 if self.cadence.batched and self.batch_clock is None:
                     self.batch_clock = timing.timed("simulation").__enter__()
-                self.running[case["case_id"]] = self.watch(
-                    "case", case["case_id"], self.simulate.submit(self.config, self.dir, case["params"]))
+                self.running[case["case_id"]] = self.watch("case", case["case_id"], self.simulations.submit(
+                    self.simulate, parameters={"config": self.config, "campaign_dir": self.dir,
+                                               "params": case["params"]}))
 
     def start_training(self, trainer: ThreadPoolTaskRunner, ledger: Any) -> None:
         closing = self.reason is not None and not self.running
@@ -189,7 +193,7 @@ class CampaignLoop:
 
     def run(self) -> str | None:
         self.resume()
-        with ThreadPoolTaskRunner(max_workers=1) as trainer:
+        with simulation_runner(self.config) as self.simulations, ThreadPoolTaskRunner(max_workers=1) as trainer:
             while True:
                 ledger = self.store.read_ledger()
                 if len(ledger) and not self.cadence.batched:
@@ -207,19 +211,12 @@ class CampaignLoop:
         return self.reason
 
 
-@flow(name="campaign-loop", log_prints=True)
-def campaign_loop(config: CampaignConfig, campaign_dir: str, run_id: str | None = None) -> str | None:
-    """The loop on this flow's task runner; ``run_id`` is the campaign's flow run (for the ledger)."""
-    return CampaignLoop(config, campaign_dir, run_id).run()
-
-
 def run_campaign(config: CampaignConfig, store: CampaignStore, directory: str) -> str | None:
     """Repair what a killed run left (damaged files set aside; cases of complete rounds simulated
-    again), then the loop, on the simulations' task runner."""
+    again), then the loop."""
     checked = audit(config, directory)
     if checked.resimulate:
         record(directory, simulate(config, directory, checked.resimulate, refresh=True))
     store.write_state(steps.campaign_state(config, store, status="running", run_id=current_flow_run_id(),
                                            repairs=checked.damaged))
-    loop = campaign_loop.with_options(task_runner=simulation_runner(config))
-    return loop(config, directory, current_flow_run_id())
+    return CampaignLoop(config, directory, current_flow_run_id()).run()
