@@ -43,3 +43,12 @@ def test_a_wrong_status_or_a_frame_that_is_no_ledger_is_refused(ledger):
         ledger.cases.with_status("running")
     with pytest.raises(AttributeError, match="not a ledger \\(no 'status' column\\)"):
         pd.DataFrame({"x": [1]}).cases.done()
+
+
+def test_pending_cases_are_those_whose_error_is_not_known_yet():
+    ledger = normalise_ledger(pd.DataFrame([
+        {"case_id": "a", "round": 0, "status": "done", "parameters": "{}", "rel_l2": 0.1},
+        {"case_id": "b", "round": 0, "status": "done", "parameters": "{}"},  # arrived, not yet predicted
+        {"case_id": "c", "round": 1, "status": "proposed", "parameters": "{}"},
+        {"case_id": "d", "round": 1, "status": "failed", "parameters": "{}"}]))
+    assert ledger.cases.pending()["case_id"].tolist() == ["b", "c"]  # in ledger order; a failure is no pending point

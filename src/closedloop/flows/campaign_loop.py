@@ -7,8 +7,9 @@ between sync and async, and its docstring defines a round in each mode).
         fill: stored proposals first (at most ``in_flight`` running), then the planner when the cadence allows
         start a training when the trainer is free and one is due
         wait for the next simulation or training to end:
-            a case   → record → validate (newest checkpoint) → progress, events
-                       (sync: once every case of the round's batch has ended, all together)
+            a case   → record → (async: its replacement proposed and submitted) → validate (newest
+                       checkpoint) → progress, events (sync: once every case of the round's batch has
+                       ended, all together)
             training → checkpoint event → the round's report (on the trainer) → the closed round's stop rules
 
 The loop runs in the campaign's flow run, so its task runs and the round artifacts are that run's
@@ -148,6 +149,9 @@ class CampaignLoop:
         if self.cadence.batched:
             validate(self.config, self.dir)
         elif done:
+            # the replacement first (the arrival pending in its evidence), so the worker does not wait on
+            # the validation's rollout, which shares its core with the training
+            self.fill(self.store.read_ledger())
             validate(self.config, self.dir, done)
         self.progress.update(self.rounds_done())
 

@@ -9,6 +9,7 @@ predicted it (``rel_l2``, ``log_rel_l2``, ``validated_by``). The views are panda
     ledger.cases.proposed()          # in flight or waiting   ledger.cases.unvalidated() # done, not predicted
     ledger.cases.of_round(r)         # one round's rows       ledger.cases.params()      # [{name: value}]
     ledger.cases.count("failed")     # rows with a status     ledger.cases.spend()       # CPU-seconds
+    ledger.cases.pending()           # error not known yet: proposed, or done and not yet predicted
 
 Each view returns a DataFrame of the same columns (so they chain: ``ledger.cases.of_round(r).cases.validated()``).
 """
@@ -75,6 +76,12 @@ class LedgerCases:
         """Done cases without a validation error (a run stopped between recording and validating)."""
         f = self._frame
         return f[(f["status"] == "done") & f["rel_l2"].isna()]
+
+    def pending(self) -> pd.DataFrame:
+        """Cases whose validation error is not known yet: proposed (running or waiting), or done and
+        not yet predicted; what a proposal treats as pending (BoTorch's ``X_pending``)."""
+        f = self._frame
+        return f[(f["status"] == "proposed") | ((f["status"] == "done") & f["rel_l2"].isna())]
 
     def of_round(self, round_index: int) -> pd.DataFrame:
         return self._frame[self._frame["round"] == round_index]

@@ -68,7 +68,7 @@ def add_levels(config: CampaignConfig, ledger: pd.DataFrame, evidence: Evidence)
 
     if len(ledger):
         observed = ledger.cases.validated()
-        pending = ledger.cases.proposed()
+        pending = ledger.cases.pending()  # the rows of evidence_for's pending points, in order
         evidence.observed_fidelity, evidence.pending_fidelity = values(observed), values(pending)
         evidence.existing_fidelity = values(ledger)
     else:

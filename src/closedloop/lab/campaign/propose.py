@@ -55,14 +55,17 @@ def points_with_status(ledger: pd.DataFrame, config: CampaignConfig, status: str
 
 
 def evidence_for(config: CampaignConfig, ledger: pd.DataFrame) -> Evidence:
-    """What the planner sees: validated errors (failed cases excluded), failures, every case still
-    proposed (running or waiting: BoTorch's ``X_pending``), every point in the ledger (none is
-    proposed twice), the feasibility test, and each point's level in a multi-fidelity campaign."""
+    """What the planner sees: validated errors (failed cases excluded), failures, every case whose
+    error is not known yet as pending (BoTorch's ``X_pending``: proposed, running or waiting, and done
+    but not yet validated, which async mode's next proposal may precede), every point in the ledger
+    (none is proposed twice), the feasibility test, and each point's level in a multi-fidelity campaign."""
     space = config.design.space()
     x_obs, y_obs = observed_errors(ledger, config)
     existing = space.as_tensor(ledger.cases.params()) if len(ledger) else None
+    pending = ledger.cases.pending()
+    pending = space.as_tensor(pending.cases.params()) if len(pending) else torch.empty(0, space.dim, dtype=torch.float64)
     evidence = Evidence(observed=x_obs, log_error=y_obs, failed=points_with_status(ledger, config, "failed"),
-                        pending=points_with_status(ledger, config, "proposed"), existing=existing)
+                        pending=pending, existing=existing)
     evidence.feasible = lambda z: feasible_mask(config, z)
     return add_levels(config, ledger, evidence) if config.fidelity else evidence
 
