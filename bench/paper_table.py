@@ -161,13 +161,16 @@ def evaluate(model: HybridSurrogate, forcing: Forcing, ref: torch.Tensor, mask: 
     return out, pred
 
 
-def speed(model: HybridSurrogate, forcing: Forcing, n_steps: int, scenario, batch: int, device: str) -> dict:
+def speed(model: HybridSurrogate, forcing: Forcing, n_steps: int, scenario, batch: int, device: str,
+          reference_compile: bool | None = False) -> dict:
     """Reference transport vs surrogate, same process, same device and thread count; the surrogate
-    eager and with its layered substep fused (``compile_physics``, compile time reported apart)."""
-    # the eager reference step, as the tables built from this file say (the default path fuses the hall's
-    # step: simulators.reference.compile_by_default)
-    simulate(scenario, device=device, compile=False)  # warm-up (CUDA context, allocator)
-    result = simulate(scenario, device=device, compile=False)  # flow from the cache: transport timed alone
+    eager and with its layered substep fused (``compile_physics``, compile time reported apart).
+
+    The reference's step is eager here by default, as the tables built from this file say;
+    ``reference_compile=None`` takes the reference's default path (``compile_by_default``: the hall
+    fuses its step), its compilation paid by the warm-up run."""
+    simulate(scenario, device=device, compile=reference_compile)  # warm-up (CUDA context, allocator, compile)
+    result = simulate(scenario, device=device, compile=reference_compile)  # flow from the cache: transport alone
     one = forcing.select([0])
     many = Forcing.stack([forcing] * math.ceil(batch / forcing.batch_size)).select(slice(0, batch))
 
@@ -180,7 +183,8 @@ def speed(model: HybridSurrogate, forcing: Forcing, n_steps: int, scenario, batc
             torch.cuda.synchronize()
         return time.perf_counter() - t0
 
-    out = {"device": device, "reference_dtype": "float64", "surrogate_dtype": "float32",
+    out = {"device": device, "reference_dtype": "float64", "surrogate_dtype": str(forcing.source.dtype).removeprefix("torch."),
+           "reference_compiled": bool(result.extra["compiled"]),
            "reference_transport_s": result.wall_seconds, "reference_steps": result.steps,
            "reference_scenarios_per_s": 1 / result.wall_seconds, "batch": batch}
     paths = ["eager"] + (["fused"] if model.spec.room_layers else [])
