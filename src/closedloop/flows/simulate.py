@@ -1,10 +1,11 @@
-"""Reference simulations of a batch: in the campaign flow's threads, or fanned out on Dask (the one
-module that chooses between them, for both modes).
+"""Where reference simulations run: threads, or Dask (the one module that chooses between them).
 
-With ``[simulation] runner = "dask"`` the batch runs as the subflow ``simulate-batch`` on a
-:class:`prefect_dask.DaskTaskRunner`: a local cluster (``dask_workers`` processes, one thread each,
-bound to 127.0.0.1) or, with ``dask_address``, an existing scheduler. Retries, backoff, timeout,
-caching and failed rows are those of :func:`closedloop.tasks.campaign.simulate_batch` either way.
+:func:`simulation_runner` is the campaign loop's runner in both modes: ``W`` threads, or with
+``[simulation] runner = "dask"`` a :class:`prefect_dask.DaskTaskRunner` (a local cluster of
+``dask_workers`` processes, one thread each, bound to 127.0.0.1, or with ``dask_address`` an
+existing scheduler), one for the whole campaign. :func:`simulate` runs one batch outside the loop
+(the repair step's cases to simulate again), on Dask as the subflow ``simulate-batch``. Retries,
+backoff, timeout, caching and failed rows are those of the ``simulate-case`` task either way.
 """
 from __future__ import annotations
 
