@@ -209,3 +209,26 @@ def test_fused_substep_matches_the_eager_one_with_and_without_gradients(layered,
     assert len(grads) == len(eager_grads) and model.raw_dx.grad.abs().sum() > 0
     for g, e in zip(grads, eager_grads):
         assert torch.allclose(g, e, rtol=1e-9, atol=1e-12 * e.abs().max().item())
+
+
+def test_the_fused_substep_compiles_once_whatever_the_time_step(layered):
+    """A campaign rolls out batches whose stable substep (and so Δt) differs; a Δt given to the compiled
+    substep as a Python number would be a constant of its graph, compiled again for every new value
+    until dynamo's limit, then eager. Δt goes in as a tensor: one graph serves every step."""
+    from torch._dynamo.testing import CompileCounter
+
+    from closedloop.surrogates.model import layered_substep
+
+    torch._dynamo.reset()
+    counter = CompileCounter()
+    model = physics(layered)
+    compiled = torch.compile(layered_substep, backend=counter, fullgraph=True)
+    model._fused_substep, model._fused_training = compiled, False
+    f = layered.forcing
+    with torch.no_grad():
+        eager = physics(layered).rollout(f, 2)
+        assert torch.allclose(model.rollout(f, 2), eager, rtol=1e-12, atol=1e-15)
+        model.spec = dataclasses.replace(model.spec, output_interval=0.7 * model.spec.output_interval)  # another Δt
+        model.rollout(f, 2)
+    assert counter.frame_count == 1
+    torch._dynamo.reset()

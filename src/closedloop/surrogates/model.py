@@ -65,8 +65,8 @@ PHYSICS_PARAMETERS = ("raw_dx", "raw_dy", "dux", "duy", "log_sink", "log_retenti
 
 
 def layered_substep(c: torch.Tensor, velocity: tuple, diffusivity: tuple, opens: tuple, mask: torch.Tensor,
-                    src: torch.Tensor, lam: torch.Tensor, matrix: tuple, dt: float, grid: Grid, tvd: bool
-                    ) -> torch.Tensor:
+                    src: torch.Tensor, lam: torch.Tensor, matrix: tuple, dt: torch.Tensor | float, grid: Grid,
+                    tvd: bool) -> torch.Tensor:
     """One substep of the layered state (B, 3, nx, ny): explicit horizontal transport of the three
     layers at once, the band's sink −λc̄ and source, then the implicit vertical exchange."""
     adv = advect_tvd(c, velocity, grid, opens) if tvd else advect_upwind(c, velocity, grid)
@@ -238,6 +238,9 @@ class HybridSurrogate(nn.Module):
             lam_band = torch.zeros((), dtype=c.dtype, device=c.device) if lam is None else lam
             fused = self._fused_substep is not None and (self._fused_training or not torch.is_grad_enabled())
             substep = self._fused_substep if fused else layered_substep
+            # Δt as a tensor: a Python number would be a constant of the compiled graph, compiled again
+            # for every batch whose stable substep differs (until dynamo's limit, then eager)
+            dt_step = torch.tensor(dt, dtype=c.dtype, device=c.device)
         for j in range(k):
             if series is None:
                 t_mid = t0 + (j + 0.5) * dt
@@ -253,7 +256,7 @@ class HybridSurrogate(nn.Module):
                     rate = rate - lam * c
                 c = c + dt * (rate * mask + src)
                 continue
-            c = substep(c, vel, d, opens, mask, src, lam_band, matrix, dt, self.grid, self.spec.advection == "tvd")
+            c = substep(c, vel, d, opens, mask, src, lam_band, matrix, dt_step, self.grid, self.spec.advection == "tvd")
         return c
 
     def compile_physics(self, enabled: bool | None = True, *, training: bool = False) -> Kernel:
