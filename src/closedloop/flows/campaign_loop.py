@@ -67,10 +67,12 @@ class CampaignLoop:
         self.progress = ProgressArtifacts(config, campaign_dir)
         self.reason: str | None = None
         self.opened: int | None = None  # the round whose time the clock is counting
-        self.trained_on = scheduler.trained_on(self.store, self.rounds_done() - 1)
+        # checkpoints written: read once (the model index), then advanced by each training this loop ends
+        self.done = scheduler.newest_round(self.store, config.budget.rounds) + 1
+        self.trained_on = scheduler.trained_on(self.store, self.done - 1)
 
     def rounds_done(self) -> int:
-        return scheduler.newest_round(self.store, self.config.budget.rounds) + 1
+        return self.done
 
     def open(self, round_index: int) -> None:
         """Round ``round_index``'s time starts (once), at the first thing done in it: a campaign
@@ -163,6 +165,7 @@ class CampaignLoop:
         if kind != "training":
             return
         r = report["round"]
+        self.done = r + 1
         self.trained_on = set(report["cases"])
         milestone(self.config, self.dir, "closedloop.checkpoint.written", checkpoint=steps.model_name(r),
                   round=r, cases=len(report["cases"]))
