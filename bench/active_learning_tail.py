@@ -6,15 +6,19 @@ release time; kept as it is for continuity) and configs/active_learning_exhaust.
 exhaust's position along its wall instead of the release time: the geometry moves, so how hard a case is
 varies across the space; the file says why). Strategies: ``sobol`` (the reference), ``variance``,
 ``error_ivr``, ``tail`` (variance reduction weighted by the chance of lying in the top 5 % of the error:
-aimed at the p95) and ``oracle_worst`` (the bound: each round it simulates the test cases the current
-model gets worst); 3 seeds; the library's learner (``--learner``). Each campaign is run by
+aimed at the p95) and two bounds: ``oracle_worst`` simulates each round the test cases the current
+model gets worst (so by the end it has trained on its own test set: an optimistic bound) and
+``oracle_pool`` the worst of a pool of 48 simulated cases disjoint from the test set (the fair bound on
+what choosing cases can buy); 3 seeds; the library's learner (``--learner``). Each campaign is run by
 bench/active_learning.py's own functions, on its protocol (8 Sobol cases, rounds of 4 up to 32, a test set
 of 24 uniform random cases per space).
 
 Result (bench/results/active_learning_tail.json): ``spaces``: {space: {strategy: {``sims_to_sobol_mean``,
 ``sims_to_sobol_p95`` (fractions of Sobol's budget on seed-mean curves; None: never reached), the same for
 the worst seed (``..._worst_seed``, each seed against the same seed's Sobol), ``final_mean``,
-``final_p95``, ``final_worst``, ``seeds``}}}; ``sobol_final`` (Sobol's final mean and p95 and its
+``final_p95``, ``final_worst``, the planner's own cost: ``mean_propose_s`` (one proposal) and
+``propose_s_per_campaign`` beside ``sim_cpu_s_saved_p95`` (the simulations it did not need to reach Sobol's
+p95, at the space's mean ``simulation_cpu_s``), ``seeds``}}}; ``sobol_final`` (Sobol's final mean and p95 and its
 budget, per space); ``curves`` (seed-mean test error per round: mean, p95, worst); ``runs``; ``settings``,
 ``machine``, ``complete``. Resumable: every campaign is cached under ``--work`` (as bench/active_learning.py
 caches it) and the result is rewritten after each one, over the seeds every strategy of a space has
@@ -32,11 +36,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
 
 import torch
+
+from closedloop.lab.store import CampaignStore
 
 import active_learning as al
 from active_learning_parts import summary
@@ -44,9 +51,9 @@ from common import RESULTS, machine, write_result
 
 HERE = Path(__file__).resolve().parent
 SPACES = (HERE.parent / "configs" / "active_learning.toml", HERE.parent / "configs" / "active_learning_exhaust.toml")
-STRATEGIES = ("sobol", "variance", "error_ivr", "tail", "oracle_worst")
+STRATEGIES = ("sobol", "variance", "error_ivr", "tail", "oracle_worst", "oracle_pool")
 KEYS = ("sims_to_sobol_mean", "sims_to_sobol_p95", "sims_to_sobol_mean_worst_seed", "sims_to_sobol_p95_worst_seed",
-        "final_mean", "final_p95", "final_worst")
+        "final_mean", "final_p95", "final_worst", "mean_propose_s")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -85,23 +92,44 @@ def finished(results: dict[str, list[dict]]) -> dict[str, list[dict]]:
     return {s: runs[:done] for s, runs in results.items()}
 
 
-def space_result(results: dict[str, list[dict]]) -> dict:
-    """One space's headline, Sobol's final and the seed-mean curves (empty before a seed is finished)."""
+def simulation_cpu_s(study: al.Study) -> float | None:
+    """Mean CPU-seconds of one reference simulation over every campaign ledger of ``study``'s space (the
+    price a planner's proposal seconds are weighed against); None before any campaign has run."""
+    seconds = [s for ledger in sorted((study.work / "runs" / study.base.name).glob("*/ledger.parquet"))
+               for s in CampaignStore.existing(ledger.parent).read_ledger()["cpu_seconds"].dropna()]
+    return statistics.mean(seconds) if seconds else None
+
+
+def space_result(results: dict[str, list[dict]], sim_cpu_s: float | None) -> dict:
+    """One space's headline, Sobol's final and the seed-mean curves (empty before a seed is finished).
+    Per strategy also the planner's own cost: ``propose_s_per_campaign`` (the seconds of all its proposals
+    in one campaign, mean over seeds) beside ``sim_cpu_s_saved_p95`` (the CPU-seconds of the simulations it
+    did not need to reach Sobol's final p95, at the space's mean price of one simulation; None when it
+    never reaches it)."""
     results = finished(results)
     if not results["sobol"]:
-        return {"strategies": {}, "sobol_final": None, "curves": None}
+        return {"strategies": {}, "sobol_final": None, "curves": None, "simulation_cpu_s": sim_cpu_s}
     head = summary.headline(results)
     curves = {"n_sims": results["sobol"][0]["n"],
               **{name: summary.seed_mean(results, f"test_{name}") for name in ("mean", "p95", "worst")}}
-    return {"strategies": {s: {**{k: head[s][k] for k in KEYS}, "seeds": len(results[s])} for s in results},
+    budget = curves["n_sims"][-1]
+
+    def cost(s: str) -> dict:
+        reach = head[s]["sims_to_sobol_p95"]
+        saved = None if reach is None or sim_cpu_s is None else (1 - reach) * budget * sim_cpu_s
+        return {"propose_s_per_campaign": statistics.mean(sum(r["propose_s"]) for r in results[s]),
+                "sim_cpu_s_saved_p95": saved}
+
+    return {"strategies": {s: {**{k: head[s][k] for k in KEYS}, **cost(s), "seeds": len(results[s])}
+                           for s in results},
             "sobol_final": {"mean": head["sobol"]["final_mean"], "p95": head["sobol"]["final_p95"],
-                            "budget": curves["n_sims"][-1]},
-            "curves": curves}
+                            "budget": budget},
+            "curves": curves, "simulation_cpu_s": sim_cpu_s}
 
 
 def payload(args: argparse.Namespace, studies: dict[str, al.Study], results: dict[str, dict[str, list[dict]]],
             figures: list[str], t_start: float) -> dict:
-    per_space = {space: space_result(runs) for space, runs in results.items()}
+    per_space = {space: space_result(runs, simulation_cpu_s(studies[space])) for space, runs in results.items()}
     complete = len(results) == len(args.spaces) and all(
         len(runs) == len(args.seeds) for by_label in results.values() for runs in by_label.values())
     first = next(iter(studies.values()))
@@ -111,6 +139,7 @@ def payload(args: argparse.Namespace, studies: dict[str, al.Study], results: dic
         "spaces": {space: r["strategies"] for space, r in per_space.items()},
         "sobol_final": {space: r["sobol_final"] for space, r in per_space.items()},
         "curves": {space: r["curves"] for space, r in per_space.items()},
+        "simulation_cpu_s": {space: r["simulation_cpu_s"] for space, r in per_space.items()},
         "runs": results,
         "settings": {
             "spaces": {name: {"config": al.shown(args.spaces[k]),

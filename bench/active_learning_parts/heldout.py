@@ -49,11 +49,14 @@ class HeldOut:
     n_steps: int
     planes: torch.Tensor  # (n, T + 1, nx, ny)
 
-    def errors(self, model: HybridSurrogate) -> torch.Tensor:
-        """Relative L2 over time and plane of each test case (n,)."""
+    def predict(self, model: HybridSurrogate) -> torch.Tensor:
+        """``model``'s planes of every test case after the initial one, (n, T, nx, ny)."""
         with torch.no_grad():
-            pred = model.rollout(self.forcing, self.n_steps)
-        return relative_l2(pred[:, 1:], self.planes[:, 1:])
+            return model.rollout(self.forcing, self.n_steps)[:, 1:]
+
+    def errors(self, model: HybridSurrogate, pred: torch.Tensor | None = None) -> torch.Tensor:
+        """Relative L2 over time and plane of each test case (n,), of ``pred`` when given."""
+        return relative_l2(self.predict(model) if pred is None else pred, self.planes[:, 1:])
 
 
 def p95(errors: torch.Tensor) -> float:
@@ -96,13 +99,17 @@ def spread(space: DesignSpace, test: torch.Tensor, errors: torch.Tensor, free: l
 
 
 Oracle = Callable[[DesignSpace, torch.Tensor, torch.Tensor, list[int], torch.Tensor, int], list[int]]
-ORACLES: dict[str, Oracle] = {"oracle_worst": worst, "oracle_spread": spread}
+ORACLES: dict[str, Oracle] = {"oracle_worst": worst, "oracle_spread": spread, "oracle_pool": worst}
+# oracles that choose from a pool of simulated cases disjoint from the test set (the others choose test
+# cases, so their final model has trained on the cases it is judged on)
+POOL_ORACLES = frozenset({"oracle_pool"})
 
 
 def oracle_round(label: str, config: CampaignConfig, store: CampaignStore, round_index: int, test: HeldOut,
                  errors: torch.Tensor, used: set[int]) -> list[dict[str, float]]:
-    """Round ``round_index``'s batch by oracle ``label``: test cases never used before, stored in the
-    ledger as the round's proposal (as ``round_proposals`` stores a planner's)."""
+    """Round ``round_index``'s batch by oracle ``label``: cases of ``test`` (the test set, or the pool of
+    a pool oracle) never used before, with their current ``errors``, stored in the ledger as the round's
+    proposal (as ``round_proposals`` stores a planner's)."""
     ledger = store.read_ledger()
     space = config.design.space()
     left = remaining_cases(config, ledger)
