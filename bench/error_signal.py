@@ -16,7 +16,8 @@ the mean of the cases its model validated (``validated_by``): the relative diffi
 campaign's fall of the error over rounds removed.
 
 Result (bench/results/error_signal.json): ``spaces``: {space: {label: {seed: {``round``, ``rho_raw``,
-``rho_centred``, ``rho_pool_exact`` (the ceiling of a GP error model at this budget: the GP fitted to
+``rho_centred``, ``rho_current`` (the GP fitted to the errors of round r's model on every case
+simulated so far, re-scored after training on them: fresh but in-sample), ``rho_pool_exact`` (the ceiling of a GP error model at this budget: the GP fitted to
 the exact log errors of round r's own model on the 48 pool cases of the ``oracle_pool`` bound, twice the
 cases a campaign has, none of them stale), ``rho_disagreement`` (a signal that needs no reference: how much the test case's
 prediction changed between the models of rounds r − 1 and r, the ``ensemble`` strategy's kind of
@@ -46,6 +47,7 @@ from closedloop.surrogates.metrics import relative_l2
 
 import active_learning as al
 import active_learning_tail as tail
+from active_learning_parts.heldout import HeldOut
 from common import RESULTS, machine, write_result
 
 
@@ -57,6 +59,16 @@ def centred(ledger, y: torch.Tensor) -> torch.Tensor:
         pick = torch.as_tensor(groups == g)
         out[pick] = y[pick] - y[pick].mean()
     return out
+
+
+def simulated(config, store: CampaignStore, ledger) -> HeldOut:
+    """The ledger's validated cases as a test set (points, forcing, reference planes), to be scored by a
+    later model than the one that validated them."""
+    rows = ledger.cases.validated()
+    points = config.design.space().as_tensor(rows.cases.params())
+    planes = torch.stack([store.read_case(c).plane for c in rows["case_id"]]).to(torch.float64)
+    _, forcing, problem = steps.candidate_problems(config, points)
+    return HeldOut(points, -1, forcing, problem.n_steps, planes)
 
 
 def rank(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -83,7 +95,9 @@ def run_signal(study: al.Study, label: str, seed: int) -> list[dict]:
         disagreement = relative_l2(predictions[r - 1], predictions[r]).to(torch.float64)
         row = {"round": r, "cases": len(y), "rho_previous_truth": rank(truth[r - 1], truth[r]),
                "rho_disagreement": rank(disagreement, truth[r])}
-        for name, x, target in (("raw", x, y), ("centred", x, centred(seen, y)),
+        rerun = simulated(config, store, seen)
+        current = torch.log(rerun.errors(steps.model_for_round(config, store, r, [])).to(torch.float64))
+        for name, x, target in (("raw", x, y), ("centred", x, centred(seen, y)), ("current", x, current),
                                 ("pool_exact", pool.points, pool_truth[r])):
             gp = fit_error_model(space, x, target)
             with torch.no_grad():
@@ -116,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
         return statistics.mean(values) if values else None
 
     summary = {space: {key: mean([row[key] for runs in by_label.values() for rows in runs.values() for row in rows])
-                       for key in ("rho_raw", "rho_centred", "rho_pool_exact", "rho_disagreement",
+                       for key in ("rho_raw", "rho_centred", "rho_current", "rho_pool_exact", "rho_disagreement",
                                    "rho_previous_truth")}
                for space, by_label in spaces.items()}
     for space, s in summary.items():
