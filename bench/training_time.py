@@ -69,6 +69,8 @@ def prepare_source(config: CampaignConfig, work: Path) -> CampaignStore:
         batch, _ = steps.round_proposals(config, source, r)
         print(f"source round {r}: {len(batch)} cases (simulated unless on file)", flush=True)
         steps.record_outcomes(source, [steps.run_case(config, source, p) for p in batch])
+    # a case is trained on once validated (learn.training_set): round 0's by the initial model
+    steps.validate_cases(config, source, 0)
     if not steps.round_complete(source, 0):
         print("source round 0: the staged fit on 8 cases", flush=True)
         t0 = time.perf_counter()
@@ -141,13 +143,15 @@ def main(argv: list[str] | None = None) -> None:
             if r > 0:
                 marker = store.root / f"round_{r:03d}.seconds"
                 if not steps.round_complete(store, r):
+                    steps.validate_cases(config, store, r)  # by round r − 1's model, not timed
                     t_start = time.perf_counter()
                     steps.retrain_round(config, store, r, steps.training_set(store.read_ledger(), r))
                     marker.write_text(str(time.perf_counter() - t_start))
                 wall = float(marker.read_text()) if marker.exists() else None
             errors = t0 if r == 0 else test_errors(test, steps.model_for_round(config, store, r, []))
             run = runs[arm]
-            run["n"].append(len(steps.training_set(store.read_ledger(), r)))
+            ledger = store.read_ledger()
+            run["n"].append(int(((ledger["round"] <= r) & (ledger["status"] == "done")).sum()))
             run["training_s_by_round"].append(wall)
             run["heldout_mean_by_round"].append(errors["mean"])
             run["heldout_p95_by_round"].append(errors["p95"])

@@ -122,8 +122,16 @@ class CampaignLoop:
                                                               closing):
             cases = steps.training_set(ledger, rounds_done if self.cadence.batched else None)
             self.closing = closing
-            self.trainer_job = self.watch("training", str(rounds_done), trainer.submit(retrain, parameters={
-                "config": self.config, "campaign_dir": self.dir, "round_index": rounds_done, "case_ids": cases}))
+            parameters = {"config": self.config, "campaign_dir": self.dir, "round_index": rounds_done,
+                          "case_ids": cases}
+            if self.cadence.batched:
+                # sync: nothing else runs while a round trains, so it trains here, in the flow's own
+                # thread. On a worker thread the same training took 2x the wall on 2 CPU cores
+                # (68-75 s against 34-37 s for two epochs of each hall stage; cause not found, see
+                # docs/operations.md); async needs the worker, to go on simulating meanwhile
+                self.trained(retrain(**parameters), trainer)
+                return
+            self.trainer_job = self.watch("training", str(rounds_done), trainer.submit(retrain, parameters=parameters))
 
     def case_ended(self, case_id: str, future: PrefectFuture) -> None:
         """The outcome (a done row, or a failed row with the error). Async: recorded and a done case
@@ -162,8 +170,11 @@ class CampaignLoop:
         rules on the closed round asked, and the next round opened unless this one closes the campaign."""
         self.trainer_job = None
         report = future.result()  # a training that failed fails the campaign (its state says why)
-        if kind != "training":
-            return
+        if kind == "training":
+            self.trained(report, trainer)
+
+    def trained(self, report: dict[str, Any], trainer: ThreadPoolTaskRunner) -> None:
+        """After a training: the checkpoint told, the rules asked, the report published on the trainer."""
         r = report["round"]
         self.done = r + 1
         self.trained_on = set(report["cases"])
