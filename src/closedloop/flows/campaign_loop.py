@@ -115,7 +115,9 @@ class CampaignLoop:
                     self.simulate, parameters={"config": self.config, "campaign_dir": self.dir,
                                                "params": case["params"]}))
 
-    def start_training(self, trainer: ThreadPoolTaskRunner, ledger: Any) -> None:
+    def start_training(self, trainer: ThreadPoolTaskRunner, ledger: Any) -> bool:
+        """Start the training that is due; True when it ran here to its end (sync), so the loop looks
+        again at once."""
         closing = self.reason is not None and not self.running
         rounds_done = self.rounds_done()
         if self.trainer_job is None and scheduler.retrain_due(self.config, ledger, self.trained_on, rounds_done,
@@ -130,8 +132,9 @@ class CampaignLoop:
                 # (68-75 s against 34-37 s for two epochs of each hall stage: likely more OpenMP teams than
                 # cores, docs/operations.md); async needs the worker, to go on simulating meanwhile
                 self.trained(retrain(**parameters), trainer)
-                return
+                return True
             self.trainer_job = self.watch("training", str(rounds_done), trainer.submit(retrain, parameters=parameters))
+        return False
 
     def case_ended(self, case_id: str, future: PrefectFuture) -> None:
         """The outcome (a done row, or a failed row with the error). Async: recorded and a done case
@@ -185,8 +188,13 @@ class CampaignLoop:
             self.found(steps.stop_reason(self.config, self.store.read_ledger(), r))
         if not (self.closing or self.cadence.batched):
             self.open(r + 1)  # async: the next round runs beside this report (sync: from its proposal)
-        self.trainer_job = self.watch("report", str(r), trainer.submit(publish_round, parameters={
-            "config": self.config, "campaign_dir": self.dir, "round_index": r}))
+        parameters = {"config": self.config, "campaign_dir": self.dir, "round_index": r}
+        if self.cadence.batched:
+            # sync: here too, so the trainer's thread never runs torch; its own OpenMP team would
+            # slow every later training in this thread (docs/operations.md, Where the time goes)
+            publish_round(**parameters)
+            return
+        self.trainer_job = self.watch("report", str(r), trainer.submit(publish_round, parameters=parameters))
 
     def found(self, reason: str | None) -> None:
         if reason and self.reason is None:
@@ -217,7 +225,8 @@ class CampaignLoop:
                 if len(ledger) and not self.cadence.batched:
                     self.found(steps.stop_reason(self.config, ledger, self.rounds_done(), closed=False))
                 self.fill(ledger)
-                self.start_training(trainer, ledger)  # what it trains on (validated cases) fill leaves alone
+                if self.start_training(trainer, ledger):  # what it trains on (validated cases) fill leaves alone
+                    continue
                 if not self.running and self.trainer_job is None:
                     break
                 kind, key, future = self.ended.get()
