@@ -129,7 +129,7 @@ class CampaignLoop:
             if self.cadence.batched:
                 # sync: nothing else runs while a round trains, so it trains here, in the flow's own
                 # thread. On a worker thread the same training took 2x the wall on 2 CPU cores
-                # (68-75 s against 34-37 s for two epochs of each hall stage: likely more OpenMP teams than
+                # (68-75 s against 34-37 s for two epochs of each hall stage: more OpenMP teams than
                 # cores, docs/operations.md); async needs the worker, to go on simulating meanwhile
                 self.trained(retrain(**parameters), trainer)
                 return True
