@@ -45,8 +45,8 @@ batch; run when named). Oracles (``oracle_worst``, ``oracle_spread``; bounds, no
 named): each round simulates 4 cases *of the test set itself*, the worst under the current model or
 the farthest from the cases run; so by the last round the model has trained on the cases it is judged
 on. ``oracle_pool`` is the fair bound on choosing cases: the worst under the current model of a pool of
-48 simulated uniform random cases of their own seed, disjoint from the test set. Headline: for each strategy, the simulations its seed-mean curve
-needs to reach Sobol's final seed-mean test error; as fractions of Sobol's budget, those to reach
+48 simulated uniform random cases of their own seed, disjoint from the test set. Headline: for each
+strategy, the simulations its seed-mean curve needs to reach Sobol's final seed-mean test error; as fractions of Sobol's budget, those to reach
 Sobol's final mean (``sims_to_sobol_mean``) and final p95 (``sims_to_sobol_p95``), and the worst
 seed's (each seed against the same seed's Sobol); None where never reached. Also measured: the
 latency of one proposal (q = 4, 200 observed points, 4 and 6 dimensions; not with ``--budget`` or

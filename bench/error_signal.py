@@ -17,11 +17,12 @@ campaign's fall of the error over rounds removed.
 
 Result (bench/results/error_signal.json): ``spaces``: {space: {label: {seed: {``round``, ``rho_raw``,
 ``rho_centred``, ``rho_current`` (the GP fitted to the errors of round r's model on every case
-simulated so far, re-scored after training on them: fresh but in-sample), ``rho_pool_exact`` (the ceiling of a GP error model at this budget: the GP fitted to
-the exact log errors of round r's own model on the 48 pool cases of the ``oracle_pool`` bound, twice the
-cases a campaign has, none of them stale), ``rho_disagreement`` (a signal that needs no reference: how much the test case's
-prediction changed between the models of rounds r − 1 and r, the ``ensemble`` strategy's kind of
-score), ``rho_previous_truth`` (the truth of round r − 1's model against round r's: how well
+simulated so far, re-scored after training on them: fresh but in-sample), ``rho_pool_exact`` (the
+ceiling of a GP error model at this budget: the GP fitted to the exact log errors of round r's own
+model on the 48 pool cases of the ``oracle_pool`` bound, twice the cases a campaign has, none of them
+stale), ``rho_disagreement`` (a signal that needs no reference: how much the test case's prediction
+changed between the models of rounds r − 1 and r, the ``ensemble`` strategy's kind of score),
+``rho_previous_truth`` (the truth of round r − 1's model against round r's: how well
 knowing the old model's errors exactly would rank the new model's)}}}}; ``summary``: mean ρ per space
 and target over rounds and runs.
 
@@ -47,7 +48,7 @@ from closedloop.surrogates.metrics import relative_l2
 
 import active_learning as al
 import active_learning_tail as tail
-from active_learning_parts.heldout import HeldOut
+from active_learning_parts.heldout import HeldOut, of_cases
 from common import RESULTS, machine, write_result
 
 
@@ -62,13 +63,11 @@ def centred(ledger, y: torch.Tensor) -> torch.Tensor:
 
 
 def simulated(config, store: CampaignStore, ledger) -> HeldOut:
-    """The ledger's validated cases as a test set (points, forcing, reference planes), to be scored by a
-    later model than the one that validated them."""
+    """The ledger's validated cases as a test set, to be scored by a later model than the one that
+    validated them."""
     rows = ledger.cases.validated()
-    points = config.design.space().as_tensor(rows.cases.params())
-    planes = torch.stack([store.read_case(c).plane for c in rows["case_id"]]).to(torch.float64)
-    _, forcing, problem = steps.candidate_problems(config, points)
-    return HeldOut(points, -1, forcing, problem.n_steps, planes)
+    return of_cases(config, store, config.design.space().as_tensor(rows.cases.params()),
+                    rows["case_id"].tolist(), -1)
 
 
 def rank(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -82,9 +81,9 @@ def run_signal(study: al.Study, label: str, seed: int) -> list[dict]:
     ledger = store.read_ledger()
     space = config.design.space()
     pool = study.candidates("oracle_pool")
+    models = [steps.model_for_round(config, store, r, []) for r in range(int(ledger["round"].max()) + 1)]
     truth, predictions, pool_truth = [], [], []
-    for r in range(int(ledger["round"].max()) + 1):
-        model = steps.model_for_round(config, store, r, [])
+    for model in models:
         predictions.append(study.test.predict(model))
         truth.append(torch.log(study.test.errors(model, predictions[-1]).to(torch.float64)))
         pool_truth.append(torch.log(pool.errors(model).to(torch.float64)))
@@ -96,7 +95,7 @@ def run_signal(study: al.Study, label: str, seed: int) -> list[dict]:
         row = {"round": r, "cases": len(y), "rho_previous_truth": rank(truth[r - 1], truth[r]),
                "rho_disagreement": rank(disagreement, truth[r])}
         rerun = simulated(config, store, seen)
-        current = torch.log(rerun.errors(steps.model_for_round(config, store, r, [])).to(torch.float64))
+        current = torch.log(rerun.errors(models[r]).to(torch.float64))
         for name, x, target in (("raw", x, y), ("centred", x, centred(seen, y)), ("current", x, current),
                                 ("pool_exact", pool.points, pool_truth[r])):
             gp = fit_error_model(space, x, target)
@@ -126,6 +125,7 @@ def main(argv: list[str] | None = None) -> None:
             budget=args.budget), config))
         spaces[study.base.name] = {label: {str(seed): run_signal(study, label, seed) for seed in args.seeds}
                                    for label in args.labels}
+
     def mean(values: list[float]) -> float | None:
         return statistics.mean(values) if values else None
 

@@ -466,8 +466,12 @@ def al_sketch(data: Json) -> str:
                      "central s", "forward speed-up"], rows)
 
 
-TAIL_SPACES = {"active_learning": "office: source, inlet speed, release time",
-               "active_learning_exhaust": "office: source, inlet speed, exhaust position"}
+# space -> the parameter it varies besides the source and the inlet speed
+TAIL_SPACES = {"active_learning": "release time", "active_learning_exhaust": "exhaust position"}
+
+
+def _tail_space(space: str) -> str:
+    return f"office: source, inlet speed, {TAIL_SPACES[space]}" if space in TAIL_SPACES else space
 
 
 def _tail_best(space: Json, key: str) -> str | None:
@@ -484,7 +488,7 @@ def al_tail(data: Json) -> str:
     rows = []
     for space, strategies in data["spaces"].items():
         final, price = data["sobol_final"][space], data["simulation_cpu_s"][space]
-        label = TAIL_SPACES.get(space, space)
+        label = _tail_space(space)
         if not strategies:
             rows.append([label, "no seed finished yet"] + [""] * 6)
             continue
@@ -516,9 +520,8 @@ def al_signal(data: Json) -> str:
     spaces = list(data["summary"])
     rows = [[label] + [signed(data["summary"][space][key], 2) for space in spaces] for key, label in SIGNALS]
     runs = sum(len(seeds) for by_label in data["spaces"].values() for seeds in by_label.values())
-    return markdown(["signal (ρ with the true test error, mean over rounds 1–5 and "
-                     f"{runs // len(spaces)} Sobol campaigns)"] + [TAIL_SPACES.get(s, s).split(": ")[1] for s in spaces],
-                    rows)
+    header = [f"signal (ρ with the true test error, mean over rounds 1–5 and {runs // len(spaces)} Sobol campaigns)"]
+    return markdown(header + [f"source, inlet speed, {TAIL_SPACES.get(s, s)}" for s in spaces], rows)
 
 
 LATENCY_COLUMNS = (("error qLogNEI (pool)", "error_qlognei_pool"), ("error qUCB (L-BFGS)", "error_qucb_lbfgs"),
@@ -812,7 +815,7 @@ def _headline_active_learning(tail: Json) -> list[str]:
         planner = (f"best planner `{best}` {_fraction(strategies[best]['sims_to_sobol_p95'])}" if best
                    else "no planner reaches it")
         oracle = strategies.get("oracle_pool", {}).get("sims_to_sobol_p95")
-        cells.append(f"{TAIL_SPACES.get(space, space).split(', ')[-1]} varied: {planner}, the error oracle "
+        cells.append(f"{TAIL_SPACES.get(space, space)} varied: {planner}, the error oracle "
                      f"(a disjoint pool) {_fraction(oracle)}")
     met = any((h.get("sims_to_sobol_p95") or 2) <= 0.5 for space in tail["spaces"].values()
               for s, h in space.items() if s != "sobol" and not s.startswith("oracle"))

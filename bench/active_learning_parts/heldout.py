@@ -73,7 +73,13 @@ def held_out(config: CampaignConfig, work: Path, n: int, seed: int, name: str = 
     points = pool[steps.feasible_mask(config, pool)][:n]
     store = shared_store(work, name)
     rows = [steps.run_case(config, store, params) for params in space.as_dicts(points)]
-    planes = torch.stack([store.read_case(r["case_id"]).plane for r in rows]).to(torch.float64)
+    return of_cases(config, store, points, [r["case_id"] for r in rows], seed)
+
+
+def of_cases(config: CampaignConfig, store: CampaignStore, points: torch.Tensor, case_ids: list[str],
+             seed: int) -> HeldOut:
+    """Simulated cases of ``store`` (their design points and ids, in order) as a test set."""
+    planes = torch.stack([store.read_case(c).plane for c in case_ids]).to(torch.float64)
     _, forcing, problem = steps.candidate_problems(config, points)
     return HeldOut(points, seed, forcing, problem.n_steps, planes)
 

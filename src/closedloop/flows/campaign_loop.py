@@ -124,17 +124,24 @@ class CampaignLoop:
                                                               closing):
             cases = steps.training_set(ledger, rounds_done if self.cadence.batched else None)
             self.closing = closing
-            parameters = {"config": self.config, "campaign_dir": self.dir, "round_index": rounds_done,
-                          "case_ids": cases}
-            if self.cadence.batched:
-                # sync: nothing else runs while a round trains, so it trains here, in the flow's own
-                # thread. On a worker thread the same training took 2x the wall on 2 CPU cores
-                # (68-75 s against 34-37 s for two epochs of each hall stage: more OpenMP teams than
-                # cores, docs/operations.md); async needs the worker, to go on simulating meanwhile
-                self.trained(retrain(**parameters), trainer)
+            report = self.on_trainer(trainer, "training", str(rounds_done), retrain, {
+                "config": self.config, "campaign_dir": self.dir, "round_index": rounds_done, "case_ids": cases})
+            if report is not None:
+                self.trained(report, trainer)
                 return True
-            self.trainer_job = self.watch("training", str(rounds_done), trainer.submit(retrain, parameters=parameters))
         return False
+
+    def on_trainer(self, trainer: ThreadPoolTaskRunner, kind: str, key: str, task: Any,
+                   parameters: dict[str, Any]) -> Any:
+        """Run a trainer's step (a training, a round's report). Sync: here, in the flow's own thread, to
+        its end, returning its result; nothing else runs meanwhile. Async: on the trainer's thread,
+        watched, returning None, so that simulations go on. Sync keeps torch in one thread: a second
+        thread's OpenMP team made every training 2x slower on 2 CPU cores (two epochs of each hall stage:
+        68-75 s against 34-37 s; docs/operations.md, Where the time goes)."""
+        if self.cadence.batched:
+            return task(**parameters)
+        self.trainer_job = self.watch(kind, key, trainer.submit(task, parameters=parameters))
+        return None
 
     def case_ended(self, case_id: str, future: PrefectFuture) -> None:
         """The outcome (a done row, or a failed row with the error). Async: recorded and a done case
@@ -177,7 +184,7 @@ class CampaignLoop:
             self.trained(report, trainer)
 
     def trained(self, report: dict[str, Any], trainer: ThreadPoolTaskRunner) -> None:
-        """After a training: the checkpoint told, the rules asked, the report published on the trainer."""
+        """After a training: the checkpoint told, the rules asked, the round's report published."""
         r = report["round"]
         self.done = r + 1
         self.trained_on = set(report["cases"])
@@ -188,13 +195,8 @@ class CampaignLoop:
             self.found(steps.stop_reason(self.config, self.store.read_ledger(), r))
         if not (self.closing or self.cadence.batched):
             self.open(r + 1)  # async: the next round runs beside this report (sync: from its proposal)
-        parameters = {"config": self.config, "campaign_dir": self.dir, "round_index": r}
-        if self.cadence.batched:
-            # sync: here too, so the trainer's thread never runs torch; its own OpenMP team would
-            # slow every later training in this thread (docs/operations.md, Where the time goes)
-            publish_round(**parameters)
-            return
-        self.trainer_job = self.watch("report", str(r), trainer.submit(publish_round, parameters=parameters))
+        self.on_trainer(trainer, "report", str(r), publish_round,
+                        {"config": self.config, "campaign_dir": self.dir, "round_index": r})
 
     def found(self, reason: str | None) -> None:
         if reason and self.reason is None:
