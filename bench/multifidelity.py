@@ -8,7 +8,9 @@ hall; source x ∈ [1, 9] m, source y ∈ [0.75, 5.25] m, emission rate ∈ [0.5
 TVD + SSP-RK2. The surrogate (4 hidden channels, 20 epochs, then 8 warm-start epochs per round) runs on
 the 0.5 m plane grid; fine planes are restricted onto it conservatively; it learns from both levels
 with the level as an input (a diffusivity shift and a closure channel, surrogates/model.py) and
-predicts at the top level.
+predicts at the top level. Every arm's warm starts get the same training compute (``LEARNER``: at most
+16 mini-batches an epoch, judged on 32 cases, which never caps sobol_top), so that arms differ in their
+cases, not in how long they train.
 
 Protocol: a fixed test set of 24 uniform random feasible fine cases (own seed). Error: relative L2 of
 the plane at the final time against the fine reference, mean and 95th percentile over the test set.
@@ -24,10 +26,12 @@ Arms (each a campaign of the library's own steps: ``round_proposals``, ``run_cas
 CPU-seconds are the reference simulations' measured process CPU time, as the ledger records them
 (a case simulated once is shared by every run through ``work/cases``, with its recorded cost).
 Headline: for each seed, the CPU-seconds the MF planner needs to reach sobol_top's final mean (and
-p95) test error, over B; the worst seed. Also: proposal latency (q = 4, 200 observed points) and the
-grid check (two cases at 0.125 m: is fine closer to it than coarse?).
+p95) test error, over B; the worst seed; and each arm's top-level share of its CPU-seconds (a cost-aware
+planner stuck at the cheap level shows here). Also: proposal latency (q = 4, 200 observed points), the
+grid check (two cases at 0.125 m: is fine closer to it than coarse?) and the levels' correlation (the
+test points at the coarse level: Pearson r of the final planes against the fine ones).
 
-    .venv/bin/python bench/multifidelity.py [--seeds 0,1,2] [--arms a,b] [--work DIR] [--results DIR]
+    .venv/bin/python bench/multifidelity.py [--seeds 0,1,2] [--arms a,b] [--ablation 0] [--work DIR] [--results DIR]
 """
 from __future__ import annotations
 
@@ -59,6 +63,10 @@ from closedloop.surrogates.coupling import batch_problems  # noqa: E402
 CONFIG = Path(__file__).parents[1] / "configs" / "multifidelity.toml"
 TEST_SEED = 424242
 ROUNDS = 7
+# Every arm's warm start gets the same training compute, whatever its cases: at most 16 mini-batches of 2
+# an epoch (sobol_top's 32 cases at its last round, so the reference arm is never capped) and each
+# epoch judged on 32 cases. Without the cap a 448-case arm trains 14x longer a round than sobol_top.
+LEARNER = {"surrogate.warm_start_batches": 16, "surrogate.judge_cases": 32}
 ARMS = {
     "sobol_top": {"planner.strategy": "sobol", "budget.batch_size": 4,
                   "fidelity_plan": {"initial": {"fine": 8}, "mix": {"fine": 1}}},
@@ -112,12 +120,36 @@ class TestSet:
         return (num / self.final.flatten(1).norm(dim=1).clamp_min(1e-30)).numpy()
 
 
+def level_correlation(config: CampaignConfig, work: Path, test: TestSet) -> dict:
+    """How much the cheap level says about the top one: the test points simulated at every level, each
+    final plane restricted onto the surrogate grid; Pearson r with the top level's planes, pooled over
+    every cell of every test case and case by case, and the relative L2 gap."""
+    store = shared_store(work, "test")
+    h_s = float(config.scenario.room.cell_size)
+    top = config.fidelity[-1]
+    out = {}
+    for level in config.fidelity[:-1]:
+        planes = []
+        for params in config.design.space().as_dicts(test.points):
+            case = store.read_case(run_case(config, store, with_level(params, level.name))["case_id"])
+            planes.append(restrict_plane(case.plane[-1].to(torch.float64), band_weights(case.scenario),
+                                         refinement_factor(h_s, level.cell_size)))
+        low, high = torch.stack(planes).flatten(1).numpy(), test.final.flatten(1).numpy()
+        per_case = [float(np.corrcoef(a, b)[0, 1]) for a, b in zip(low, high)]
+        gap = np.linalg.norm(low - high, axis=1) / np.linalg.norm(high, axis=1)
+        out[level.name] = {"against": top.name, "pearson_r_pooled": float(np.corrcoef(low.ravel(), high.ravel())[0, 1]),
+                           "pearson_r_by_case_median": float(np.median(per_case)),
+                           "pearson_r_by_case_min": float(np.min(per_case)),
+                           "relative_l2_mean": float(gap.mean()), "cases": len(per_case)}
+    return out
+
+
 def arm_config(base: CampaignConfig, arm: str, seed: int, budget: float | None) -> CampaignConfig:
     over = dict(ARMS[arm])
     plan = over.pop("fidelity_plan")
     if arm == "multifidelity" and budget is not None:
         plan = {**plan, "round_cpu_seconds": budget / (ROUNDS - 1)}
-    data = base.with_overrides(seed=seed, **{"budget.rounds": ROUNDS, **over}).model_dump(mode="json")
+    data = base.with_overrides(seed=seed, **{"budget.rounds": ROUNDS, **LEARNER, **over}).model_dump(mode="json")
     data["fidelity_plan"] = plan
     data["budget"]["max_cpu_seconds"] = budget
     return CampaignConfig.model_validate(data)
@@ -165,7 +197,7 @@ def cost_to_reach(curve: list[dict], key: str, target: float) -> float | None:
     return None
 
 
-def headline(runs: dict[str, dict[int, dict]]) -> dict:
+def headline(runs: dict[str, dict[int, dict]], top_level: str) -> dict:
     seeds = {}
     for seed, top in runs["sobol_top"].items():
         final = top["curve"][-1]
@@ -180,8 +212,13 @@ def headline(runs: dict[str, dict[int, dict]]) -> dict:
             curve = by_seed[seed]["curve"]
             reach = {k: cost_to_reach(curve, k, final[k]) for k in ("mean", "p95")}
             entry[arm] = {f"cost_fraction_{k}": None if v is None else v / b for k, v in reach.items()}
+            by_level = curve[-1]["by_level"]
             entry[arm].update({"final_mean": curve[-1]["mean"], "final_p95": curve[-1]["p95"],
-                               "final_cpu_seconds": curve[-1]["cpu_seconds"]})
+                               "final_cpu_seconds": curve[-1]["cpu_seconds"],
+                               # the known failure of cost-aware planners: stuck at the cheap level
+                               "top_level_cpu_share": by_level[top_level]["cpu_seconds"]
+                               / max(sum(v["cpu_seconds"] for v in by_level.values()), 1e-12),
+                               "cases_by_level": {k: v["cases"] for k, v in by_level.items()}})
         seeds[str(seed)] = entry
 
     def worst(arm: str, k: str) -> float | None:
@@ -302,7 +339,8 @@ def main() -> None:
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--name", default="multifidelity")
     ap.add_argument("--no-grid-check", action="store_true")
-    ap.add_argument("--ablation", action="store_true", help="cold fits on each arm's cases at B/2 (see ablation)")
+    ap.add_argument("--ablation", type=lambda v: [int(x) for x in v.split(",")], default=None,
+                    help="seeds (e.g. 0) whose arms are also fitted cold on their cases at B/2 (see ablation)")
     ap.add_argument("--quick", action="store_true", help="driver check: 3 rounds, 2/1 epochs (not a result)")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -325,15 +363,17 @@ def main() -> None:
             runs[arm][seed] = run_arm(config, shared_store(args.work, f"{arm}-{seed}"), test)
             if arm == "sobol_top":
                 budget = runs[arm][seed]["curve"][-1]["cpu_seconds"]
-    head = headline(runs)
-    cold = {str(seed): ablation(base, args.work, test, runs, seed) for seed in seeds} if args.ablation else None
+    head = headline(runs, base.fidelity[-1].name)
+    cold = {str(seed): ablation(base, args.work, test, runs, seed) for seed in args.ablation} if args.ablation else None
     payload = {"headline": head, "runs": {a: {str(s): r for s, r in v.items()} for a, v in runs.items()},
                "latency": proposal_latency(base), "test_set": {"cases": len(test.points), "seed": TEST_SEED,
                                                                 "cpu_seconds": sum(test.cpu)},
                "grid_check": None if args.no_grid_check else grid_check(base, args.work),
+               "level_correlation": level_correlation(base, args.work, test),
                "ablation": cold,
                "unchanged_rounds": {a: {str(s): unchanged_rounds(args.work, a, s) for s in v} for a, v in runs.items()},
                "protocol": {"config": "configs/multifidelity.toml", "rounds": ROUNDS, "arms": ARMS, "seeds": seeds,
+                            "learner": LEARNER,
                             "error": "relative L2 of the plane at the final time vs the fine (top) reference"},
                "wall_seconds": time.perf_counter() - t_start, "machine": machine()}
     path = write_result(args.name, payload, args.results)
