@@ -109,6 +109,8 @@ def test_campaign_continues_and_records_failures(tmp_path: Path, monkeypatch):
     import torch
     ckpt = torch.load(out / "models" / "round_001.pt", weights_only=True)
     assert failed["case_id"].iloc[0] not in ckpt["trained_on"] and len(ckpt["trained_on"]) == 7
+    # sync: trained in the flow's own thread, on the process's torch threads
+    assert ckpt["training"]["torch_threads"] == torch.get_num_threads() and ckpt["training"]["device"] == "cpu"
 
 
 def test_bad_config_fails_before_compute(tmp_path: Path):

@@ -34,6 +34,7 @@ from closedloop.lab import timing
 from closedloop.lab.campaign import scheduler
 from closedloop.lab.config import CampaignConfig
 from closedloop.lab.store import CampaignStore
+from closedloop.simulators.concurrency import own_threads, threads_beside
 from closedloop.tasks.campaign import (
     audit,
     current_flow_run_id,
@@ -70,6 +71,8 @@ class CampaignLoop:
         # checkpoints written: read once (the model index), then advanced by each training this loop ends
         self.done = scheduler.newest_round(self.store, config.budget.rounds) + 1
         self.trained_on = scheduler.trained_on(self.store, self.done - 1)
+        # async: this thread and the trainer's run torch beside the simulations, on the cores they leave
+        self.torch_threads = None if self.cadence.batched else threads_beside(scheduler.simulation_workers(config))
 
     def rounds_done(self) -> int:
         return self.done
@@ -135,11 +138,13 @@ class CampaignLoop:
                    parameters: dict[str, Any]) -> Any:
         """Run a trainer's step (a training, a round's report). Sync: here, in the flow's own thread, to
         its end, returning its result; nothing else runs meanwhile. Async: on the trainer's thread,
-        watched, returning None, so that simulations go on. Sync keeps torch in one thread: a second
-        thread's OpenMP team made every training 2x slower on 2 CPU cores (two epochs of each hall stage:
-        68-75 s against 34-37 s; docs/operations.md, Where the time goes)."""
+        watched, returning None, so that simulations go on; its torch on ``torch_threads``, as this
+        thread's. Sync keeps torch in one thread, and async keeps the threads of every team within the
+        cores: OpenMP teams holding more threads than cores made a training 2x slower on 2 CPU cores
+        (two epochs of each hall stage: 68-75 s against 34-37 s; simulators/concurrency.py)."""
         if self.cadence.batched:
             return task(**parameters)
+        parameters = {**parameters, "torch_threads": self.torch_threads}
         self.trainer_job = self.watch(kind, key, trainer.submit(task, parameters=parameters))
         return None
 
@@ -220,6 +225,10 @@ class CampaignLoop:
                 publish_round(self.config, self.dir, r)
 
     def run(self) -> str | None:
+        with own_threads(self.torch_threads):
+            return self.loop()
+
+    def loop(self) -> str | None:
         self.resume()
         with simulation_runner(self.config) as self.simulations, ThreadPoolTaskRunner(max_workers=1) as trainer:
             while True:

@@ -21,6 +21,7 @@ from closedloop.lab.campaign import scheduler
 from closedloop.lab.config import CampaignConfig
 from closedloop.lab.lock import LockInfo, campaign_lock
 from closedloop.lab.store import CampaignStore
+from closedloop.simulators.concurrency import own_threads
 from closedloop.tasks import gpu_slot
 
 
@@ -206,13 +207,15 @@ def validate(config: CampaignConfig, campaign_dir: str, case_ids: list[str] | No
 
 @task(name="retrain", cache_policy=NO_CACHE)
 def retrain(config: CampaignConfig, campaign_dir: str, round_index: int,
-            case_ids: list[str] | None = None) -> dict[str, Any]:
+            case_ids: list[str] | None = None, torch_threads: int | None = None) -> dict[str, Any]:
     """Round ``round_index``'s training on ``case_ids`` (None: every validated case of rounds up to it),
     warm-started from the previous checkpoint, its checkpoint saved. With a GPU present, training
-    holds that GPU's concurrency slot (one training job per GPU)."""
+    holds that GPU's concurrency slot (one training job per GPU). ``torch_threads``: this thread's
+    torch threads while it trains (simulators/concurrency.own_threads; None: as they are)."""
     if case_ids is None:
         case_ids = steps.training_set(CampaignStore(campaign_dir).read_ledger(), round_index)
-    report = train_in_slot(config, campaign_dir, round_index, case_ids)
+    with own_threads(torch_threads):
+        report = train_in_slot(config, campaign_dir, round_index, case_ids)
     return {"round": round_index, "cases": list(case_ids), "initial_loss": report.initial_loss,
             "best_loss": report.best_loss, "seconds": report.seconds}
 
@@ -232,14 +235,17 @@ def train_in_slot(config: CampaignConfig, campaign_dir: str, round_index: int, c
 
 
 @task(name="publish-round", cache_policy=NO_CACHE)
-def publish_round(config: CampaignConfig, campaign_dir: str, round_index: int) -> None:
+def publish_round(config: CampaignConfig, campaign_dir: str, round_index: int,
+                  torch_threads: int | None = None) -> None:
     """Artifacts of the round: a table of its cases and errors; learning curve and plane image.
 
     The same report is written to figures/round_NNN.md, last, so a round whose report is missing
-    (the run stopped after training) is published when the campaign resumes.
+    (the run stopped after training) is published when the campaign resumes. ``torch_threads`` as
+    ``retrain``'s.
     """
     store = CampaignStore(campaign_dir)
-    report = steps.round_report(config, store, round_index)
+    with own_threads(torch_threads):
+        report = steps.round_report(config, store, round_index)
     create_table_artifact(table=report.table, key=store.artifact_key(config.name, "round", round_index, "cases"),
                           description=f"Campaign {config.name}, round {round_index}: cases and validation errors")
     create_markdown_artifact(markdown=report.markdown, key=store.artifact_key(config.name, "round", round_index, "report"),

@@ -193,7 +193,8 @@ def retrain_round(config: CampaignConfig, store: CampaignStore, round_index: int
     extra = {"optimizer_state": report.optimizer_state} if config.surrogate.warm_start_optimizer == "kept" else {}
     store.save_checkpoint(model_name(round_index), checkpoint_payload(
         model.cpu(), trained_on=list(case_ids), round=round_index, losses=report.losses,
-        initial_loss=report.initial_loss, best_loss=report.best_loss, training=report.summary(),
+        initial_loss=report.initial_loss, best_loss=report.best_loss,
+        training={**report.summary(), "torch_threads": torch.get_num_threads(), "device": str(device)},
         config_hash=config.config_hash(), created=now_iso(), **extra))
     faults.point("retrain:done", str(round_index))
     return report
