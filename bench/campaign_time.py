@@ -7,7 +7,9 @@ held-out error of its final model (``bench/learning_curve.py``'s 24 hall test ca
 
 - ``hall``: configs/hall.toml as shipped, on the default path (the reference step and the learner's
   layered substep fused where it pays: ``compile_by_default``, ``surrogate.compile``);
-- ``baseline``: the same campaign with ``CLOSEDLOOP_COMPILE=0`` (every step eager, the path before).
+- ``baseline``: the same campaign with ``CLOSEDLOOP_COMPILE=0`` (every step eager, the path before);
+- ``hall_async``: the same campaign in async mode (``[campaign] mode = "async"``), to the same 20
+  cases: its trainings run beside the simulations, on the cores they leave.
 
 Each arm runs in its own process (its own compile cache in memory, as a user's run has) through the
 campaign flow on a throwaway Prefect server (its start-up not counted), one after the other on the
@@ -35,7 +37,21 @@ from common import machine, write_result
 
 HERE = Path(__file__).resolve().parent
 CONFIG = HERE.parent / "configs" / "hall.toml"
-ARMS = {"hall": {}, "baseline": {"CLOSEDLOOP_COMPILE": "0"}}
+ARMS = {"hall": {}, "baseline": {"CLOSEDLOOP_COMPILE": "0"}, "hall_async": {}}
+ASYNC = {"hall_async"}  # the same campaign in async mode, to the same 20 cases
+
+
+def arm_config(arm: str, work: Path) -> Path:
+    """configs/hall.toml, or for an async arm a copy of it in ``work`` with ``[campaign] mode = "async"``
+    and a budget of the sync campaign's 20 cases (async has no batches: its cases arrive one by one)."""
+    if arm not in ASYNC:
+        return CONFIG
+    text = CONFIG.read_text()
+    text = text.replace('scenario = "scenarios/', f'scenario = "{(CONFIG.parent / "scenarios").as_posix()}/')
+    text = text.replace("[budget]\n", "[budget]\nmax_cases = 20\n")
+    path = work / f"{arm}.toml"
+    path.write_text(text + '\n[campaign]\nmode = "async"\n')
+    return path
 
 
 def run_arm(arm: str, work: Path) -> dict[str, Any]:
@@ -46,12 +62,13 @@ def run_arm(arm: str, work: Path) -> dict[str, Any]:
     from learning_curve import TEST_SEED, test_errors
     from active_learning_parts.heldout import held_out
 
-    config = load_campaign_config(CONFIG)
+    path = arm_config(arm, work)
+    config = load_campaign_config(path)
     out = work / arm
     resumed = out.exists()
     with prefect_test_harness(server_startup_timeout=180):
         t0 = time.perf_counter()
-        campaign(str(CONFIG), str(out))
+        campaign(str(path), str(out))
         wall = time.perf_counter() - t0
     store = CampaignStore(out)
     state = store.read_state()
@@ -68,6 +85,7 @@ def run_arm(arm: str, work: Path) -> dict[str, Any]:
     return {"wall_s": wall, "resumed": resumed, "compile_env": os.environ.get("CLOSEDLOOP_COMPILE"),
             "n": [int(((ledger["round"] <= r) & (ledger["status"] == "done")).sum()) for r in rounds],
             "training_s_by_round": [float(t["seconds"]) for t in training],
+            "torch_threads_by_round": [t.get("torch_threads") for t in training],
             "seconds_by_round": by_round, "seconds_by_step": by_step,
             "heldout_mean": final["mean"], "heldout_p95": final["p95"], "heldout_final_mean": final["final_mean"]}
 

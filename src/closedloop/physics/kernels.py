@@ -119,9 +119,10 @@ def single_thread(enabled: bool = True) -> Iterator[None]:
     91 s on 2 threads under contention vs 1.5 s alone). Compile inside the block so the kernels are
     built for one thread.
 
-    The thread count is the process's, so blocks running at once in several Python threads (a
-    campaign's simulations) share one pin: the first to enter saves the count, the last to leave
-    restores it (two overlapping blocks must not leave the process on one thread).
+    Blocks running at once in several Python threads (a campaign's simulations) share one pin: the
+    first to enter saves the count, the last to leave restores it, so that two overlapping blocks do
+    not leave torch's default for new threads at one. (Under OpenMP each thread's count is its own,
+    seeded from the last value set: simulators/concurrency.py.)
     """
     if not enabled:
         yield
