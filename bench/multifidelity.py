@@ -92,10 +92,12 @@ def shared_store(work: Path, name: str) -> CampaignStore:
 class TestSet:
     """Fixed fine-level test cases: their surrogate-grid forcing and restricted final planes."""
 
-    def __init__(self, config: CampaignConfig, work: Path, n: int):
+    def __init__(self, config: CampaignConfig, work: Path, n: int, points: torch.Tensor | None = None):
         space = config.design.space()
-        pool = random_design(space, 8 * n, seed=TEST_SEED)
-        self.points = pool[feasible_mask(config, pool)][:n]
+        if points is None:
+            pool = random_design(space, 8 * n, seed=TEST_SEED)
+            points = pool[feasible_mask(config, pool)][:n]
+        self.points = points
         store = shared_store(work, "test")
         top = config.fidelity[-1]
         h_s = float(config.scenario.room.cell_size)
@@ -186,6 +188,26 @@ def run_arm(config: CampaignConfig, store: CampaignStore, test: TestSet) -> dict
     out = {"config_hash": config.config_hash(), "curve": curve, "rounds": rounds, "stop_reason": reason,
            "proposal_seconds": latency}
     cached.write_text(json.dumps(out))
+    return out
+
+
+def fit_errors(base: CampaignConfig, work: Path, runs: dict[str, dict[int, dict]]) -> dict:
+    """The floor the data cannot move: Sobol-top's final model on its own 32 training cases (the
+    test's metric), beside its test error. A model that fits its training cases no better than it
+    predicts new ones is limited by what it can represent, not by which cases it saw."""
+    out = {}
+    for seed, run in runs["sobol_top"].items():
+        config = arm_config(base, "sobol_top", seed, None)
+        store = CampaignStore(work / f"sobol_top-{seed}")
+        ledger = store.read_ledger()
+        done = ledger[ledger["status"] == "done"]
+        names = [p.name for p in config.design.parameters]
+        points = torch.tensor([[json.loads(p)[k] for k in names] for p in done["parameters"]], dtype=torch.float64)
+        fit = TestSet(config, work, len(points), points=points)
+        last = run["curve"][-1]
+        err = fit.errors(load_model(store.load_checkpoint(steps.model_name(last["round"]))))
+        out[str(seed)] = {"cases": len(points), "fit_mean": float(err.mean()), "fit_p95": float(np.percentile(err, 95)),
+                          "test_mean": last["mean"], "test_p95": last["p95"]}
     return out
 
 
@@ -370,6 +392,7 @@ def main() -> None:
                                                                 "cpu_seconds": sum(test.cpu)},
                "grid_check": None if args.no_grid_check else grid_check(base, args.work),
                "level_correlation": level_correlation(base, args.work, test),
+               "fit_errors": fit_errors(base, args.work, runs) if "sobol_top" in runs else None,
                "ablation": cold,
                "unchanged_rounds": {a: {str(s): unchanged_rounds(args.work, a, s) for s in v} for a, v in runs.items()},
                "protocol": {"config": "configs/multifidelity.toml", "rounds": ROUNDS, "arms": ARMS, "seeds": seeds,

@@ -563,18 +563,53 @@ def mf_headline(data: Json) -> str:
 
     self_reach = [max(s["sobol_top_self"][f"cost_fraction_{k}"] for s in seeds.values()) for k in ("mean", "p95")]
     rows = [["Sobol, top level only (the reference; its own curve)", _fraction(self_reach[0]),
-             _fraction(self_reach[1]), _spread(top[0]), _spread(top[1]), _spread(top[2], 0), unchanged("sobol_top")]]
+             _fraction(self_reach[1]), _spread(top[0]), _spread(top[1]), _spread(top[2], 0), "100 %",
+             unchanged("sobol_top")]]
     for arm, label in MF_ARMS:
         runs = [s[arm] for s in seeds.values() if arm in s]
         if not runs:
             continue
         worst = head["by_arm"][arm]
+        share = [r["top_level_cpu_share"] for r in runs if "top_level_cpu_share" in r]
         rows.append([label, _fraction(worst["mean"]), _fraction(worst["p95"]),
                      _spread([r["final_mean"] for r in runs]), _spread([r["final_p95"] for r in runs]),
-                     _spread([r["final_cpu_seconds"] for r in runs], 0), unchanged(arm)])
+                     _spread([r["final_cpu_seconds"] for r in runs], 0),
+                     " – ".join(percent(v) for v in (min(share), max(share))) if share else "—", unchanged(arm)])
     return markdown(["arm", "CPU-s to reach Sobol-top's final mean, of B (worst seed)", "… its final p95",
-                     "final mean rel. L2 (min–max)", "final p95", "CPU-s spent",
+                     "final mean rel. L2 (min–max)", "final p95", "CPU-s spent", "top level's share of them",
                      "later rounds whose retrain kept the old weights"], rows)
+
+
+@table("mf-levels", "multifidelity.json")
+def mf_levels(data: Json) -> str:
+    """How close the levels are: the test points at each level against the top (Pearson r of the final
+    planes, the relative L2 gap), and the grid check against 0.125 m cells."""
+    rows = []
+    for level, c in data.get("level_correlation", {}).items():
+        rows.append([f"{level} vs {c['against']} (the {c['cases']} test points)", fixed(c["pearson_r_pooled"], 4),
+                     f"{fixed(c['pearson_r_by_case_median'], 4)} ({fixed(c['pearson_r_by_case_min'], 4)})",
+                     percent(c["relative_l2_mean"], 1)])
+    grid = data.get("grid_check")
+    if grid:
+        for level, gap in grid["mean"].items():
+            rows.append([f"{level} vs {grid['finest_cell_size']} m cells ({len(grid['cases'])} points)", "—", "—",
+                         percent(gap, 1)])
+    return markdown(["pair", "Pearson r, every cell of every case", "by case: median (min)",
+                     "relative L2 gap of the final plane (mean)"], rows)
+
+
+@table("mf-ablation", "multifidelity.json")
+def mf_ablation(data: Json) -> str:
+    """Each arm's cases within B/2 (and Sobol-top's at B), fitted cold with round 0's schedule."""
+    rows = []
+    for seed, arms in sorted((data.get("ablation") or {}).items()):
+        for key, a in arms.items():
+            arm, share = key.split("@")
+            label = dict(MF_ARMS).get(arm, "Sobol, top level only")
+            by_level = ", ".join(f"{lv} {v['cases']}" for lv, v in a["by_level"].items() if v["cases"])
+            rows.append([seed, f"{label}, its cases within {percent(float(share))} of B", by_level,
+                         f"{a['cpu_seconds']:.0f}", fixed(a["mean"], 4), fixed(a["p95"], 4)])
+    return markdown(["seed", "cases", "by level", "CPU-s", "test mean rel. L2", "test p95"], rows)
 
 
 @table("mf-seeds", "multifidelity.json")
@@ -693,9 +728,10 @@ def training_round0(data: Json) -> str:
 @table("campaign-time", "campaign_time.json")
 def campaign_time(data: Json) -> str:
     """configs/hall.toml end to end, default path against eager, each in its own process (bench/campaign_time.py)."""
-    labels = {"hall": "default (fused where it pays)", "baseline": "eager (`CLOSEDLOOP_COMPILE=0`)"}
+    labels = {"hall": "default (fused where it pays)", "baseline": "eager (`CLOSEDLOOP_COMPILE=0`)",
+              "hall_async": "default, async mode (the same 20 cases)"}
     rows = []
-    for arm in ("hall", "baseline"):
+    for arm in ("hall", "baseline", "hall_async"):
         if arm not in data:
             continue
         a = data[arm]
