@@ -21,7 +21,9 @@ Arms (each a campaign of the library's own steps: ``round_proposals``, ``run_cas
 - ``sobol_low``: 64 + 6 × 64 coarse Sobol cases (they cost about half of B);
 - ``sobol_mix``: 24 coarse + 4 fine, then 16 coarse + 2 fine per round (Sobol);
 - ``multifidelity``: 24 coarse + 4 fine, then the cost-aware MF planner (planners/multifidelity.py),
-  at most 64 cases and B / 6 expected CPU-seconds per round, budget.max_cpu_seconds = B.
+  at most 64 cases and B / 6 expected CPU-seconds per round, budget.max_cpu_seconds = B;
+- ``multifidelity_top``: the same with ``fidelity_plan.top_share = 0.5`` (a proposed case goes to the
+  top level while the top level holds less than half of the CPU-seconds).
 
 CPU-seconds are the reference simulations' measured process CPU time, as the ledger records them
 (a case simulated once is shared by every run through ``work/cases``, with its recorded cost).
@@ -76,7 +78,50 @@ ARMS = {
                   "fidelity_plan": {"initial": {"coarse": 24, "fine": 4}, "mix": {"coarse": 16, "fine": 2}}},
     "multifidelity": {"planner.strategy": "multifidelity", "budget.batch_size": 64,
                       "fidelity_plan": {"initial": {"coarse": 24, "fine": 4}}},
+    # the same planner with half of the CPU-seconds kept for the top level (fidelity_plan.top_share,
+    # the remedy for a cost-aware planner stuck at the cheap level; 0.5 chosen before it ran)
+    "multifidelity_top": {"planner.strategy": "multifidelity", "budget.batch_size": 64,
+                          "fidelity_plan": {"initial": {"coarse": 24, "fine": 4}, "top_share": 0.5}},
 }
+
+
+# The cheap level (``--cheap``): ``coarse`` as configs/multifidelity.toml ships it (0.5 m, upwind, Euler:
+# ~1/30 of a fine case's CPU-s), or ``upwind``: the fine 0.25 m grid with upwind advection and forward
+# Euler (~1/6 of the CPU-s, about half coarse's gap to fine: it resolves what the surrogate's 0.5 m grid
+# cannot). The upwind arms are sized to the same shares of B as the coarse ones (sobol_low about half,
+# the mix about 0.6), and start from 8 upwind + 4 fine.
+CHEAP_LEVELS = {"coarse": None,
+                "upwind": {"name": "upwind", "cell_size": 0.25,
+                           "numerics": {"advection": "upwind", "time_stepping": "euler"}}}
+UPWIND_ARMS = {
+    "sobol_top": ARMS["sobol_top"],
+    "sobol_low": {"planner.strategy": "sobol", "budget.batch_size": 16,
+                  "fidelity_plan": {"initial": {"upwind": 16}, "mix": {"upwind": 1}}},
+    "sobol_mix": {"planner.strategy": "sobol", "budget.batch_size": 6,
+                  "fidelity_plan": {"initial": {"upwind": 8, "fine": 4}, "mix": {"upwind": 4, "fine": 2}}},
+    "multifidelity": {"planner.strategy": "multifidelity", "budget.batch_size": 64,
+                      "fidelity_plan": {"initial": {"upwind": 8, "fine": 4}}},
+    "multifidelity_top": {"planner.strategy": "multifidelity", "budget.batch_size": 64,
+                          "fidelity_plan": {"initial": {"upwind": 8, "fine": 4}, "top_share": 0.5}},
+}
+TAG = [""]  # "" for coarse, "_upwind" for upwind: the runs' directory names
+
+
+def run_name(arm: str, seed: int) -> str:
+    return f"{arm}{TAG[0]}-{seed}"
+
+
+def with_cheap_level(base: CampaignConfig, cheap: str) -> CampaignConfig:
+    """``base`` with its first (cheap) level replaced by ``CHEAP_LEVELS[cheap]``, and the arms to match."""
+    if CHEAP_LEVELS[cheap] is None:
+        return base
+    data = base.model_dump(mode="json")
+    data["fidelity"][0] = CHEAP_LEVELS[cheap]
+    data["fidelity_plan"] = {"initial": {cheap: 6, "fine": 2}, "mix": {cheap: 3, "fine": 1}}
+    ARMS.clear()
+    ARMS.update(UPWIND_ARMS)
+    TAG[0] = f"_{cheap}"
+    return CampaignConfig.model_validate(data)
 
 
 def shared_store(work: Path, name: str) -> CampaignStore:
@@ -149,7 +194,7 @@ def level_correlation(config: CampaignConfig, work: Path, test: TestSet) -> dict
 def arm_config(base: CampaignConfig, arm: str, seed: int, budget: float | None) -> CampaignConfig:
     over = dict(ARMS[arm])
     plan = over.pop("fidelity_plan")
-    if arm == "multifidelity" and budget is not None:
+    if ARMS[arm]["planner.strategy"] == "multifidelity" and budget is not None:
         plan = {**plan, "round_cpu_seconds": budget / (ROUNDS - 1)}
     data = base.with_overrides(seed=seed, **{"budget.rounds": ROUNDS, **LEARNER, **over}).model_dump(mode="json")
     data["fidelity_plan"] = plan
@@ -198,7 +243,7 @@ def fit_errors(base: CampaignConfig, work: Path, runs: dict[str, dict[int, dict]
     out = {}
     for seed, run in runs["sobol_top"].items():
         config = arm_config(base, "sobol_top", seed, None)
-        store = CampaignStore(work / f"sobol_top-{seed}")
+        store = CampaignStore(work / run_name("sobol_top", seed))
         ledger = store.read_ledger()
         done = ledger[ledger["status"] == "done"]
         names = [p.name for p in config.design.parameters]
@@ -259,13 +304,13 @@ def ablation(base: CampaignConfig, work: Path, test: TestSet, runs: dict[str, di
     """The learner at equal CPU-seconds without warm-start stalls: for each arm, the cases of its rounds
     that fit within B/2 (B/2 and B for sobol_top), trained cold (the initial model, the full
     ``surrogate.epochs`` schedule, ``retrain_round`` of round 0) and scored on the test set."""
-    cache = work / f"ablation-{seed}.json"
+    cache = work / f"ablation{TAG[0]}-{seed}.json"
     if cache.exists():
         return json.loads(cache.read_text())
     budget = runs["sobol_top"][seed]["curve"][-1]["cpu_seconds"]
     out = {}
     for arm in runs:
-        src = CampaignStore(work / f"{arm}-{seed}")
+        src = CampaignStore(work / run_name(arm, seed))
         ledger = src.read_ledger()
         for share in ((0.5, 1.0) if arm == "sobol_top" else (0.5,)):
             curve = runs[arm][seed]["curve"]
@@ -273,7 +318,7 @@ def ablation(base: CampaignConfig, work: Path, test: TestSet, runs: dict[str, di
             if last is None:
                 continue
             rows = ledger[(ledger["round"] <= last) & (ledger["status"] == "done")]
-            dest = shared_store(work, f"ablation-{arm}-{seed}-{share}")
+            dest = shared_store(work, f"ablation-{run_name(arm, seed)}-{share}")
             shutil.rmtree(dest.models_dir, ignore_errors=True)
             dest = CampaignStore(dest.root)
             dest.upsert([{k: v for k, v in row.items() if v == v} for row in rows.to_dict("records")])
@@ -290,7 +335,7 @@ def ablation(base: CampaignConfig, work: Path, test: TestSet, runs: dict[str, di
 
 def unchanged_rounds(work: Path, arm: str, seed: int) -> list[int]:
     """Rounds whose retrain kept the previous round's weights (no epoch beat the starting loss)."""
-    store = CampaignStore(work / f"{arm}-{seed}")
+    store = CampaignStore(work / run_name(arm, seed))
     out, before = [], None
     for r in range(ROUNDS):
         try:
@@ -306,7 +351,7 @@ def unchanged_rounds(work: Path, arm: str, seed: int) -> list[int]:
 def grid_check(config: CampaignConfig, work: Path, n: int = 2) -> dict:
     """Two test points at 0.125 m (TVD + SSP-RK2): final-time relative L2 of each level's plane
     against it, all restricted onto the 0.5 m grid."""
-    cache = work / "grid_check.json"
+    cache = work / f"grid_check{TAG[0]}.json"
     if cache.exists():
         return json.loads(cache.read_text())
     space = config.design.space()
@@ -361,12 +406,13 @@ def main() -> None:
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--name", default="multifidelity")
     ap.add_argument("--no-grid-check", action="store_true")
+    ap.add_argument("--cheap", choices=sorted(CHEAP_LEVELS), default="coarse", help="the cheap level (see CHEAP_LEVELS)")
     ap.add_argument("--ablation", type=lambda v: [int(x) for x in v.split(",")], default=None,
                     help="seeds (e.g. 0) whose arms are also fitted cold on their cases at B/2 (see ablation)")
     ap.add_argument("--quick", action="store_true", help="driver check: 3 rounds, 2/1 epochs (not a result)")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    base = load_campaign_config(CONFIG)
+    base = with_cheap_level(load_campaign_config(CONFIG), args.cheap)
     if args.quick:
         global ROUNDS
         ROUNDS = 3
@@ -382,7 +428,7 @@ def main() -> None:
         for arm in arms:
             print(f"{arm} seed {seed}", flush=True)
             config = arm_config(base, arm, seed, budget if arm != "sobol_top" else None)
-            runs[arm][seed] = run_arm(config, shared_store(args.work, f"{arm}-{seed}"), test)
+            runs[arm][seed] = run_arm(config, shared_store(args.work, run_name(arm, seed)), test)
             if arm == "sobol_top":
                 budget = runs[arm][seed]["curve"][-1]["cpu_seconds"]
     head = headline(runs, base.fidelity[-1].name)
@@ -396,6 +442,7 @@ def main() -> None:
                "ablation": cold,
                "unchanged_rounds": {a: {str(s): unchanged_rounds(args.work, a, s) for s in v} for a, v in runs.items()},
                "protocol": {"config": "configs/multifidelity.toml", "rounds": ROUNDS, "arms": ARMS, "seeds": seeds,
+                            "cheap_level": base.fidelity[0].model_dump(mode="json"),
                             "learner": LEARNER,
                             "error": "relative L2 of the plane at the final time vs the fine (top) reference"},
                "wall_seconds": time.perf_counter() - t_start, "machine": machine()}

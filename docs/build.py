@@ -536,8 +536,9 @@ def al_latency(data: Json) -> str:
     return markdown(["dims"] + [label for label, _ in LATENCY_COLUMNS], rows)
 
 
-MF_ARMS = (("multifidelity", "cost-aware MF planner"), ("sobol_mix", "Sobol, fixed mix"),
-           ("sobol_low", "Sobol, low level only"))
+MF_ARMS = (("multifidelity", "cost-aware MF planner"),
+           ("multifidelity_top", "cost-aware MF planner, half the CPU-s kept for the top level"),
+           ("sobol_mix", "Sobol, fixed mix"), ("sobol_low", "Sobol, low level only"))
 
 
 def _fraction(value: float | None) -> str:
