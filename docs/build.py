@@ -599,31 +599,30 @@ def mf_levels(data: Json) -> str:
                      "relative L2 gap of the final plane (mean)"], rows)
 
 
-@table("mf-ablation", "multifidelity.json")
-def mf_ablation(data: Json) -> str:
-    """Each arm's cases within B/2 (and Sobol-top's at B), fitted cold with round 0's schedule."""
-    rows = []
-    for seed, arms in sorted((data.get("ablation") or {}).items()):
-        for key, a in arms.items():
-            arm, share = key.split("@")
-            label = dict(MF_ARMS).get(arm, "Sobol, top level only")
-            by_level = ", ".join(f"{lv} {v['cases']}" for lv, v in a["by_level"].items() if v["cases"])
-            rows.append([seed, f"{label}, its cases within {percent(float(share))} of B", by_level,
-                         f"{a['cpu_seconds']:.0f}", fixed(a["mean"], 4), fixed(a["p95"], 4)])
-    return markdown(["seed", "cases", "by level", "CPU-s", "test mean rel. L2", "test p95"], rows)
-
-
 @table("mf-seeds", "multifidelity.json")
 def mf_seeds(data: Json) -> str:
-    """Per seed: the reference budget B and the MF planner's fraction of it."""
+    """Per seed: the reference budget B, Sobol-top's final test error beside its error on its own
+    training cases (the fit), and each planner arm's fraction of B to reach Sobol-top's final errors."""
+    fit = data.get("fit_errors") or {}
+    planners = [(arm, label) for arm, label in MF_ARMS if arm.startswith("multifidelity")]
     rows = []
     for seed, s in sorted(data["headline"]["seeds"].items()):
-        mf = s.get("multifidelity", {})
-        rows.append([seed, f"{s['budget_cpu_seconds']:.0f}", fixed(s["sobol_top_final_mean"], 3),
-                     fixed(s["sobol_top_final_p95"], 3), _fraction(mf.get("cost_fraction_mean")),
-                     _fraction(mf.get("cost_fraction_p95"))])
-    return markdown(["seed", "B (CPU-s)", "Sobol-top final mean", "final p95", "MF: CPU to reach the mean",
-                     "MF: CPU to reach the p95"], rows)
+        f = fit.get(seed)
+        row = [seed, f"{s['budget_cpu_seconds']:.0f}",
+               f"{fixed(s['sobol_top_final_mean'], 4)} / {fixed(s['sobol_top_final_p95'], 4)}",
+               f"{fixed(f['fit_mean'], 4)} / {fixed(f['fit_p95'], 4)}" if f else "—"]
+        for arm, _ in planners:
+            a = s.get(arm, {})
+            row.append(f"{_fraction(a.get('cost_fraction_mean'))} / {_fraction(a.get('cost_fraction_p95'))}"
+                       if a else "—")
+        rows.append(row)
+    return markdown(["seed", "B (CPU-s)", "Sobol-top test error, mean / p95", "… on its own 32 training cases"]
+                    + [f"{label}: CPU to reach the mean / p95" for _, label in planners], rows)
+
+
+# the same tables for the second cheap level (bench/multifidelity.py --cheap upwind)
+for _name, _fn in (("mf-headline", mf_headline), ("mf-seeds", mf_seeds), ("mf-levels", mf_levels)):
+    table(f"{_name}-upwind", "multifidelity_upwind.json")(_fn)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -898,8 +897,11 @@ def _headline_multifidelity(mf: Json) -> list[str]:
     head = mf["headline"]
     frac = head["cost_fraction_mean"]
     seeds = len(head["seeds"])
+    gaps = [c["relative_l2_mean"] for c in (mf.get("level_correlation") or {}).values()]
+    why = (f": the cheap level is {percent(gaps[0], 1)} from the top, as large as the error to remove"
+           if gaps else "")
     result = (f"{percent(frac)} of the CPU-seconds" if frac is not None else
-              f"not reached in {seeds} seeds (target ≤ 50 %): the warm-start learner stalls, see the page")
+              f"not reached in {seeds} seeds (target ≤ 50 %){why}; see the page")
     return ["multi-fidelity planner vs Sobol at the top level, office 0.5 / 0.25 m: CPU-seconds to its final error",
             result, "[active learning](docs/active_learning.md#multi-fidelity-campaigns)"]
 
