@@ -71,7 +71,7 @@ class CampaignLoop:
         # checkpoints written: read once (the model index), then advanced by each training this loop ends
         self.done = scheduler.newest_round(self.store, config.budget.rounds) + 1
         self.trained_on = scheduler.trained_on(self.store, self.done - 1)
-        # async: this thread and the trainer's run torch beside the simulations, on the cores they leave
+        # async: this thread runs torch beside the simulations, on the cores they leave
         self.torch_threads = None if self.cadence.batched else threads_beside(scheduler.simulation_workers(config))
 
     def rounds_done(self) -> int:
@@ -138,13 +138,14 @@ class CampaignLoop:
                    parameters: dict[str, Any]) -> Any:
         """Run a trainer's step (a training, a round's report). Sync: here, in the flow's own thread, to
         its end, returning its result; nothing else runs meanwhile. Async: on the trainer's thread,
-        watched, returning None, so that simulations go on; its torch on ``torch_threads``, as this
-        thread's. Sync keeps torch in one thread, and async keeps the threads of every team within the
-        cores: OpenMP teams holding more threads than cores made a training 2x slower on 2 CPU cores
-        (two epochs of each hall stage: 68-75 s against 34-37 s; simulators/concurrency.py)."""
+        watched, returning None, so that simulations go on; its torch on the cores the simulations
+        running as it starts leave (all of them for the closing training, when none runs). Sync keeps
+        torch in one thread, and async keeps the threads of every team within the cores: OpenMP teams
+        holding more threads than cores made a training 2x slower on 2 CPU cores (two epochs of each
+        hall stage: 68-75 s against 34-37 s; simulators/concurrency.py)."""
         if self.cadence.batched:
             return task(**parameters)
-        parameters = {**parameters, "torch_threads": self.torch_threads}
+        parameters = {**parameters, "torch_threads": threads_beside(len(self.running))}
         self.trainer_job = self.watch(kind, key, trainer.submit(task, parameters=parameters))
         return None
 
