@@ -34,7 +34,7 @@ from closedloop.lab import timing
 from closedloop.lab.campaign import scheduler
 from closedloop.lab.config import CampaignConfig
 from closedloop.lab.store import CampaignStore
-from closedloop.simulators.concurrency import own_threads, threads_beside
+from closedloop.simulators.concurrency import current_threads, own_threads, threads_beside
 from closedloop.tasks.campaign import (
     audit,
     current_flow_run_id,
@@ -71,7 +71,8 @@ class CampaignLoop:
         # checkpoints written: read once (the model index), then advanced by each training this loop ends
         self.done = scheduler.newest_round(self.store, config.budget.rounds) + 1
         self.trained_on = scheduler.trained_on(self.store, self.done - 1)
-        # async: this thread runs torch beside the simulations, on the cores they leave
+        # async: this thread and the trainer's run torch beside the simulations, on the cores they leave
+        self.process_threads: int | None = None
         self.torch_threads = None if self.cadence.batched else threads_beside(scheduler.simulation_workers(config))
 
     def rounds_done(self) -> int:
@@ -136,16 +137,19 @@ class CampaignLoop:
 
     def on_trainer(self, trainer: ThreadPoolTaskRunner, kind: str, key: str, task: Any,
                    parameters: dict[str, Any]) -> Any:
-        """Run a trainer's step (a training, a round's report). Sync: here, in the flow's own thread, to
-        its end, returning its result; nothing else runs meanwhile. Async: on the trainer's thread,
-        watched, returning None, so that simulations go on; its torch on the cores the simulations
-        running as it starts leave (all of them for the closing training, when none runs). Sync keeps
-        torch in one thread, and async keeps the threads of every team within the cores: OpenMP teams
-        holding more threads than cores made a training 2x slower on 2 CPU cores (two epochs of each
-        hall stage: 68-75 s against 34-37 s; simulators/concurrency.py)."""
-        if self.cadence.batched:
-            return task(**parameters)
-        parameters = {**parameters, "torch_threads": threads_beside(len(self.running))}
+        """Run a trainer's step (a training, a round's report). Here, in the flow's own thread, to its
+        end, returning its result, when nothing else runs meanwhile: sync, and async's closing step once
+        no simulation runs. Otherwise (async, beside the simulations) on the trainer's thread, watched,
+        returning None, its torch on the cores the W simulations leave.
+
+        Why: a Python thread's OpenMP team beside another thread's makes torch about 2x slower on 2 CPU
+        cores (simulators/concurrency.py). Measured on configs/hall.toml in async mode: the closing
+        training on 20 cases took 141 s on the trainer's thread on 1 torch thread, 275 s on 2, and in
+        this thread as sync's does (docs/operations.md, Where the time goes)."""
+        if self.cadence.batched or (self.closing and not self.running):
+            with own_threads(self.process_threads):
+                return task(**parameters)
+        parameters = {**parameters, "torch_threads": self.torch_threads}
         self.trainer_job = self.watch(kind, key, trainer.submit(task, parameters=parameters))
         return None
 
@@ -226,6 +230,7 @@ class CampaignLoop:
                 publish_round(self.config, self.dir, r)
 
     def run(self) -> str | None:
+        self.process_threads = current_threads()  # what a step run here gets back (async runs on fewer)
         with own_threads(self.torch_threads):
             return self.loop()
 

@@ -56,6 +56,11 @@ def threads_beside(workers: int) -> int:
     return max(1, usable_cores() - workers)
 
 
+def current_threads() -> int:
+    """The calling thread's torch intra-op thread count."""
+    return torch.get_num_threads()
+
+
 @contextlib.contextmanager
 def own_threads(threads: int | None) -> Iterator[None]:
     """This Python thread's torch on ``threads`` intra-op threads for the block, its count restored
