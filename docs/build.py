@@ -881,8 +881,10 @@ def _headline_campaign_time(ct: Json) -> list[str]:
     hall = ct["hall"]
     base = (f"; eager path {ct['baseline']['wall_s']:.0f} s ({times(ct['wall_ratio'])}), held-out "
             f"{fixed(ct['baseline']['heldout_mean'], 3)} vs {fixed(hall['heldout_mean'], 3)}") if "baseline" in ct else ""
+    asy = (f"; async mode {ct['hall_async']['wall_s']:.0f} s, held-out {fixed(ct['hall_async']['heldout_mean'], 3)}"
+           if "hall_async" in ct else "")
     return ["hall campaign end to end, 4 rounds, 20 cases (`configs/hall.toml`)",
-            f"{hall['wall_s']:.0f} s (target 600 s){base}", "[operations](docs/operations.md#where-the-time-goes)"]
+            f"{hall['wall_s']:.0f} s (target 600 s){base}{asy}", "[operations](docs/operations.md#where-the-time-goes)"]
 
 
 def _headline_openfoam(of: Json) -> list[str]:
