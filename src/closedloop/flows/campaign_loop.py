@@ -120,8 +120,8 @@ class CampaignLoop:
                                                "params": case["params"]}))
 
     def start_training(self, trainer: ThreadPoolTaskRunner, ledger: Any) -> bool:
-        """Start the training that is due; True when it ran here to its end (sync), so the loop looks
-        again at once."""
+        """Start the training that is due; True when it ran here to its end (sync, or async's closing
+        training), so the loop looks again at once."""
         closing = self.reason is not None and not self.running
         rounds_done = self.rounds_done()
         if self.trainer_job is None and scheduler.retrain_due(self.config, ledger, self.trained_on, rounds_done,
@@ -144,8 +144,8 @@ class CampaignLoop:
 
         Why: a Python thread's OpenMP team beside another thread's makes torch about 2x slower on 2 CPU
         cores (simulators/concurrency.py). Measured on configs/hall.toml in async mode: the closing
-        training on 20 cases took 141 s on the trainer's thread on 1 torch thread, 275 s on 2, and in
-        this thread as sync's does (docs/operations.md, Where the time goes)."""
+        training on 20 cases took 141 s on the trainer's thread on 1 torch thread, 275 s on 2, and
+        86.5 s in this thread on 2 (docs/operations.md, Where the time goes)."""
         if self.cadence.batched or (self.closing and not self.running):
             with own_threads(self.process_threads):
                 return task(**parameters)
