@@ -16,8 +16,10 @@ The loop runs in the campaign's flow run, so its task runs and the round artifac
 (in the UI, on the campaign's page). Simulations run on a task runner of their own
 (flows/simulate.py chooses: Dask, ``runner = "dask"``: a local cluster of ``dask_workers`` or
 ``dask_address``, one for the whole campaign; or ``W`` threads). Training and the round reports run
-on a one-thread task runner, in this process (on the GPU when there is one, holding its training
-slot). Only this loop writes the ledger.
+in this process (on the GPU when there is one, holding its training slot): in the flow's own thread
+when nothing else runs (sync; async's closing step), else on a one-thread task runner beside the
+simulations, each thread's torch on the cores the simulations leave (:meth:`CampaignLoop.on_trainer`).
+Only this loop writes the ledger.
 """
 from __future__ import annotations
 
