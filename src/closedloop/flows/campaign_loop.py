@@ -181,9 +181,12 @@ class CampaignLoop:
         if self.cadence.batched:
             validate(self.config, self.dir)
         elif done:
-            # the replacement first (the arrival pending in its evidence), so the worker does not wait on
+            # the rules first, on the ledger with this arrival (a budget it spent proposes no replacement);
+            # then the replacement (the arrival pending in its evidence), so the worker does not wait on
             # the validation's rollout, which shares its core with the training
-            self.fill(self.store.read_ledger())
+            ledger = self.store.read_ledger()
+            self.found(steps.stop_reason(self.config, ledger, self.rounds_done(), closed=False))
+            self.fill(ledger)
             validate(self.config, self.dir, done)
         self.progress.update(self.rounds_done())
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from closedloop.lab import campaign as steps
 from closedloop.lab.config import load_campaign_config
@@ -148,7 +149,8 @@ def test_checkpoint_carries_the_training_summary_and_status_reads_it(config, sto
                                       "surrogate.warm_start_optimizer": "kept"})
     report = steps.retrain_round(config, store, 0, [cid])
     checkpoint = store.load_checkpoint(steps.model_name(0))
-    assert checkpoint["training"] == report.summary() and checkpoint["training"]["stages"] == [1, 1]
+    assert checkpoint["training"] == {**report.summary(), "torch_threads": torch.get_num_threads(), "device": "cpu"}
+    assert checkpoint["training"]["stages"] == [1, 1]
     assert checkpoint["optimizer_state"]["state"]
     later = steps.retrain_round(config, store, 1, [cid])
     steps_before = max(float(s["step"]) for s in checkpoint["optimizer_state"]["state"].values())
