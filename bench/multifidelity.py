@@ -104,15 +104,16 @@ UPWIND_ARMS = {
     "multifidelity_top": {"planner.strategy": "multifidelity", "budget.batch_size": 64,
                           "fidelity_plan": {"initial": {"upwind": 8, "fine": 4}, "top_share": 0.5}},
 }
-TAG = [""]  # "" for coarse, "_upwind" for upwind: the runs' directory names
+TAG = ""  # "" for coarse, "_upwind" for upwind: the runs' directory names
 
 
 def run_name(arm: str, seed: int) -> str:
-    return f"{arm}{TAG[0]}-{seed}"
+    return f"{arm}{TAG}-{seed}"
 
 
 def with_cheap_level(base: CampaignConfig, cheap: str) -> CampaignConfig:
     """``base`` with its first (cheap) level replaced by ``CHEAP_LEVELS[cheap]``, and the arms to match."""
+    global TAG
     if CHEAP_LEVELS[cheap] is None:
         return base
     data = base.model_dump(mode="json")
@@ -120,7 +121,7 @@ def with_cheap_level(base: CampaignConfig, cheap: str) -> CampaignConfig:
     data["fidelity_plan"] = {"initial": {cheap: 6, "fine": 2}, "mix": {cheap: 3, "fine": 1}}
     ARMS.clear()
     ARMS.update(UPWIND_ARMS)
-    TAG[0] = f"_{cheap}"
+    TAG = f"_{cheap}"
     return CampaignConfig.model_validate(data)
 
 
@@ -135,25 +136,27 @@ def shared_store(work: Path, name: str) -> CampaignStore:
 
 
 class TestSet:
-    """Fixed fine-level test cases: their surrogate-grid forcing and restricted final planes."""
+    """Fixed test cases (the top level's, unless ``level`` names another): their surrogate-grid forcing
+    and their final planes restricted onto it. ``points``: given, else ``n`` uniform feasible ones."""
 
-    def __init__(self, config: CampaignConfig, work: Path, n: int, points: torch.Tensor | None = None):
+    def __init__(self, config: CampaignConfig, work: Path, n: int, points: torch.Tensor | None = None,
+                 level: str | None = None):
         space = config.design.space()
         if points is None:
             pool = random_design(space, 8 * n, seed=TEST_SEED)
             points = pool[feasible_mask(config, pool)][:n]
         self.points = points
         store = shared_store(work, "test")
-        top = config.fidelity[-1]
+        at = next(lv for lv in config.fidelity if lv.name == level) if level else config.fidelity[-1]
         h_s = float(config.scenario.room.cell_size)
         planes, scenarios, self.cpu = [], [], []
         for params in space.as_dicts(self.points):
-            params = with_level(params, top.name)
+            params = with_level(params, at.name)
             row = run_case(config, store, params)
             case = store.read_case(row["case_id"])
             self.cpu.append(float(row.get("cpu_seconds") or 0.0))
             final = case.plane[-1].to(torch.float64)
-            planes.append(restrict_plane(final, band_weights(case.scenario), refinement_factor(h_s, top.cell_size)))
+            planes.append(restrict_plane(final, band_weights(case.scenario), refinement_factor(h_s, at.cell_size)))
             scenarios.append(surrogate_scenario(config, case.scenario))
         self.forcing, problem = batch_problems(scenarios)
         self.n_steps = problem.n_steps
@@ -168,23 +171,17 @@ class TestSet:
 
 
 def level_correlation(config: CampaignConfig, work: Path, test: TestSet) -> dict:
-    """How much the cheap level says about the top one: the test points simulated at every level, each
-    final plane restricted onto the surrogate grid; Pearson r with the top level's planes, pooled over
-    every cell of every test case and case by case, and the relative L2 gap."""
-    store = shared_store(work, "test")
-    h_s = float(config.scenario.room.cell_size)
-    top = config.fidelity[-1]
+    """How much the cheap level says about the top one: the test points at every other level (their
+    final planes on the surrogate grid); Pearson r with the top level's planes, pooled over every cell
+    of every test case and case by case, and the relative L2 gap."""
     out = {}
+    high = test.final.flatten(1).numpy()
     for level in config.fidelity[:-1]:
-        planes = []
-        for params in config.design.space().as_dicts(test.points):
-            case = store.read_case(run_case(config, store, with_level(params, level.name))["case_id"])
-            planes.append(restrict_plane(case.plane[-1].to(torch.float64), band_weights(case.scenario),
-                                         refinement_factor(h_s, level.cell_size)))
-        low, high = torch.stack(planes).flatten(1).numpy(), test.final.flatten(1).numpy()
+        low = TestSet(config, work, len(test.points), points=test.points, level=level.name).final.flatten(1).numpy()
         per_case = [float(np.corrcoef(a, b)[0, 1]) for a, b in zip(low, high)]
         gap = np.linalg.norm(low - high, axis=1) / np.linalg.norm(high, axis=1)
-        out[level.name] = {"against": top.name, "pearson_r_pooled": float(np.corrcoef(low.ravel(), high.ravel())[0, 1]),
+        out[level.name] = {"against": config.fidelity[-1].name,
+                           "pearson_r_pooled": float(np.corrcoef(low.ravel(), high.ravel())[0, 1]),
                            "pearson_r_by_case_median": float(np.median(per_case)),
                            "pearson_r_by_case_min": float(np.min(per_case)),
                            "relative_l2_mean": float(gap.mean()), "cases": len(per_case)}
@@ -205,8 +202,9 @@ def arm_config(base: CampaignConfig, arm: str, seed: int, budget: float | None) 
 def run_arm(config: CampaignConfig, store: CampaignStore, test: TestSet) -> dict:
     """The campaign round by round; the test error and spend after each round's retrain."""
     cached = store.root / "result.json"
-    if cached.exists() and json.loads(cached.read_text()).get("config_hash") == config.config_hash():
-        return json.loads(cached.read_text())
+    done = json.loads(cached.read_text()) if cached.exists() else {}
+    if done.get("config_hash") == config.config_hash():
+        return done
     for sub in ("ledger.parquet", "models", "figures"):
         path = store.root / sub
         shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
@@ -244,10 +242,7 @@ def fit_errors(base: CampaignConfig, work: Path, runs: dict[str, dict[int, dict]
     for seed, run in runs["sobol_top"].items():
         config = arm_config(base, "sobol_top", seed, None)
         store = CampaignStore(work / run_name("sobol_top", seed))
-        ledger = store.read_ledger()
-        done = ledger[ledger["status"] == "done"]
-        names = [p.name for p in config.design.parameters]
-        points = torch.tensor([[json.loads(p)[k] for k in names] for p in done["parameters"]], dtype=torch.float64)
+        points = config.design.space().as_tensor(store.read_ledger().cases.done().cases.params())
         fit = TestSet(config, work, len(points), points=points)
         last = run["curve"][-1]
         err = fit.errors(load_model(store.load_checkpoint(steps.model_name(last["round"]))))
@@ -304,7 +299,7 @@ def ablation(base: CampaignConfig, work: Path, test: TestSet, runs: dict[str, di
     """The learner at equal CPU-seconds without warm-start stalls: for each arm, the cases of its rounds
     that fit within B/2 (B/2 and B for sobol_top), trained cold (the initial model, the full
     ``surrogate.epochs`` schedule, ``retrain_round`` of round 0) and scored on the test set."""
-    cache = work / f"ablation{TAG[0]}-{seed}.json"
+    cache = work / f"ablation{TAG}-{seed}.json"
     if cache.exists():
         return json.loads(cache.read_text())
     budget = runs["sobol_top"][seed]["curve"][-1]["cpu_seconds"]
@@ -351,7 +346,7 @@ def unchanged_rounds(work: Path, arm: str, seed: int) -> list[int]:
 def grid_check(config: CampaignConfig, work: Path, n: int = 2) -> dict:
     """Two test points at 0.125 m (TVD + SSP-RK2): final-time relative L2 of each level's plane
     against it, all restricted onto the 0.5 m grid."""
-    cache = work / f"grid_check{TAG[0]}.json"
+    cache = work / f"grid_check{TAG}.json"
     if cache.exists():
         return json.loads(cache.read_text())
     space = config.design.space()
