@@ -74,7 +74,7 @@ class CampaignLoop:
         self.done = scheduler.newest_round(self.store, config.budget.rounds) + 1
         self.trained_on = scheduler.trained_on(self.store, self.done - 1)
         # async: this thread and the trainer's run torch beside the simulations, on the cores they leave
-        self.process_threads: int | None = None
+        self.process_threads = current_threads()  # what a step run in this thread gets (async runs on fewer)
         self.torch_threads = None if self.cadence.batched else threads_beside(scheduler.simulation_workers(config))
 
     def rounds_done(self) -> int:
@@ -235,7 +235,6 @@ class CampaignLoop:
                 publish_round(self.config, self.dir, r)
 
     def run(self) -> str | None:
-        self.process_threads = current_threads()  # what a step run here gets back (async runs on fewer)
         with own_threads(self.torch_threads):
             return self.loop()
 
