@@ -13,7 +13,9 @@ that the machine's noise falls on all:
 - ``fast``: fused, at most ``warm_start_batches`` mini-batches an epoch, each epoch judged on
   ``judge_cases`` cases;
 - ``fast_wide``: ``fast`` with mini-batches twice as large (the same optimiser steps, every case of
-  24 seen each epoch): tells fewer steps from fewer cases seen.
+  24 seen each epoch): tells fewer steps from fewer cases seen;
+- ``sqrt_3``, ``sqrt_3.5``: fused, each warm epoch on the new cases and a fresh sample of the others,
+  ⌈c √n⌉ cases in all, judged on as many (``warm_start_sample`` = c): a round's training grows like √n.
 
 Per round: wall seconds of ``retrain_round`` (compilation included in the first fused round) and the
 held-out error of the round's model (24 uniform random hall cases, ``learning_curve``'s test set).
@@ -50,6 +52,7 @@ from learning_curve import TEST_SEED, space_config, test_errors
 HERE = Path(__file__).resolve().parent
 SEED = 11
 ROUNDS = 5  # 8, 12, 16, 20, 24 cases
+SAMPLE_SCALES = (3.0, 3.5)  # c of the √n arms: every case while n ≤ c² (9, 12.25)
 
 
 def arms(warm_batches: int, judge: int) -> dict[str, CampaignConfig]:
@@ -58,7 +61,9 @@ def arms(warm_batches: int, judge: int) -> dict[str, CampaignConfig]:
     return {"baseline": base.with_overrides(**{"surrogate.compile": False}),
             "fused": base.with_overrides(**{"surrogate.compile": True}),
             "fast": base.with_overrides(**capped),
-            "fast_wide": base.with_overrides(**capped, **{"surrogate.batch_size": 2 * base.surrogate.batch_size})}
+            "fast_wide": base.with_overrides(**capped, **{"surrogate.batch_size": 2 * base.surrogate.batch_size}),
+            **{f"sqrt_{c:g}": base.with_overrides(**{"surrogate.compile": True, "surrogate.warm_start_sample": c})
+               for c in SAMPLE_SCALES}}
 
 
 def prepare_source(config: CampaignConfig, work: Path) -> CampaignStore:
@@ -128,6 +133,7 @@ def main(argv: list[str] | None = None) -> None:
         "command": "python bench/training_time.py " + " ".join(argv if argv is not None else os.sys.argv[1:]),
         "arms": {arm: {"compile": c.surrogate.compile, "warm_start_batches": c.surrogate.warm_start_batches,
                        "judge_cases": c.surrogate.judge_cases, "batch_size": c.surrogate.batch_size,
+                       "warm_start_sample": c.surrogate.warm_start_sample,
                        "warm_start_epochs": c.surrogate.warm_start_epochs} for arm, c in configs.items()},
         "hall": {}}
     path = HERE / "results" / f"{args.name}.json"

@@ -70,9 +70,9 @@ def test_one_default_per_setting_the_learners_choices_apart():
     spec_differ = {name for name in SPEC_FIELDS
                    if getattr(sc, name) != getattr(SurrogateSpec, spec_named.get(name, name))}
     assert spec_differ == {"advection", "learn_sink", "room_layers", "closure_form", "closure_gain"}
-    train_named = {"warm_start_batches": "max_batches"}
+    train_named = {"warm_start_batches": "max_batches", "warm_start_sample": "sample_scale"}
     shared = {"tbptt_steps", "loss_floor", "weight_decay", "smoothness", "physics_learning_rate",
-              "physics_warmup_epochs", "judge_cases", "batch_size", "warm_start_batches"}
+              "physics_warmup_epochs", "judge_cases", "batch_size", "warm_start_batches", "warm_start_sample"}
     train_differ = {name for name in shared if getattr(sc, name) != getattr(TrainConfig, train_named.get(name, name))}
     assert train_differ == {"batch_size"}
     required = {f.name for f in dataclasses.fields(TrainConfig) if f.default is dataclasses.MISSING}

@@ -76,7 +76,7 @@ class CampaignConfig(Strict):
             placement["fidelity_plan"] = {"top_share"}
         if self.budget.max_cpu_seconds is None:
             placement["budget"] = {"max_cpu_seconds"}
-        for unset in ("training_memory_gb", "warm_start_batches", "judge_cases"):  # the hash of configs before them
+        for unset in ("training_memory_gb", "warm_start_batches", "judge_cases", "warm_start_sample"):  # the hash of configs before them
             if getattr(self.surrogate, unset) is None:
                 placement["surrogate"] |= {unset}
         text = json.dumps(self.model_dump(mode="json", exclude=placement), sort_keys=True, separators=(",", ":"))

@@ -77,6 +77,11 @@ class SurrogateConfig(Strict):
     warm_start_batches: int | None = Field(
         default=TrainConfig.max_batches, ge=1, description="A warm start's epoch takes at most this many mini-batches (a fresh shuffled "
         "order each epoch), so its training time does not grow with the cases; none: every case each epoch")
+    warm_start_sample: Finite | None = Field(
+        default=TrainConfig.sample_scale, gt=0, description="A warm start's epoch trains on the cases new since the "
+        "round before and a fresh random sample of the others, ⌈warm_start_sample·√n⌉ of the n cases in all (never "
+        "fewer than the new ones), and is judged on as many (the new ones, a fixed sample of the others), so a "
+        "round's training grows like √n; none: every case each epoch")
     judge_cases: int | None = Field(default=TrainConfig.judge_cases, ge=1, description="Each epoch's loss, which picks the kept weights, "
                                     "on at most this many cases (a seeded subset, fixed per training); none: all")
     compile: bool = Field(default=True, description="Fuse the physics substep with torch.compile in training and "
@@ -105,6 +110,8 @@ class SurrogateConfig(Strict):
         if self.variant == "data_only" and self.closure_form == "multiplicative":
             raise ValueError("closure_form: 'multiplicative' cannot start from zero without physics; "
                              "variant 'data_only' needs 'additive'")
+        if self.warm_start_sample is not None and self.warm_start_batches is not None:
+            raise ValueError("warm_start_sample: sets a warm start's cases itself; leave warm_start_batches unset")
         return self
 
     def spec_options(self) -> dict[str, Any]:
@@ -119,7 +126,8 @@ class SurrogateConfig(Strict):
         at once, at ``physics_stage_learning_rate``; none when 0), then the closure stage (``epochs``,
         the curriculum, ``physics_warmup_epochs``). Later rounds: one warm start of
         ``warm_start_epochs`` at ``warm_start_learning_rate`` (the physics fields too, when it is
-        set), over the whole horizon unless ``warm_start_curriculum``.
+        set), over the whole horizon unless ``warm_start_curriculum``, on ⌈c √n⌉ cases an epoch when
+        ``warm_start_sample`` = c (judged on as many; ``judge_cases`` then applies to round 0 alone).
         """
         closure = TrainConfig(epochs=self.epochs, learning_rate=self.learning_rate, tbptt_steps=self.tbptt_steps,
                               loss_floor=self.loss_floor, seed=seed, curriculum=tuple(self.curriculum),
@@ -132,7 +140,8 @@ class SurrogateConfig(Strict):
             physics_rate = self.physics_learning_rate if self.warm_start_learning_rate is None else rate
             return [dataclasses.replace(closure, epochs=self.warm_start_epochs, learning_rate=rate,
                                         physics_learning_rate=physics_rate, physics_warmup_epochs=0,
-                                        max_batches=self.warm_start_batches,
+                                        max_batches=self.warm_start_batches, sample_scale=self.warm_start_sample,
+                                        judge_cases=None if self.warm_start_sample else closure.judge_cases,
                                         curriculum=closure.curriculum if self.warm_start_curriculum else ())]
         if not self.physics_stage_epochs:
             return [closure]

@@ -11,7 +11,10 @@ split evenly between stages; AdamW adds weight decay. With ``batch_size`` each e
 cases in shuffled mini-batches (seeded), one optimiser step per segment per mini-batch, so a small
 data set still gets enough steps per epoch before early stopping judges it; ``max_batches`` caps the
 mini-batches of an epoch and ``judge_cases`` the cases its loss is judged on, so that an epoch costs
-the same however many cases there are (a fixed budget of optimiser steps). With a validation set the kept weights are
+the same however many cases there are (a fixed budget of optimiser steps). ``sample_scale`` = c makes
+an epoch's cases grow like √B instead: s = ⌈c √B⌉ of the B cases, always with the ``new`` ones (a
+warm start's cases not trained on before), the rest a fresh random sample each epoch; its loss is
+judged on s cases too, the new ones and a fixed seeded sample of the others. With a validation set the kept weights are
 those of the best validation loss, and training stops after ``patience`` epochs without a gain.
 The physics fields (D, δu, λ, η: ``PHYSICS_PARAMETERS``) may have their own learning rate and a
 warm-up of ``physics_warmup_epochs`` in which they are fitted alone, so that the closure starts
@@ -62,6 +65,15 @@ class TrainConfig:
     batch_size: int | None = None  # cases per optimiser step; None = all cases at once
     max_batches: int | None = None  # mini-batches per epoch at most (the first of its shuffled order); None = all
     judge_cases: int | None = None  # the epoch's loss on at most this many cases (a seeded fixed subset); None = all
+    sample_scale: float | None = None  # an epoch trains on and is judged on ⌈c √B⌉ cases, the new ones always; None = all
+
+
+def sample_size(cases: int, scale: float | None, new: int = 0) -> int:
+    """Cases an epoch visits under ``sample_scale`` = c: s = min(B, max(⌈c √B⌉, new)) of B, so that
+    an epoch's cost grows like √B and every new case is in it; B when c is None."""
+    if scale is None:
+        return cases
+    return min(cases, max(math.ceil(scale * math.sqrt(cases) - 1e-9), new))
 
 
 def rollout_loss_terms(pred: torch.Tensor, target: torch.Tensor, scale2: torch.Tensor) -> torch.Tensor:
@@ -187,12 +199,32 @@ class Optimiser:
 Batch = tuple[Forcing, torch.Tensor, torch.Tensor]  # forcing (B), target (B, T+1, nx, ny), floor² (B,)
 
 
+def with_new_first(n_cases: int, new: torch.Tensor, take: int, generator: torch.Generator) -> torch.Tensor:
+    """``take`` case indices of ``n_cases``: every index in ``new``, then a random sample of the
+    others (drawn from ``generator``), in a random order."""
+    is_new = torch.zeros(n_cases, dtype=torch.bool)
+    is_new[new] = True
+    others = torch.nonzero(~is_new).flatten()
+    chosen = torch.cat([torch.nonzero(is_new).flatten(),
+                        others[torch.randperm(len(others), generator=generator)[:max(0, take - int(is_new.sum()))]]])
+    return chosen[torch.randperm(len(chosen), generator=generator)]
+
+
 def mini_batches(forcing: Forcing, target: torch.Tensor, floor2: torch.Tensor, size: int,
-                 shuffle: torch.Generator, limit: int | None = None) -> Iterator[Batch]:
+                 shuffle: torch.Generator, limit: int | None = None, sample: int | None = None,
+                 new: torch.Tensor | None = None) -> Iterator[Batch]:
     """The cases in mini-batches of ``size`` in a seeded random order (all at once if size ≥ B); with
     ``limit``, only the first ``limit`` mini-batches of that order (a fresh order each call, so every
-    case is equally likely to be visited in an epoch that cannot visit them all)."""
+    case is equally likely to be visited in an epoch that cannot visit them all). With ``sample`` < B,
+    only ``sample`` cases: the ``new`` ones and a fresh random sample of the others
+    (``with_new_first``), in mini-batches of ``size``."""
     n_cases = forcing.batch_size
+    if sample is not None and sample < n_cases:
+        order = with_new_first(n_cases, new if new is not None else torch.zeros(0, dtype=torch.long), sample, shuffle)
+        for b0 in range(0, len(order), size):
+            idx = order[b0:b0 + size].to(target.device)
+            yield forcing.select(idx), target[idx], floor2[idx]
+        return
     if size >= n_cases:
         yield forcing, target, floor2
         return
@@ -203,14 +235,19 @@ def mini_batches(forcing: Forcing, target: torch.Tensor, floor2: torch.Tensor, s
         yield forcing.select(idx), target[idx], floor2[idx]
 
 
-def judged_subset(forcing: Forcing, target: torch.Tensor, cases: int | None, seed: int
-                  ) -> tuple[Forcing, torch.Tensor]:
+def judged_subset(forcing: Forcing, target: torch.Tensor, cases: int | None, seed: int,
+                  new: torch.Tensor | None = None) -> tuple[Forcing, torch.Tensor]:
     """The cases an epoch is judged on: all of them, or ``cases`` of them drawn once (seeded) and kept
-    for the whole training, so that the judged losses of its epochs compare."""
+    for the whole training, so that the judged losses of its epochs compare; the ``new`` ones always
+    among them when given (``with_new_first``)."""
     n_cases = forcing.batch_size
     if cases is None or cases >= n_cases:
         return forcing, target
-    idx = torch.randperm(n_cases, generator=torch.Generator().manual_seed(seed + 7919))[:cases].sort().values
+    generator = torch.Generator().manual_seed(seed + 7919)
+    if new is not None:
+        idx = with_new_first(n_cases, new, cases, generator).sort().values
+    else:
+        idx = torch.randperm(n_cases, generator=generator)[:cases].sort().values
     idx = idx.to(target.device)
     return forcing.select(idx), target[idx]
 
@@ -288,38 +325,52 @@ def _check(forcing: Forcing, target: torch.Tensor, config: TrainConfig, validati
         raise ValueError(f"max_batches: must be ≥ 1 mini-batches, got {config.max_batches}")
     if config.judge_cases is not None and config.judge_cases < 1:
         raise ValueError(f"judge_cases: must be ≥ 1 cases, got {config.judge_cases}")
+    if config.sample_scale is not None and not config.sample_scale > 0:
+        raise ValueError(f"sample_scale: must be > 0, got {config.sample_scale}")
+    if config.sample_scale is not None and (config.max_batches, config.judge_cases) != (None, None):
+        raise ValueError("sample_scale: sets an epoch's cases and its judged ones itself; "
+                         "leave max_batches and judge_cases unset")
 
 
 def train(model: HybridSurrogate, forcing: Forcing, target: torch.Tensor, config: TrainConfig,
           progress: Callable[[int, float], None] | None = None,
           validation: tuple[Forcing, torch.Tensor] | None = None,
-          optimizer_state: dict[str, Any] | None = None) -> TrainReport:
+          optimizer_state: dict[str, Any] | None = None, new_cases: Sequence[int] | None = None) -> TrainReport:
     """Fit ``model`` to reference plane series ``target`` (B, T+1, nx, ny), t = 0 row included.
 
     Early stopping and the kept weights judge the validation loss if given, else the training loss
     (its report's ``losses``: over every case, or over ``judge_cases`` of them, a fixed seeded subset).
     ``optimizer_state`` (a report's ``optimizer_state``) continues AdamW's moments from an earlier
     training of this model; the report's ``optimizer_state`` is AdamW's state at the end.
+    ``new_cases``: indices of the cases not trained on before, which every epoch visits and every
+    judgement includes under ``sample_scale``.
     """
     _check(forcing, target, config, validation)
+    n_cases = forcing.batch_size
+    new = torch.as_tensor(list(new_cases or []), dtype=torch.long)
+    if len(new) and (int(new.min()) < 0 or int(new.max()) >= n_cases):
+        raise ValueError(f"new_cases: indices must lie in [0, {n_cases}), got {new.tolist()}")
+    sample = sample_size(n_cases, config.sample_scale, len(new.unique())) if config.sample_scale else None
     torch.manual_seed(config.seed)
-    seen = judged_subset(forcing, target, config.judge_cases, config.seed)  # the training loss's cases
+    seen = judged_subset(forcing, target, sample if sample is not None else config.judge_cases, config.seed,
+                         new if sample is not None else None)  # the training loss's cases
     judge_on = validation if validation is not None else seen
-    size = min(config.batch_size or forcing.batch_size, forcing.batch_size)
+    size = min(config.batch_size or n_cases, n_cases)
     report = TrainReport(initial_loss=rollout_loss(model, *seen, config.loss_floor, size))
     if config.epochs == 0 or not any(p.requires_grad for p in model.parameters()):
         return report
     optimiser = Optimiser(model, config, n_steps=target.shape[1] - 1, state=optimizer_state)
     floor2 = loss_floor2(target[:, 1:], config.loss_floor)
     t_start = time.perf_counter()
-    stopping = EarlyStopping(model, rollout_loss(model, *judge_on, config.loss_floor, size), config.patience)
+    judged0 = report.initial_loss if validation is None else rollout_loss(model, *validation, config.loss_floor, size)
+    stopping = EarlyStopping(model, judged0, config.patience)
     report.best_loss = report.initial_loss if validation is None else stopping.best
     shuffle = torch.Generator().manual_seed(config.seed)
     for epoch in range(config.epochs):
         model.train()
         n_steps = optimiser.schedule.begin_epoch(epoch)
-        tbptt_epoch(model, mini_batches(forcing, target, floor2, size, shuffle, config.max_batches), n_steps,
-                    config.tbptt_steps, config.smoothness, optimiser.step)
+        tbptt_epoch(model, mini_batches(forcing, target, floor2, size, shuffle, config.max_batches, sample, new),
+                    n_steps, config.tbptt_steps, config.smoothness, optimiser.step)
         model.eval()
         report.losses.append(rollout_loss(model, *seen, config.loss_floor, size))
         judged = report.losses[-1] if validation is None else rollout_loss(model, *validation, config.loss_floor, size)
@@ -341,14 +392,16 @@ def train(model: HybridSurrogate, forcing: Forcing, target: torch.Tensor, config
 
 def train_stages(model: HybridSurrogate, forcing: Forcing, target: torch.Tensor, stages: Sequence[TrainConfig],
                  progress: Callable[[int, float], None] | None = None,
-                 optimizer_state: dict[str, Any] | None = None) -> TrainReport:
+                 optimizer_state: dict[str, Any] | None = None, new_cases: Sequence[int] | None = None
+                 ) -> TrainReport:
     """``train`` once per stage, each from the weights the stage before kept (a staged fit, e.g. the
     physics fields alone and then the closure), reported as one training.
 
     The report's losses run over all stages' epochs (``stages`` holds each stage's count); its start
     is the first stage's, its best the kept weights' (the last stage's best), its ``best_epoch`` the
     epoch, counted over all stages, whose weights were kept (−1 if no stage improved on its start).
-    ``optimizer_state`` seeds the first stage's AdamW; each later stage starts its own.
+    ``optimizer_state`` seeds the first stage's AdamW; each later stage starts its own. ``new_cases``
+    goes to every stage (``train``).
     """
     if not stages:
         raise ValueError("stages: a training needs at least one stage")
@@ -358,7 +411,7 @@ def train_stages(model: HybridSurrogate, forcing: Forcing, target: torch.Tensor,
         shift = offset
         step = None if progress is None else (lambda epoch, loss, shift=shift: progress(shift + epoch, loss))
         report = train(model, forcing, target, config, progress=step,
-                       optimizer_state=optimizer_state if i == 0 else None)
+                       optimizer_state=optimizer_state if i == 0 else None, new_cases=new_cases)
         if i == 0:
             total.initial_loss = report.initial_loss
         total.losses += report.losses

@@ -110,6 +110,12 @@ def test_training_options_reach_each_round(tmp_path):
     assert [(s.max_batches, s.judge_cases) for s in round_schedule(capped, 0)] == [(None, 4), (None, 4)]
     assert [(s.max_batches, s.judge_cases) for s in round_schedule(capped, 1)] == [(3, 4)]
     assert capped.config_hash() != config.config_hash()  # they change what is trained
+    sampled = config.with_overrides(**{"surrogate.warm_start_sample": 3.0, "surrogate.judge_cases": 4})
+    assert [(s.sample_scale, s.judge_cases) for s in round_schedule(sampled, 0)] == [(None, 4), (None, 4)]
+    assert [(s.sample_scale, s.max_batches, s.judge_cases) for s in round_schedule(sampled, 1)] == [(3.0, None, None)]
+    assert sampled.config_hash() != config.with_overrides(**{"surrogate.judge_cases": 4}).config_hash()
+    with pytest.raises(ValueError, match="warm_start_sample: sets a warm start's cases itself"):
+        config.with_overrides(**{"surrogate.warm_start_sample": 3.0, "surrogate.warm_start_batches": 2})
     assert config.with_overrides(**{"surrogate.compile": False}).config_hash() == config.config_hash()
 
 
@@ -200,3 +206,28 @@ def test_training_takes_the_mini_batch_its_memory_budget_affords(config, tiny_sc
                                                r"training budget of 0.05 GiB \(surrogate.training_memory_gb\)"):
         steps.retrain_round(config.with_overrides(**{"surrogate.training_memory_gb": 0.05}), store, 0, ids)
     assert batches == [3, 2] and not store.model_path(steps.model_name(0)).exists()
+
+
+def test_a_warm_start_knows_its_new_cases(config, tiny_scenario, tiny_result, tmp_path, monkeypatch):
+    """Round 1 hands the trainer the cases round 0's model was not trained on (the ones a sampled warm
+    epoch always visits); round 0 calls every case new."""
+    import closedloop.lab.campaign.learn as learn
+    from closedloop.lab.store import CampaignStore, write_case
+    from tests.lab.case_files import make_case
+
+    store = CampaignStore(tmp_path / "camp")
+    scenarios = [tiny_scenario.with_parameters({"source.x": x}) for x in (2.0, 5.0, 8.0)]
+    for r, s in zip((0, 1, 0), scenarios):
+        case = make_case(s, tiny_result)
+        store.upsert([{"case_id": case.case_id, "round": r, "status": "done", "strategy": "sobol",
+                       "parameters": "{}", "case_sha256": write_case(store.case_path(case.case_id), case)}])
+    ids = [s.case_id() for s in scenarios]
+    seen = []
+    real_train = learn.train_stages
+    monkeypatch.setattr(learn, "train_stages", lambda model, forcing, target, stages, **kw: (
+        seen.append(kw["new_cases"]), real_train(model, forcing, target, stages, **kw))[1])
+    config = config.with_overrides(**{"surrogate.warm_start_epochs": 1, "surrogate.warm_start_sample": 0.5})
+    steps.retrain_round(config, store, 0, [ids[0], ids[2]])
+    steps.retrain_round(config, store, 1, ids)
+    assert seen == [[0, 1], [1]]
+    assert store.load_checkpoint(steps.model_name(1))["trained_on"] == ids

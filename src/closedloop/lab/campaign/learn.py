@@ -129,6 +129,15 @@ def previous_optimizer_state(store: CampaignStore, round_index: int) -> dict | N
     return store.load_checkpoint(model_name(round_index - 1)).get("optimizer_state")
 
 
+def new_cases(store: CampaignStore, round_index: int, case_ids: list[str]) -> list[int]:
+    """Indices into ``case_ids`` of the cases round ``round_index − 1``'s model was not trained on
+    (every case in round 0)."""
+    if round_index == 0:
+        return list(range(len(case_ids)))
+    before = set(store.load_checkpoint(model_name(round_index - 1)).get("trained_on", []))
+    return [i for i, case_id in enumerate(case_ids) if case_id not in before]
+
+
 def training_history(store: CampaignStore, rounds: int) -> list[dict]:
     """Each trained round's training summary (``TrainReport.summary``) with its round, cases and
     warnings, from its checkpoint: what ``campaign status`` and the round report show."""
@@ -189,7 +198,8 @@ def retrain_round(config: CampaignConfig, store: CampaignStore, round_index: int
     keep = config.surrogate.warm_start_optimizer == "kept" and round_index > 0
     report = train_stages(model, forcing, target, stages,
                           progress=lambda epoch, loss: faults.point("train:epoch", f"{round_index}:{epoch}"),
-                          optimizer_state=previous_optimizer_state(store, round_index) if keep else None)
+                          optimizer_state=previous_optimizer_state(store, round_index) if keep else None,
+                          new_cases=new_cases(store, round_index, case_ids))
     extra = {"optimizer_state": report.optimizer_state} if config.surrogate.warm_start_optimizer == "kept" else {}
     store.save_checkpoint(model_name(round_index), checkpoint_payload(
         model.cpu(), trained_on=list(case_ids), round=round_index, losses=report.losses,
