@@ -7,7 +7,8 @@ held-out error of its final model (``bench/learning_curve.py``'s 24 hall test ca
 
 - ``hall``: configs/hall.toml as shipped, on the default path (the reference step and the learner's
   layered substep fused where it pays: ``compile_by_default``, ``surrogate.compile``);
-- ``baseline``: the same campaign with ``CLOSEDLOOP_COMPILE=0`` (every step eager, the path before);
+- ``baseline``: the campaign as it ran before issue 24: ``CLOSEDLOOP_COMPILE=0`` (every step eager)
+  and every case in each warm epoch (configs/hall.toml without its ``warm_start_sample``);
 - ``hall_async``: the same campaign in async mode (``[campaign] mode = "async"``), to the same 20
   cases: its trainings run beside the simulations, on the cores they leave.
 
@@ -39,18 +40,23 @@ HERE = Path(__file__).resolve().parent
 CONFIG = HERE.parent / "configs" / "hall.toml"
 ARMS = {"hall": {}, "baseline": {"CLOSEDLOOP_COMPILE": "0"}, "hall_async": {}}
 ASYNC = {"hall_async"}  # the same campaign in async mode, to the same 20 cases
+BEFORE = {"baseline"}  # the learner before: every case in each warm epoch
 
 
 def arm_config(arm: str, work: Path) -> Path:
-    """configs/hall.toml, or for an async arm a copy of it in ``work`` with ``[campaign] mode = "async"``
-    and a budget of the sync campaign's 20 cases (async has no batches: its cases arrive one by one)."""
-    if arm not in ASYNC:
+    """configs/hall.toml, or a copy of it in ``work``: for an async arm with ``[campaign] mode =
+    "async"`` and a budget of the sync campaign's 20 cases (async has no batches: its cases arrive one
+    by one); for the baseline without ``surrogate.warm_start_sample``."""
+    if arm not in ASYNC | BEFORE:
         return CONFIG
     text = CONFIG.read_text()
     text = text.replace('scenario = "scenarios/', f'scenario = "{(CONFIG.parent / "scenarios").as_posix()}/')
-    text = text.replace("[budget]\n", "[budget]\nmax_cases = 20\n")
+    if arm in BEFORE:
+        text = "\n".join(line for line in text.splitlines() if not line.startswith("warm_start_sample")) + "\n"
+    if arm in ASYNC:
+        text = text.replace("[budget]\n", "[budget]\nmax_cases = 20\n") + '\n[campaign]\nmode = "async"\n'
     path = work / f"{arm}.toml"
-    path.write_text(text + '\n[campaign]\nmode = "async"\n')
+    path.write_text(text)
     return path
 
 

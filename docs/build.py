@@ -704,8 +704,14 @@ def training_time(data: Json) -> str:
     rows = []
     for arm, a in data["arms"].items():
         label = "fused" if a["compile"] else "eager"
-        label += (f", ≤ {a['warm_start_batches']} mini-batches of {a['batch_size']} an epoch, judged on "
-                  f"{a['judge_cases']} cases" if a["warm_start_batches"] else f", mini-batches of {a['batch_size']}")
+        if a.get("warm_start_sample"):
+            label += (f", the new cases and a sample of the others, ⌈{a['warm_start_sample']:g}√n⌉ an epoch "
+                      f"(whole mini-batches of {a['batch_size']}), judged on as many")
+        elif a["warm_start_batches"]:
+            label += (f", ≤ {a['warm_start_batches']} mini-batches of {a['batch_size']} an epoch, judged on "
+                      f"{a['judge_cases']} cases")
+        else:
+            label += f", mini-batches of {a['batch_size']}"
         run = hall[arm]
         rows.append([f"{arm}: {label}"] + [seconds(s) for s in run["training_s_by_round"][1:]]
                     + [f"{hall['warm_growth'][arm]:.2f}×", fixed(run["heldout_mean_by_round"][-1], 4),

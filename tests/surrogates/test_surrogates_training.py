@@ -174,12 +174,13 @@ def test_judged_subset_is_fixed_by_the_seed_and_the_losses_are_its_own(two_cases
 
 
 def test_a_sampled_epoch_grows_like_the_square_root_of_the_cases_and_always_holds_the_new_ones():
-    """s = min(B, max(⌈c √B⌉, new)): four times the cases, twice the sample; never fewer than the new
-    cases; every case without a scale. Each draw holds every new index once and a fresh sample of
+    """s = min(B, max(⌈c √B⌉, new)), rounded up to whole mini-batches: four times the cases, twice the
+    sample; never fewer than the new cases; every case without a scale. Each draw holds every new index once and a fresh sample of
     the others, so the old cases are all visited over a few epochs."""
     assert sample_size(12, 3.0) == 11 and sample_size(48, 3.0) == 21  # ⌈10.39⌉, ⌈20.78⌉
     assert sample_size(16, 2.0) == 8 and sample_size(64, 2.0) == 16  # exactly 2× for 4× the cases
     assert sample_size(8, 3.5) == 8 and sample_size(20, 3.0, new=16) == 16 and sample_size(20, None) == 20
+    assert [sample_size(n, 3.0, batch=2) for n in (12, 16, 20, 24)] == [12, 12, 14, 16]  # whole mini-batches
     generator = torch.Generator().manual_seed(1)
     new = torch.tensor([17, 18, 19])
     draws = [with_new_first(20, new, 8, generator) for _ in range(12)]
@@ -189,38 +190,51 @@ def test_a_sampled_epoch_grows_like_the_square_root_of_the_cases_and_always_hold
     assert not all(torch.equal(torch.sort(d[:3]).values, new) for d in draws)  # new ones mixed in, not first
 
 
-def test_sample_scale_trains_and_judges_the_new_cases_and_a_sample(two_cases):
+def test_sample_scale_trains_on_the_new_cases_and_judges_every_case(two_cases):
     """sample_scale = 0.5 on two cases (s = ⌈0.5 √2⌉ = 1) with case 1 new: each epoch one step per
-    segment, on case 1; the judged losses are case 1's rollout loss; bad indices and a scale beside
-    max_batches are refused before training."""
+    segment, on case 1; the judged losses are still over both cases; a scale that reaches every case
+    is the plain training; bad indices and a scale beside max_batches are refused before training."""
     forcing, problem, target = two_cases
     floor2 = torch.ones(2, dtype=torch.float64)
     only = list(mini_batches(forcing, target, floor2, 2, torch.Generator().manual_seed(0), sample=1,
                              new=torch.tensor([1])))
     assert len(only) == 1 and torch.equal(only[0][1], target[1:2])
-    f1, t1 = judged_subset(forcing, target, 1, seed=5, new=torch.tensor([1]))
-    assert torch.equal(t1, target[1:2])
     cfg = TrainConfig(epochs=2, learning_rate=1e-3, tbptt_steps=4, seed=5, batch_size=1, sample_scale=0.5)
     steps = []
     hook = register_optimizer_step_post_hook(lambda opt, args, kwargs: steps.append(1))
     model = fresh_model(problem)
-    start = rollout_loss(model, f1, t1)
+    start = rollout_loss(model, forcing, target)
     try:
         report = train(model, forcing, target, cfg, new_cases=[1])
     finally:
         hook.remove()
     assert len(steps) == 2  # 2 epochs × 1 case × 1 segment
     assert report.initial_loss == pytest.approx(start, rel=1e-12)
-    assert rollout_loss(model, f1, t1) == pytest.approx(report.best_loss, rel=1e-12)
+    assert rollout_loss(model, forcing, target) == pytest.approx(report.best_loss, rel=1e-12)
     everything = train(fresh_model(problem), forcing, target, dataclasses.replace(cfg, sample_scale=2.0), new_cases=[1])
     assert everything.losses == train(fresh_model(problem), forcing, target,
                                       dataclasses.replace(cfg, sample_scale=None)).losses  # s = B: every case
     with pytest.raises(ValueError, match=r"new_cases: indices must lie in \[0, 2\)"):
         train(fresh_model(problem), forcing, target, cfg, new_cases=[2])
-    with pytest.raises(ValueError, match="sample_scale: sets an epoch's cases"):
+    with pytest.raises(ValueError, match="sample_scale: sets an epoch's cases itself"):
         train(fresh_model(problem), forcing, target, dataclasses.replace(cfg, max_batches=1))
     with pytest.raises(ValueError, match="sample_scale: must be > 0"):
         train(fresh_model(problem), forcing, target, dataclasses.replace(cfg, sample_scale=0.0))
+
+
+def test_a_judged_loss_rolls_out_the_mini_batch_times_the_segment_at_once(two_cases, monkeypatch):
+    """Mini-batches of 1, segments of 4: judge_chunk = 4 ≥ 2 cases, so the start and each of 2 epochs
+    are judged in one rollout of both cases (3 rollouts, not 6)."""
+    from closedloop.surrogates.training import judge_chunk
+
+    forcing, problem, target = two_cases
+    assert judge_chunk(1, 4) == 4
+    model = fresh_model(problem)
+    sizes = []
+    real = model.rollout
+    monkeypatch.setattr(model, "rollout", lambda f, *a, **k: (sizes.append(f.batch_size), real(f, *a, **k))[1])
+    train(model, forcing, target, TrainConfig(epochs=2, learning_rate=1e-3, tbptt_steps=4, seed=0, batch_size=1))
+    assert sizes == [2, 2, 2]
 
 
 def test_train_rejects_mismatched_batch(two_cases):

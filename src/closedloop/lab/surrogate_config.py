@@ -80,8 +80,7 @@ class SurrogateConfig(Strict):
     warm_start_sample: Finite | None = Field(
         default=TrainConfig.sample_scale, gt=0, description="A warm start's epoch trains on the cases new since the "
         "round before and a fresh random sample of the others, ⌈warm_start_sample·√n⌉ of the n cases in all (never "
-        "fewer than the new ones), and is judged on as many (the new ones, a fixed sample of the others), so a "
-        "round's training grows like √n; none: every case each epoch")
+        "fewer than the new ones, whole mini-batches), so its optimiser steps grow like √n; none: every case each epoch")
     judge_cases: int | None = Field(default=TrainConfig.judge_cases, ge=1, description="Each epoch's loss, which picks the kept weights, "
                                     "on at most this many cases (a seeded subset, fixed per training); none: all")
     compile: bool = Field(default=True, description="Fuse the physics substep with torch.compile in training and "
@@ -127,7 +126,7 @@ class SurrogateConfig(Strict):
         the curriculum, ``physics_warmup_epochs``). Later rounds: one warm start of
         ``warm_start_epochs`` at ``warm_start_learning_rate`` (the physics fields too, when it is
         set), over the whole horizon unless ``warm_start_curriculum``, on ⌈c √n⌉ cases an epoch when
-        ``warm_start_sample`` = c (judged on as many; ``judge_cases`` then applies to round 0 alone).
+        ``warm_start_sample`` = c.
         """
         closure = TrainConfig(epochs=self.epochs, learning_rate=self.learning_rate, tbptt_steps=self.tbptt_steps,
                               loss_floor=self.loss_floor, seed=seed, curriculum=tuple(self.curriculum),
@@ -141,7 +140,6 @@ class SurrogateConfig(Strict):
             return [dataclasses.replace(closure, epochs=self.warm_start_epochs, learning_rate=rate,
                                         physics_learning_rate=physics_rate, physics_warmup_epochs=0,
                                         max_batches=self.warm_start_batches, sample_scale=self.warm_start_sample,
-                                        judge_cases=None if self.warm_start_sample else closure.judge_cases,
                                         curriculum=closure.curriculum if self.warm_start_curriculum else ())]
         if not self.physics_stage_epochs:
             return [closure]

@@ -12,9 +12,10 @@ cases in shuffled mini-batches (seeded), one optimiser step per segment per mini
 data set still gets enough steps per epoch before early stopping judges it; ``max_batches`` caps the
 mini-batches of an epoch and ``judge_cases`` the cases its loss is judged on, so that an epoch costs
 the same however many cases there are (a fixed budget of optimiser steps). ``sample_scale`` = c makes
-an epoch's cases grow like √B instead: s = ⌈c √B⌉ of the B cases, always with the ``new`` ones (a
-warm start's cases not trained on before), the rest a fresh random sample each epoch; its loss is
-judged on s cases too, the new ones and a fixed seeded sample of the others. With a validation set the kept weights are
+an epoch's cases grow like √B instead: s ≈ c √B of the B cases (whole mini-batches), always with the
+``new`` ones (a warm start's cases not trained on before), the rest a fresh random sample each epoch.
+A loss is judged without gradients on ``judge_chunk`` cases at a time (B·S, far more than a
+mini-batch), so judging every case costs few rollouts. With a validation set the kept weights are
 those of the best validation loss, and training stops after ``patience`` epochs without a gain.
 The physics fields (D, δu, λ, η: ``PHYSICS_PARAMETERS``) may have their own learning rate and a
 warm-up of ``physics_warmup_epochs`` in which they are fitted alone, so that the closure starts
@@ -65,15 +66,17 @@ class TrainConfig:
     batch_size: int | None = None  # cases per optimiser step; None = all cases at once
     max_batches: int | None = None  # mini-batches per epoch at most (the first of its shuffled order); None = all
     judge_cases: int | None = None  # the epoch's loss on at most this many cases (a seeded fixed subset); None = all
-    sample_scale: float | None = None  # an epoch trains on and is judged on ⌈c √B⌉ cases, the new ones always; None = all
+    sample_scale: float | None = None  # an epoch trains on ≈ c √B cases, the new ones always; None = all
 
 
-def sample_size(cases: int, scale: float | None, new: int = 0) -> int:
-    """Cases an epoch visits under ``sample_scale`` = c: s = min(B, max(⌈c √B⌉, new)) of B, so that
-    an epoch's cost grows like √B and every new case is in it; B when c is None."""
+def sample_size(cases: int, scale: float | None, new: int = 0, batch: int = 1) -> int:
+    """Cases an epoch visits under ``sample_scale`` = c: s = min(B, max(⌈c √B⌉, new)) of B, rounded up
+    to whole mini-batches of ``batch`` (a partial one costs about a whole one), so that an epoch's
+    cost grows like √B and every new case is in it; B when c is None."""
     if scale is None:
         return cases
-    return min(cases, max(math.ceil(scale * math.sqrt(cases) - 1e-9), new))
+    s = max(math.ceil(scale * math.sqrt(cases) - 1e-9), new)
+    return min(cases, batch * math.ceil(s / batch))
 
 
 def rollout_loss_terms(pred: torch.Tensor, target: torch.Tensor, scale2: torch.Tensor) -> torch.Tensor:
@@ -93,8 +96,8 @@ def rollout_loss(model: HybridSurrogate, forcing: Forcing, target: torch.Tensor,
                  chunk: int | None = None) -> float:
     """The training objective over the whole horizon, without gradients. target: (B, T+1, nx, ny).
 
-    ``chunk``: roll out at most that many cases at once (the training's mini-batch), so evaluating the
-    loss holds one mini-batch's working set, not all B cases'; every chunk takes the whole batch's stable
+    ``chunk``: roll out at most that many cases at once (``train`` passes ``judge_chunk``), so evaluating
+    the loss holds a bounded working set, not all B cases'; every chunk takes the whole batch's stable
     substep count (which depends on the fastest case), so the mean over chunks, weighted by their sizes,
     is the same objective to rounding (bitwise the same computation when ``chunk`` ≥ B)."""
     n_cases = forcing.batch_size
@@ -199,6 +202,13 @@ class Optimiser:
 Batch = tuple[Forcing, torch.Tensor, torch.Tensor]  # forcing (B), target (B, T+1, nx, ny), floor² (B,)
 
 
+def judge_chunk(batch: int, tbptt_steps: int) -> int:
+    """Cases rolled out at once when a loss is judged: B·S, the mini-batch times the segment. Training
+    holds the graph of S output intervals of B cases; a rollout without gradients keeps no graph, so
+    B·S cases at once hold less than one training segment, and the judged loss costs few rollouts."""
+    return batch * tbptt_steps
+
+
 def with_new_first(n_cases: int, new: torch.Tensor, take: int, generator: torch.Generator) -> torch.Tensor:
     """``take`` case indices of ``n_cases``: every index in ``new``, then a random sample of the
     others (drawn from ``generator``), in a random order."""
@@ -235,19 +245,14 @@ def mini_batches(forcing: Forcing, target: torch.Tensor, floor2: torch.Tensor, s
         yield forcing.select(idx), target[idx], floor2[idx]
 
 
-def judged_subset(forcing: Forcing, target: torch.Tensor, cases: int | None, seed: int,
-                  new: torch.Tensor | None = None) -> tuple[Forcing, torch.Tensor]:
+def judged_subset(forcing: Forcing, target: torch.Tensor, cases: int | None, seed: int
+                  ) -> tuple[Forcing, torch.Tensor]:
     """The cases an epoch is judged on: all of them, or ``cases`` of them drawn once (seeded) and kept
-    for the whole training, so that the judged losses of its epochs compare; the ``new`` ones always
-    among them when given (``with_new_first``)."""
+    for the whole training, so that the judged losses of its epochs compare."""
     n_cases = forcing.batch_size
     if cases is None or cases >= n_cases:
         return forcing, target
-    generator = torch.Generator().manual_seed(seed + 7919)
-    if new is not None:
-        idx = with_new_first(n_cases, new, cases, generator).sort().values
-    else:
-        idx = torch.randperm(n_cases, generator=generator)[:cases].sort().values
+    idx = torch.randperm(n_cases, generator=torch.Generator().manual_seed(seed + 7919))[:cases].sort().values
     idx = idx.to(target.device)
     return forcing.select(idx), target[idx]
 
@@ -327,9 +332,8 @@ def _check(forcing: Forcing, target: torch.Tensor, config: TrainConfig, validati
         raise ValueError(f"judge_cases: must be ≥ 1 cases, got {config.judge_cases}")
     if config.sample_scale is not None and not config.sample_scale > 0:
         raise ValueError(f"sample_scale: must be > 0, got {config.sample_scale}")
-    if config.sample_scale is not None and (config.max_batches, config.judge_cases) != (None, None):
-        raise ValueError("sample_scale: sets an epoch's cases and its judged ones itself; "
-                         "leave max_batches and judge_cases unset")
+    if config.sample_scale is not None and config.max_batches is not None:
+        raise ValueError("sample_scale: sets an epoch's cases itself; leave max_batches unset")
 
 
 def train(model: HybridSurrogate, forcing: Forcing, target: torch.Tensor, config: TrainConfig,
@@ -342,27 +346,27 @@ def train(model: HybridSurrogate, forcing: Forcing, target: torch.Tensor, config
     (its report's ``losses``: over every case, or over ``judge_cases`` of them, a fixed seeded subset).
     ``optimizer_state`` (a report's ``optimizer_state``) continues AdamW's moments from an earlier
     training of this model; the report's ``optimizer_state`` is AdamW's state at the end.
-    ``new_cases``: indices of the cases not trained on before, which every epoch visits and every
-    judgement includes under ``sample_scale``.
+    ``new_cases``: indices of the cases not trained on before, which every epoch visits under
+    ``sample_scale``.
     """
     _check(forcing, target, config, validation)
     n_cases = forcing.batch_size
     new = torch.as_tensor(list(new_cases or []), dtype=torch.long)
     if len(new) and (int(new.min()) < 0 or int(new.max()) >= n_cases):
         raise ValueError(f"new_cases: indices must lie in [0, {n_cases}), got {new.tolist()}")
-    sample = sample_size(n_cases, config.sample_scale, len(new.unique())) if config.sample_scale else None
-    torch.manual_seed(config.seed)
-    seen = judged_subset(forcing, target, sample if sample is not None else config.judge_cases, config.seed,
-                         new if sample is not None else None)  # the training loss's cases
-    judge_on = validation if validation is not None else seen
     size = min(config.batch_size or n_cases, n_cases)
-    report = TrainReport(initial_loss=rollout_loss(model, *seen, config.loss_floor, size))
+    sample = sample_size(n_cases, config.sample_scale, len(new.unique()), size) if config.sample_scale else None
+    chunk = judge_chunk(size, config.tbptt_steps)
+    torch.manual_seed(config.seed)
+    seen = judged_subset(forcing, target, config.judge_cases, config.seed)  # the training loss's cases
+    judge_on = validation if validation is not None else seen
+    report = TrainReport(initial_loss=rollout_loss(model, *seen, config.loss_floor, chunk))
     if config.epochs == 0 or not any(p.requires_grad for p in model.parameters()):
         return report
     optimiser = Optimiser(model, config, n_steps=target.shape[1] - 1, state=optimizer_state)
     floor2 = loss_floor2(target[:, 1:], config.loss_floor)
     t_start = time.perf_counter()
-    judged0 = report.initial_loss if validation is None else rollout_loss(model, *validation, config.loss_floor, size)
+    judged0 = report.initial_loss if validation is None else rollout_loss(model, *validation, config.loss_floor, chunk)
     stopping = EarlyStopping(model, judged0, config.patience)
     report.best_loss = report.initial_loss if validation is None else stopping.best
     shuffle = torch.Generator().manual_seed(config.seed)
@@ -372,8 +376,8 @@ def train(model: HybridSurrogate, forcing: Forcing, target: torch.Tensor, config
         tbptt_epoch(model, mini_batches(forcing, target, floor2, size, shuffle, config.max_batches, sample, new),
                     n_steps, config.tbptt_steps, config.smoothness, optimiser.step)
         model.eval()
-        report.losses.append(rollout_loss(model, *seen, config.loss_floor, size))
-        judged = report.losses[-1] if validation is None else rollout_loss(model, *validation, config.loss_floor, size)
+        report.losses.append(rollout_loss(model, *seen, config.loss_floor, chunk))
+        judged = report.losses[-1] if validation is None else rollout_loss(model, *validation, config.loss_floor, chunk)
         if validation is not None:
             report.validation_losses.append(judged)
         if stopping.update(model, judged):

@@ -112,7 +112,7 @@ def test_training_options_reach_each_round(tmp_path):
     assert capped.config_hash() != config.config_hash()  # they change what is trained
     sampled = config.with_overrides(**{"surrogate.warm_start_sample": 3.0, "surrogate.judge_cases": 4})
     assert [(s.sample_scale, s.judge_cases) for s in round_schedule(sampled, 0)] == [(None, 4), (None, 4)]
-    assert [(s.sample_scale, s.max_batches, s.judge_cases) for s in round_schedule(sampled, 1)] == [(3.0, None, None)]
+    assert [(s.sample_scale, s.max_batches, s.judge_cases) for s in round_schedule(sampled, 1)] == [(3.0, None, 4)]
     assert sampled.config_hash() != config.with_overrides(**{"surrogate.judge_cases": 4}).config_hash()
     with pytest.raises(ValueError, match="warm_start_sample: sets a warm start's cases itself"):
         config.with_overrides(**{"surrogate.warm_start_sample": 3.0, "surrogate.warm_start_batches": 2})
