@@ -9,6 +9,8 @@ held-out error of its final model (``bench/learning_curve.py``'s 24 hall test ca
   layered substep fused where it pays: ``compile_by_default``, ``surrogate.compile``);
 - ``baseline``: the campaign as it ran before issue 24: ``CLOSEDLOOP_COMPILE=0`` (every step eager)
   and every case in each warm epoch (configs/hall.toml without its ``warm_start_sample``);
+- ``hall_every_case``: the default path with the learner before (every case in each warm epoch): what
+  the √n warm start (``warm_start_sample``) buys and costs, side by side;
 - ``hall_async``: the same campaign in async mode (``[campaign] mode = "async"``), to the same 20
   cases: its trainings run beside the simulations, on the cores they leave.
 
@@ -38,9 +40,9 @@ from common import machine, write_result
 
 HERE = Path(__file__).resolve().parent
 CONFIG = HERE.parent / "configs" / "hall.toml"
-ARMS = {"hall": {}, "baseline": {"CLOSEDLOOP_COMPILE": "0"}, "hall_async": {}}
+ARMS = {"hall": {}, "baseline": {"CLOSEDLOOP_COMPILE": "0"}, "hall_async": {}, "hall_every_case": {}}
 ASYNC = {"hall_async"}  # the same campaign in async mode, to the same 20 cases
-BEFORE = {"baseline"}  # the learner before: every case in each warm epoch
+BEFORE = {"baseline", "hall_every_case"}  # the learner before: every case in each warm epoch
 
 
 def arm_config(arm: str, work: Path) -> Path:

@@ -706,7 +706,7 @@ def training_time(data: Json) -> str:
         label = "fused" if a["compile"] else "eager"
         if a.get("warm_start_sample"):
             label += (f", the new cases and a sample of the others, ⌈{a['warm_start_sample']:g}√n⌉ an epoch "
-                      f"(whole mini-batches of {a['batch_size']}), judged on as many")
+                      f"(whole mini-batches of {a['batch_size']})")
         elif a["warm_start_batches"]:
             label += (f", ≤ {a['warm_start_batches']} mini-batches of {a['batch_size']} an epoch, judged on "
                       f"{a['judge_cases']} cases")
@@ -722,6 +722,15 @@ def training_time(data: Json) -> str:
                      "held-out mean, final", "vs baseline"], rows)
 
 
+@table("training-time-heldout", "training_time.json")
+def training_time_heldout(data: Json) -> str:
+    """Each warm-start round's model on the 24 held-out hall cases, the learners side by side (bench/training_time.py)."""
+    hall = data["hall"]
+    n = hall["baseline"]["n"]
+    rows = [[arm] + [fixed(e, 4) for e in hall[arm]["heldout_mean_by_round"]] for arm in data["arms"]]
+    return markdown(["learner", *(f"{c} cases" for c in n)], rows)
+
+
 @table("training-round0", "training_time.json")
 def training_round0(data: Json) -> str:
     """Round 0's staged fit cut to 2 + 2 epochs, eager and fused, from the same model (bench/training_time.py)."""
@@ -734,10 +743,12 @@ def training_round0(data: Json) -> str:
 @table("campaign-time", "campaign_time.json")
 def campaign_time(data: Json) -> str:
     """configs/hall.toml end to end, default path against eager, each in its own process (bench/campaign_time.py)."""
-    labels = {"hall": "default (fused where it pays)", "baseline": "eager (`CLOSEDLOOP_COMPILE=0`)",
+    labels = {"hall": "default (fused where it pays), √n warm starts", "baseline":
+              "before: eager (`CLOSEDLOOP_COMPILE=0`), every case each warm epoch",
+              "hall_every_case": "default path, every case each warm epoch",
               "hall_async": "default, async mode (the same 20 cases)"}
     rows = []
-    for arm in ("hall", "baseline", "hall_async"):
+    for arm in ("hall", "baseline", "hall_every_case", "hall_async"):
         if arm not in data:
             continue
         a = data[arm]
@@ -889,8 +900,11 @@ def _headline_campaign_time(ct: Json) -> list[str]:
             f"{fixed(ct['baseline']['heldout_mean'], 3)} vs {fixed(hall['heldout_mean'], 3)}") if "baseline" in ct else ""
     asy = (f"; async mode {ct['hall_async']['wall_s']:.0f} s, held-out {fixed(ct['hall_async']['heldout_mean'], 3)}"
            if "hall_async" in ct else "")
+    growth = (f"; warm training {times(ct['training_growth_warm'], 2)} from {hall['n'][1]} to {hall['n'][-1]} cases "
+              f"(√: {times(ct['sqrt_cases_growth_warm'], 2)})" if ct.get("training_growth_warm") else "")
     return ["hall campaign end to end, 4 rounds, 20 cases (`configs/hall.toml`)",
-            f"{hall['wall_s']:.0f} s (target 600 s){base}{asy}", "[operations](docs/operations.md#where-the-time-goes)"]
+            f"{hall['wall_s']:.0f} s (target 600 s){base}{growth}{asy}",
+            "[operations](docs/operations.md#where-the-time-goes)"]
 
 
 def _headline_openfoam(of: Json) -> list[str]:
