@@ -359,7 +359,6 @@ def train(model: HybridSurrogate, forcing: Forcing, target: torch.Tensor, config
     chunk = judge_chunk(size, config.tbptt_steps)
     torch.manual_seed(config.seed)
     seen = judged_subset(forcing, target, config.judge_cases, config.seed)  # the training loss's cases
-    judge_on = validation if validation is not None else seen
     report = TrainReport(initial_loss=rollout_loss(model, *seen, config.loss_floor, chunk))
     if config.epochs == 0 or not any(p.requires_grad for p in model.parameters()):
         return report
