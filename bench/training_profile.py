@@ -31,7 +31,8 @@ from closedloop.lab import campaign as steps
 from closedloop.lab.campaign.learn import load_cases, round_schedule
 from closedloop.lab.store import CampaignStore
 from closedloop.surrogates.coupling import batch_problems
-from closedloop.surrogates.training import Optimiser, loss_floor2, mini_batches, rollout_loss, rollout_segment, segment_loss
+from closedloop.surrogates.sampling import mini_batches
+from closedloop.surrogates.training import Optimiser, loss_floor2, rollout_loss, rollout_segment, segment_loss
 
 from common import machine, write_result
 from learning_curve import space_config

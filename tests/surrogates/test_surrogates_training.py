@@ -10,8 +10,8 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 from closedloop.surrogates.coupling import batch_problems, spec_for
 from closedloop.simulators import simulate
 from closedloop.surrogates import HybridSurrogate, TrainConfig, train
-from closedloop.surrogates.training import (EarlyStopping, Optimiser, judged_subset, mini_batches, rollout_loss,
-                                           rollout_loss_terms, sample_size, with_new_first)
+from closedloop.surrogates.sampling import judge_chunk, judged_subset, mini_batches, sample_size, with_new_first
+from closedloop.surrogates.training import EarlyStopping, Optimiser, rollout_loss, rollout_loss_terms
 
 
 @pytest.fixture(scope="module")
@@ -225,7 +225,6 @@ def test_sample_scale_trains_on_the_new_cases_and_judges_every_case(two_cases):
 def test_a_judged_loss_rolls_out_the_mini_batch_times_the_segment_at_once(two_cases, monkeypatch):
     """Mini-batches of 1, segments of 4: judge_chunk = 4 ≥ 2 cases, so the start and each of 2 epochs
     are judged in one rollout of both cases (3 rollouts, not 6)."""
-    from closedloop.surrogates.training import judge_chunk
 
     forcing, problem, target = two_cases
     assert judge_chunk(1, 4) == 4
