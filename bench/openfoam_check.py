@@ -166,7 +166,7 @@ def transport_speed(work: Path) -> dict:
     for compile in (False, True):
         runs = [BuiltinSimulator(compile=compile).simulate(scenario) for _ in range(2)]
         r = min(runs, key=lambda x: x.wall_seconds)
-        points["ours"].append({"variant": "fused" if compile else "eager", "seconds": r.wall_seconds,
+        points["ours"].append({"variant": "fused" if compile else "eager", "stages": r.extra["stages"], "seconds": r.wall_seconds,
                                "cpu_seconds": r.cpu_seconds, "steps": r.steps, "dt": r.dt,
                                "error": error(r.plane), "error_final": rel_l2(r.plane[-1], target[-1], mask),
                                "compile_seconds": r.extra.get("compile_seconds")})
@@ -199,7 +199,7 @@ def matched_error(points: dict, cells: int) -> dict:
             out[key] = {"openfoam_seconds": at, "ours_seconds": ours["seconds"],
                         "ratio": at / ours["seconds"] if at is not None else None}
     fused = next(p for p in points["ours"] if p["variant"] == "fused")
-    default = "fused" if compile_by_default(cells, fused["steps"]) else "eager"
+    default = "fused" if compile_by_default(cells, fused["steps"], stages=fused.get("stages", 2)) else "eager"
     headline = out[f"{default}_excess_{EXCESS:g}"]
     return {"matched": out, "ours_best": fused, "excess": EXCESS, "default_variant": default,
             "openfoam_seconds_at_our_error": headline["openfoam_seconds"],

@@ -911,8 +911,8 @@ def _headline_openfoam(of: Json) -> list[str]:
     room, speed = of["room"], of["speed"]
     return ["ours vs OpenFOAM v1912, room (potential flow, same mesh)",
             f"plane rel. L2 {sig(room['rel_l2_final'], 2)}, Spearman {room['spearman_final']:.5f} (own grid error "
-            f"{percent(room['grid_convergence_final']['ours'], 1)}); transport {times(speed['transport_ratio_at_equal_error'])} "
-            f"faster at equal error (target 3×)", "[simulators](docs/simulators.md)"]
+            f"{percent(room['grid_convergence_final']['ours'], 1)}); transport {times(speed['transport_ratio_at_equal_error'], 2)} "
+            f"faster at equal error (target 3×), default path", "[simulators](docs/simulators.md)"]
 
 
 def _headline_multifidelity(mf: Json, upwind: Json) -> list[str]:
@@ -958,6 +958,20 @@ def openfoam_room(of: Json) -> str:
                      "mass budget closure (ours / OpenFOAM)"], rows)
 
 
+def _scheme(stages: int) -> str:
+    return "Heun" if stages == 2 else f"SSPRK({stages},2)"
+
+
+@table("time-stepping", "time_stepping.json")
+def time_stepping(ts: Json) -> str:
+    """SSPRK(s,2) against s on the OpenFOAM race's mesh: steps, evaluations, fused wall time, error."""
+    rows = [[_scheme(r["stages"]), f"{r['steps']:,}", f"{r['evaluations']:,}", seconds(r["seconds"]),
+             times(r["speedup_vs_heun"], 2), f"{r['error']:.7f}", seconds(r["compile_seconds"]), sci(r["mass_balance"])]
+            for r in ts["rows"]]
+    return markdown(["scheme", "steps", "evaluations", "transport s", "vs Heun", "error", "compile s",
+                     "mass balance"], rows)
+
+
 @table("openfoam-speed", "openfoam_check.json")
 def openfoam_speed(of: Json) -> str:
     """One core each, the same mesh: steady flow, and 600 s of transport at matched error."""
@@ -969,9 +983,10 @@ def openfoam_speed(of: Json) -> str:
             ["Navier–Stokes flow, hall (OpenFOAM: simpleFoam k-ε, **not converged** at its cap)",
              seconds(of["hall"]["flow"]["ours_seconds"]), seconds(of["hall"]["flow"]["openfoam_seconds"]),
              f"≥ {times(sp['flow_ratio'])}"],
-            [f"transport, room 0.25 m, {tr['horizon_s']:.0f} s, error ≤ 1 % above ours (fused)",
+            [f"transport, room 0.25 m, {tr['horizon_s']:.0f} s, error ≤ 1 % above ours (fused, "
+             f"{_scheme(tr['ours_best'].get('stages', 2))})",
              seconds(m["fused_excess_0.01"]["ours_seconds"]), seconds(m["fused_excess_0.01"]["openfoam_seconds"]),
-             times(m["fused_excess_0.01"]["ratio"])],
+             times(m["fused_excess_0.01"]["ratio"], 2)],
             ["the same, error ≤ 0.1 % above ours (fused)", seconds(m["fused_excess_0.001"]["ours_seconds"]),
              seconds(m["fused_excess_0.001"]["openfoam_seconds"]), times(m["fused_excess_0.001"]["ratio"])],
             ["the same, ≤ 1 % (our eager step)", seconds(m["eager_excess_0.01"]["ours_seconds"]),

@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from closedloop.physics.steppers import STEPPERS, euler_step, forward_euler, heun, ssp_rk2_step
+from closedloop.physics.steppers import (STEPPERS, Stepper, euler_step, forward_euler, heun, make_stepper, ssp_rk2_stages,
+                                        ssp_rk2_step)
 
 F64 = torch.float64
 
@@ -17,8 +18,12 @@ def _decay(c: torch.Tensor, _forcing: object) -> tuple[torch.Tensor, torch.Tenso
     return -c, c.sum()
 
 
+SCHEMES = {"euler": make_stepper("euler"), "ssp_rk2": make_stepper("ssp_rk2"), "ssp_rk2_s3": make_stepper("ssp_rk2", 3),
+           "ssp_rk2_s4": make_stepper("ssp_rk2", 4), "ssp_rk2_s10": make_stepper("ssp_rk2", 10)}
+
+
 def _run(name: str, c: torch.Tensor, T: float, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    stepper = STEPPERS[name]
+    stepper = SCHEMES[name]
     q = torch.zeros((), dtype=F64)
     for _ in range(n):
         c, dq = stepper.step(_decay, c, T / n, (None,) * len(stepper.stage_times))
@@ -26,7 +31,8 @@ def _run(name: str, c: torch.Tensor, T: float, n: int) -> tuple[torch.Tensor, to
     return c, q
 
 
-@pytest.mark.parametrize("name, order", [("euler", 1), ("ssp_rk2", 2)])
+@pytest.mark.parametrize("name, order", [("euler", 1), ("ssp_rk2", 2), ("ssp_rk2_s3", 2), ("ssp_rk2_s4", 2),
+                                         ("ssp_rk2_s10", 2)])
 def test_order_of_accuracy_on_exponential_decay(name: str, order: int) -> None:
     c0, T = torch.tensor([1.0, 0.5], dtype=F64), 1.0
     errors = [(_run(name, c0, T, n)[0] - c0 * math.exp(-T)).abs().max().item() for n in (20, 40, 80, 160)]
@@ -34,7 +40,7 @@ def test_order_of_accuracy_on_exponential_decay(name: str, order: int) -> None:
     assert all(abs(r - order) < 0.05 for r in rates), (errors, rates)
 
 
-@pytest.mark.parametrize("name", ["euler", "ssp_rk2"])
+@pytest.mark.parametrize("name", sorted(SCHEMES))
 def test_auxiliary_quantity_closes_the_budget_to_round_off(name: str) -> None:
     c0 = torch.rand(5, 4, generator=torch.Generator().manual_seed(0), dtype=F64)
     c, q = _run(name, c0, 3.0, 37)
@@ -47,8 +53,9 @@ def test_stage_forcings_are_read_at_the_stage_times() -> None:
     linear s; Euler (s₀ at t) is the left Riemann sum."""
     T, n = 2.0, 8
     dt = T / n
-    for name, expected in (("ssp_rk2", T**2 / 2), ("euler", dt * sum(k * dt for k in range(n)))):
-        stepper = STEPPERS[name]
+    for name, expected in (("ssp_rk2", T**2 / 2), ("ssp_rk2_s4", T**2 / 2), ("ssp_rk2_s10", T**2 / 2),
+                           ("euler", dt * sum(k * dt for k in range(n)))):
+        stepper = SCHEMES[name]
         c = torch.zeros((), dtype=F64)
         for k in range(n):
             t = k * dt
@@ -70,8 +77,56 @@ def test_autonomous_wrappers_are_the_steppers() -> None:
 def test_tensor_time_step_gives_the_float_result() -> None:
     """A compiled step takes Δt as a 0-d tensor: the arithmetic is the same as with a float."""
     c = torch.rand(7, generator=torch.Generator().manual_seed(2), dtype=F64)
-    for stepper in STEPPERS.values():
+    for stepper in SCHEMES.values():
         forcings = (None,) * len(stepper.stage_times)
         a, qa = stepper.step(_decay, c, 0.3, forcings)
         b, qb = stepper.step(_decay, c, torch.tensor(0.3, dtype=F64), forcings)
         assert torch.equal(a, b) and torch.equal(torch.as_tensor(qa), qb)
+
+
+def _upwind(c: torch.Tensor, _forcing: object) -> tuple[torch.Tensor, float]:
+    """dc/dt = −(c_i − c_{i−1}) on a periodic line (unit speed and spacing): forward Euler is positive
+    and total-variation diminishing for Δt ≤ Δt_FE = 1, and not beyond."""
+    return -(c - c.roll(1)), 0.0
+
+
+def _total_variation(c: torch.Tensor) -> float:
+    return (c - c.roll(1)).abs().sum().item()
+
+
+@pytest.mark.parametrize("stages", [2, 3, 4, 6, 10])
+def test_ssp_rk2_keeps_positivity_and_tvd_up_to_its_coefficient(stages: int) -> None:
+    """SSPRK(s,2) is TVD and positive on upwind advection at Δt = (s − 1) Δt_FE (its SSP coefficient),
+    over many steps of a square wave; 30 % beyond it, the wave overshoots or turns negative."""
+    stepper = make_stepper("ssp_rk2", stages)
+    assert stepper.ssp_coefficient == stages - 1 and stepper.stages == stages
+    square = torch.zeros(64, dtype=F64)
+    square[8:24] = 1.0
+
+    def march(dt: float) -> tuple[float, float, float]:
+        c, tv = square.clone(), _total_variation(square)
+        worst = 0.0
+        for _ in range(40):
+            c, _ = stepper.step(_upwind, c, dt, (None,) * stages)
+            worst = max(worst, _total_variation(c) - tv)
+        return c.min().item(), c.max().item(), worst
+
+    low, high, tv_gain = march(stepper.ssp_coefficient)
+    assert low >= -1e-14 and high <= 1 + 1e-14 and tv_gain <= 1e-12
+    low, high, tv_gain = march(1.3 * stepper.ssp_coefficient)
+    assert low < -1e-6 or high > 1 + 1e-6 or tv_gain > 1e-6
+
+
+def test_two_stage_ssp_rk2_is_heun_and_bad_stage_counts_are_refused() -> None:
+    c = torch.rand(9, generator=torch.Generator().manual_seed(3), dtype=F64)
+    a, qa = ssp_rk2_stages(2)(_decay, c, 0.2, (None, None))
+    b, qb = ssp_rk2_step(_decay, c, 0.2, (None, None))
+    assert torch.allclose(a, b, rtol=1e-15, atol=0) and torch.allclose(qa, qb, rtol=1e-15, atol=0)
+    assert make_stepper("ssp_rk2", 2) is STEPPERS["ssp_rk2"] and isinstance(make_stepper("ssp_rk2", 5), Stepper)
+    assert make_stepper("ssp_rk2", 5).stage_times == (0.0, 0.25, 0.5, 0.75, 1.0)
+    with pytest.raises(ValueError, match="stages"):
+        make_stepper("euler", 3)
+    with pytest.raises(ValueError, match="stages"):
+        make_stepper("ssp_rk2", 1)
+    with pytest.raises(ValueError, match="time_stepping"):
+        make_stepper("rk4")

@@ -66,6 +66,11 @@ def test_prior_cost_grows_with_cells_steps_and_stages():
     coarse = base.with_parameters({"numerics.advection": "upwind", "numerics.time_stepping": "euler"})
     fine = base.with_parameters({"room.cell_size": 0.25})
     assert prior_cost(fine) > 8 * prior_cost(coarse)
-    assert prior_cost(base) == pytest.approx(2 * prior_cost(base.with_parameters({"numerics.time_stepping": "euler"})))
+    euler = prior_cost(base.with_parameters({"numerics.time_stepping": "euler"}))
+    heun = prior_cost(base.with_parameters({"numerics.stages": 2}))
+    assert heun == pytest.approx(2 * euler)  # the same step (C = 1), twice the stages
+    # SSPRK(s,2): a step s − 1 times longer for s stages; cells × ⌈steps/(s − 1)⌉ × s
+    for s in (3, 4, 10):
+        assert prior_cost(base.with_parameters({"numerics.stages": s})) == pytest.approx(s / (s - 1) * euler, rel=0.02)
     faster = base.with_parameters({"inlets.0.speed": 1.5})
     assert prior_cost(faster) > prior_cost(base)

@@ -55,6 +55,9 @@ def test_a_run_compiles_by_default_only_when_large_enough_to_pay(monkeypatch) ->
     assert compile_by_default(*room, compile=True) and not compile_by_default(*hall, compile=False)
     edge = int(COMPILE_MIN_CELL_STEPS)
     assert compile_by_default(edge, 1) and not compile_by_default(edge - 1, 1)
+    # the cost counts evaluations: 4 stages a step weigh twice Heun's 2
+    assert compile_by_default(12_740, 1_000, stages=4) and not compile_by_default(12_740, 1_000, stages=2)
+    assert compile_by_default(edge // 2, 1, stages=4) and not compile_by_default(edge, 1, stages=1)
     monkeypatch.setenv("CLOSEDLOOP_COMPILE", "off")
     assert not compile_by_default(*hall) and compile_by_default(*hall, compile=True)
     monkeypatch.setenv("CLOSEDLOOP_COMPILE", "1")

@@ -30,6 +30,7 @@ class LevelNumerics(Strict):
 
     advection: Literal["tvd", "upwind"] | None = None
     time_stepping: Literal["ssp_rk2", "euler"] | None = None
+    stages: int | None = Field(default=None, ge=1, le=32)
     safety: float | None = Field(default=None, gt=0, le=1)
 
 

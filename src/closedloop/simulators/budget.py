@@ -2,8 +2,9 @@
 
     memory ≈ 64 MiB + cells × b,   b = 400 B (potential flow) or 2000 B (Navier–Stokes), float64
                                    (half in float32)
-    steps  ≈ horizon / Δt,  Δt = safety / (2|u|/min_a h_a + Σ_a 2K/h_a²), |u| the fastest inlet,
-    time   ≈ cells × steps × 3·10⁻⁷ s (SSP-RK2; Euler half), plus the steady flow
+    steps  ≈ horizon / Δt,  Δt = C safety / (2|u|/min_a h_a + Σ_a 2K/h_a²), |u| the fastest inlet,
+             C the scheme's SSP coefficient (``Numerics.stepper``)
+    time   ≈ cells × steps × s/2 × 3·10⁻⁷ s (s stages a step: 2 for Heun, 1 for Euler), plus the steady flow
 
 b is the resident memory per cell measured on this project's 2-core CPU machine (room.toml at
 11,520 – 737,280 cells: 300 B/cell for the transport on a potential flow; hall.toml, Navier–Stokes with
@@ -25,7 +26,7 @@ from closedloop.simulators.scenario import Scenario
 
 BASE_BYTES = 64 * 2 ** 20
 BYTES_PER_CELL = {"potential": 400, "navier_stokes": 2000}  # float64
-SECONDS_PER_CELL_STEP = 3e-7  # SSP-RK2, TVD, one CPU core
+SECONDS_PER_CELL_STEP = 3e-7  # a two-stage step (Heun), TVD, one CPU core
 
 
 class ScenarioTooLarge(ValueError):
@@ -75,8 +76,9 @@ def estimate(scenario: Scenario, dtype: torch.dtype = torch.float64) -> Simulati
     k = scenario.eddy_diffusivity
     tvd = 2.0 if scenario.numerics.advection == "tvd" else 1.0
     rate = tvd * speed / min(scenario.room.spacing) + sum(2 * k / h ** 2 for h in scenario.room.spacing)
-    steps = math.ceil(scenario.time.horizon * rate / scenario.numerics.safety) if rate > 0 else 1
-    stages = 2 if scenario.numerics.time_stepping == "ssp_rk2" else 1
+    stepper = scenario.numerics.stepper()
+    steps = math.ceil(scenario.time.horizon * rate / (scenario.numerics.safety * stepper.ssp_coefficient)) if rate > 0 else 1
+    stages = stepper.stages
     return SimulationEstimate(cells=cells, shape=shape, memory_bytes=int(BASE_BYTES + cells * per_cell), steps=steps,
                               seconds=cells * steps * SECONDS_PER_CELL_STEP * stages / 2)
 

@@ -13,7 +13,8 @@ block holds no fluid). Shapes: ``plane`` (..., nx_l, ny_l), ``weights`` (nx_l, n
 
 Prior cost (before any case has run): cells × steps, with steps = horizon / Δt × stages, Δt the
 explicit limit of the transport step estimated from the inlets' largest speed (×2 for the jet's
-acceleration) and K: Δt = safety / (a Σ_d u/h + 2 Σ_d K/h²), a = 2 for TVD, stages = 2 for SSP-RK2.
+acceleration) and K: Δt = C safety / (a Σ_d u/h + 2 Σ_d K/h²), a = 2 for TVD, C the scheme's SSP
+coefficient and stages its evaluations a step (``Numerics.stepper``: SSPRK(s,2) C = s − 1, s stages).
 Only ratios between levels matter; a campaign fits the seconds per unit of prior cost per level
 from the CPU-seconds its cases record (closedloop.lab.campaign.cost).
 """
@@ -78,6 +79,7 @@ def prior_cost(scenario: Scenario, fluid_cells: int | None = None) -> float:
     num = scenario.numerics
     adv = 2.0 if num.advection == "tvd" else 1.0
     rate = sum(adv * speed / hd + 2.0 * scenario.eddy_diffusivity / hd ** 2 for hd in h)
-    steps = math.ceil(scenario.time.horizon * rate / num.safety)
-    stages = 2 if num.time_stepping == "ssp_rk2" else 1
+    stepper = num.stepper()
+    steps = math.ceil(scenario.time.horizon * rate / (num.safety * stepper.ssp_coefficient))
+    stages = stepper.stages
     return float(fluid_cells) * steps * stages

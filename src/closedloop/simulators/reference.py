@@ -3,8 +3,9 @@
 Advection on the steady flow's face velocities with MUSCL–van Leer (TVD, default) or first-order
 upwind; diffusion with face diffusivities (constant K, or K + ν_t/Sc_t from the Navier–Stokes
 eddy viscosity, averaged harmonically onto faces; zero on walls and solids); a static or moving
-source switched on over [start, stop). SSP-RK2 (default) or forward Euler with the largest step
-that keeps the scheme positive (``physics.stable_time_step``), shortened to land exactly on output
+source switched on over [start, stop). SSPRK(s,2) (default, s = ``SSP_RK2_STAGES``) or forward Euler with
+the largest step that keeps the scheme positive (C × ``physics.stable_time_step``, C the scheme's SSP
+coefficient), shortened to land exactly on output
 times and source switches. The mass budget (in domain, emitted, exhausted) is integrated with the
 same stages as c, so it closes to round-off.
 
@@ -26,7 +27,7 @@ import torch
 from closedloop.physics import TransportTerms, face_diffusivity, open_faces
 from closedloop.physics.integrator import integrate, is_event
 from closedloop.physics.kernels import Kernel, compile_wanted, single_thread
-from closedloop.physics.steppers import STEPPERS, Stepper
+from closedloop.physics.steppers import Stepper
 from closedloop.simulators.budget import check_size
 from closedloop.simulators.devices import resolve_device
 from closedloop.simulators.flow_cache import FlowField, steady_flow
@@ -88,19 +89,20 @@ def transport_terms(scenario: Scenario, geometry: RoomGeometry, flow: FlowField,
 
 
 COMPILE_MIN_CELL_STEPS = 2e7
-"""Cell updates from which a run compiles its step by default: about 3 s of eager transport on a 2-core
-CPU (~150 ns a cell-step), the cost of one compilation whose kernel inductor already has on disk.
-The hall (12,740 cells × 4,920 steps) compiles; the smoke room (1,440 × 336) stays eager."""
+"""Two-stage cell updates from which a run compiles its step by default: about 3 s of eager transport on
+a 2-core CPU (~150 ns a cell and two stages), the cost of one compilation whose kernel inductor already
+has on disk. The hall (12,740 cells × 1,680 steps × 4 stages) compiles; the smoke room stays eager."""
 
 
-def compile_by_default(cells: int, steps: int, compile: bool | None = None) -> bool:
-    """Whether a run of ``steps`` time steps on ``cells`` cells fuses its step: ``compile`` when given,
-    else ``$CLOSEDLOOP_COMPILE`` when set, else only when the run is large enough to pay for compiling
-    (``cells × steps ≥ COMPILE_MIN_CELL_STEPS``). A process compiles once per grid; later runs on that
-    grid (other sources, diffusivities, flows) reuse the kernel, and inductor caches it on disk."""
+def compile_by_default(cells: int, steps: int, compile: bool | None = None, stages: int = 2) -> bool:
+    """Whether a run of ``steps`` time steps of ``stages`` evaluations on ``cells`` cells fuses its step:
+    ``compile`` when given, else ``$CLOSEDLOOP_COMPILE`` when set, else only when the run is large
+    enough to pay for compiling (``cells × steps × stages/2 ≥ COMPILE_MIN_CELL_STEPS``). A process
+    compiles once per grid; later runs on that grid (other sources, diffusivities, flows) reuse the
+    kernel, and inductor caches it on disk."""
     if compile is not None:
         return bool(compile)
-    return compile_wanted(cells * steps >= COMPILE_MIN_CELL_STEPS)
+    return compile_wanted(cells * steps * stages / 2 >= COMPILE_MIN_CELL_STEPS)
 
 
 class RunState(NamedTuple):
@@ -170,7 +172,8 @@ def simulate(scenario: Scenario, device: str | torch.device = "auto",
     flow = steady_flow(scenario, geometry)
     flow_seconds = time.perf_counter() - t0
     terms = transport_terms(scenario, geometry, flow, dev, dtype)
-    dt_max = terms.stable_time_step(safety if safety is not None else scenario.numerics.safety)
+    stepper = scenario.numerics.stepper()
+    dt_max = stepper.ssp_coefficient * terms.stable_time_step(safety if safety is not None else scenario.numerics.safety)
     source = SourceTerm(scenario, geometry, dtype, dev)
     outputs = scenario.time.output_times()
     events = sorted(set(outputs) | source.switch_times(outputs[-1]))
@@ -178,8 +181,8 @@ def simulate(scenario: Scenario, device: str | torch.device = "auto",
     recorder = Recorder(reduction, probes, geometry.grid.cell_volume, scenario.time.snapshots, dtype, dev)
     c0 = torch.zeros(geometry.grid.shape, device=dev, dtype=dtype)
     state = RunState(c0, torch.zeros((), device=dev, dtype=dtype), 0.0)
-    fused = compile_by_default(math.prod(geometry.grid.shape), math.ceil(outputs[-1] / dt_max), compile)
-    step = ReferenceStep(terms, source, STEPPERS[scenario.numerics.time_stepping], c0, fused)
+    fused = compile_by_default(math.prod(geometry.grid.shape), math.ceil(outputs[-1] / dt_max), compile, stepper.stages)
+    step = ReferenceStep(terms, source, stepper, c0, fused)
 
     def at_event(state: RunState, t: float) -> None:
         if is_event(t, outputs):
@@ -220,7 +223,7 @@ def _provenance(scenario: Scenario, geometry: RoomGeometry, flow: FlowField, ker
     num = scenario.numerics
     return {"flow_iterations": flow.flow.iterations, "flow_residual": flow.flow.residual,
             "flow_cached": flow.cached, "flow_key": flow.key, "flow_model": scenario.flow.model,
-            "advection": num.advection, "time_stepping": num.time_stepping,
+            "advection": num.advection, "time_stepping": num.time_stepping, "stages": num.stepper().stages,
             "supply_m3_per_s": flow.flow.supply, "grid_shape": list(geometry.grid.shape),
             "compiled": kernel.compiled, "compile_seconds": compile_seconds,
             "compile_fallback": kernel.fallback_reason if kernel.requested else None}

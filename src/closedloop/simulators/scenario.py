@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from closedloop.physics.steppers import Stepper, make_stepper
 from closedloop.schema import Strict, read_toml
 from closedloop.simulators.scenario_source import Finite, NonNegativeFloat, PositiveFloat, Source, Waypoint  # noqa: F401 - re-exported
 
@@ -202,17 +203,36 @@ class Timing(Strict):
         return [k * self.output_interval for k in range(self.n_outputs + 1)]
 
 
+SSP_RK2_STAGES = 4
+"""SSPRK(s,2)'s default stage count (see ``bench/openfoam_check.py``: time at equal error against s)."""
+
+
 class Numerics(Strict):
     """Discretisation of the transport equation.
 
     ``tvd``: MUSCL with the van Leer limiter (second order where smooth, positive);
-    ``upwind``: first order. ``ssp_rk2``: Heun, strong-stability preserving; ``euler``: forward
-    Euler. ``safety`` scales the positivity-preserving step limit (≤ 1).
+    ``upwind``: first order. ``ssp_rk2``: second-order strong-stability-preserving Runge–Kutta with
+    ``stages`` = s evaluations a step, SSPRK(s,2): its step is s − 1 times forward Euler's positive one
+    (s = 2 is Heun; None takes ``SSP_RK2_STAGES``); ``euler``: forward Euler (1 stage). ``safety``
+    scales the positivity-preserving step limit (≤ 1).
     """
 
     advection: Literal["tvd", "upwind"] = "tvd"
     time_stepping: Literal["ssp_rk2", "euler"] = "ssp_rk2"
+    stages: int | None = Field(default=None, ge=1, le=32)
     safety: Annotated[float, Field(gt=0, le=1)] = 0.9
+
+    @model_validator(mode="after")
+    def _stages_fit_the_scheme(self) -> Numerics:
+        self.stepper()  # a ValueError naming ``stages`` when the count does not fit the scheme
+        return self
+
+    def stepper(self) -> Stepper:
+        """The scheme as a ``physics.steppers.Stepper`` (its step, stage times and SSP coefficient)."""
+        stages = self.stages
+        if stages is None and self.time_stepping == "ssp_rk2":
+            stages = SSP_RK2_STAGES
+        return make_stepper(self.time_stepping, stages)
 
 
 class FlowModel(Strict):
