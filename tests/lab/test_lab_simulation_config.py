@@ -11,7 +11,7 @@ from closedloop.lab.config import ConfigError, load_campaign_config, simulation_
 from closedloop.lab.simulation_config import SimulationConfig
 from tests.conftest import fast_config_text
 
-GOLDEN_SMOKE_HASH = "dc91c2f48926917d"  # configs/smoke.toml with the learner (issue 25); simulator fields at their defaults leave it alone
+GOLDEN_SMOKE_HASH = "83f9f5ac2d3a04de"  # configs/smoke.toml with the learner (issue 25) and numerics.stages (issue 24); simulator fields at their defaults leave it alone
 
 
 def test_builtin_configs_keep_their_hash_and_ids():

@@ -64,6 +64,9 @@ MALFORMED = [
     ("duplicate_probe_names", _set("probes.1.name", "desk"), ["probes", "unique"]),
     ("probe_outside_room", _set("probes.0.position", [7.75, 6.5, 1.25]), ["probes.0", "y"]),
     ("bad_probe_name", _set("probes.0.name", "desk 1"), ["probes.0.name"]),
+    ("one_stage_ssp_rk2", _set("numerics", {"time_stepping": "ssp_rk2", "stages": 1}), ["numerics", "stages", "s >= 2"]),
+    ("multi_stage_euler", _set("numerics", {"time_stepping": "euler", "stages": 3}), ["numerics", "stages", "1 stage"]),
+    ("too_many_stages", _set("numerics", {"stages": 64}), ["numerics.stages"]),
 ]
 
 

@@ -94,6 +94,8 @@ class Stepper(NamedTuple):
 
 
 STEPPERS = {"euler": Stepper(euler_step, (0.0,)), "ssp_rk2": Stepper(ssp_rk2_step, (0.0, 1.0))}
+SSP_RK2_STAGES = 4
+"""The reference's default s for SSPRK(s,2) (``bench/time_stepping.py``: wall time and error against s)."""
 
 
 def make_stepper(name: str, stages: int | None = None) -> Stepper:

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from closedloop.physics.steppers import Stepper, make_stepper
+from closedloop.physics.steppers import SSP_RK2_STAGES, Stepper, make_stepper
 from closedloop.schema import Strict, read_toml
 from closedloop.simulators.scenario_source import Finite, NonNegativeFloat, PositiveFloat, Source, Waypoint  # noqa: F401 - re-exported
 
@@ -203,10 +203,6 @@ class Timing(Strict):
         return [k * self.output_interval for k in range(self.n_outputs + 1)]
 
 
-SSP_RK2_STAGES = 4
-"""SSPRK(s,2)'s default stage count (see ``bench/openfoam_check.py``: time at equal error against s)."""
-
-
 class Numerics(Strict):
     """Discretisation of the transport equation.
 
@@ -229,10 +225,8 @@ class Numerics(Strict):
 
     def stepper(self) -> Stepper:
         """The scheme as a ``physics.steppers.Stepper`` (its step, stage times and SSP coefficient)."""
-        stages = self.stages
-        if stages is None and self.time_stepping == "ssp_rk2":
-            stages = SSP_RK2_STAGES
-        return make_stepper(self.time_stepping, stages)
+        default = SSP_RK2_STAGES if self.time_stepping == "ssp_rk2" else None
+        return make_stepper(self.time_stepping, default if self.stages is None else self.stages)
 
 
 class FlowModel(Strict):
