@@ -119,11 +119,12 @@ def reference_scaling(ref: Json) -> str:
 def reference_devices(cpu: Json, gpu: Json) -> str:
     """The same room runs on the CPU and on the GPU (reference_gpu.json: same script, device auto)."""
     c, g = machine_label(cpu["machine"]), machine_label(gpu["machine"])
-    rows = [[f"{a['cell_size']} m", a["dtype"], f"{a['cells']:,}", seconds(a["transport_s"]), seconds(b["transport_s"]),
+    rows = [[f"{a['cell_size']} m", a["dtype"], f"{a['cells']:,}", f"{a['steps']:,} / {b['steps']:,}",
+             seconds(a["transport_s"]), seconds(b["transport_s"]),
              f"{b['cell_updates_per_s'] / 1e6:.2g} M", sci(b["mass_balance_rel"])]
             for a, b in zip(cpu["scaling"], gpu["scaling"], strict=True)]
-    return markdown(["cell size", "dtype", "cells", f"{c} transport s", f"{g} transport s", f"{g} cell-updates/s",
-                     f"{g} mass balance"], rows)
+    return markdown(["cell size", "dtype", "cells", f"steps ({c} / {g})", f"{c} transport s", f"{g} transport s",
+                     f"{g} cell-updates/s", f"{g} mass balance"], rows)
 
 
 @table("reference-hall", "reference.json", "reference_gpu.json")
@@ -133,12 +134,13 @@ def reference_hall(cpu: Json, gpu: Json) -> str:
     for data in (cpu, gpu):
         for key, step in (("hall", "eager"), ("hall_compiled", "compiled")):
             r = data[key]
-            rows.append([machine_label(data["machine"]), step, seconds(r["flow_s"]), seconds(r["transport_s"]),
+            rows.append([machine_label(data["machine"]), f"{step}, {r['steps']:,} steps", seconds(r["flow_s"]),
+                         seconds(r["transport_s"]),
                          seconds(r["compile_s"]) if r["compiled"] else "—", seconds(r["total_s"]),
                          f"{r['peak_rss_mib']:.0f}",
                          sci(r["mass_balance_rel"])])
     grid = "×".join(str(n) for n in cpu["hall"]["grid"])
-    return markdown([f"hall ({grid} cells, {cpu['hall']['steps']:,} steps)", "step", "flow s", "transport s",
+    return markdown([f"hall ({grid} cells)", "step", "flow s", "transport s",
                      "compile s", "total s", "peak RSS MiB", "mass balance"], rows)
 
 
