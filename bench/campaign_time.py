@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -45,13 +46,16 @@ ASYNC = {"hall_async"}  # the same campaign in async mode, to the same 20 cases
 BEFORE = {"baseline", "hall_every_case"}  # the learner before: every case in each warm epoch
 
 
-def arm_config(arm: str, work: Path) -> Path:
+def arm_config(arm: str, work: Path, seed: int | None = None) -> Path:
     """configs/hall.toml, or a copy of it in ``work``: for an async arm with ``[campaign] mode =
     "async"`` and a budget of the sync campaign's 20 cases (async has no batches: its cases arrive one
-    by one); for the baseline without ``surrogate.warm_start_sample``."""
-    if arm not in ASYNC | BEFORE:
+    by one); for the baseline without ``surrogate.warm_start_sample``; with ``seed``, the campaign's seed
+    replaced (its Sobol round 0, its trainings: another draw of the same comparison)."""
+    if arm not in ASYNC | BEFORE and seed is None:
         return CONFIG
     text = CONFIG.read_text()
+    if seed is not None:
+        text = re.sub(r"(?m)^seed = \d+$", f"seed = {seed}", text, count=1)
     text = text.replace('scenario = "scenarios/', f'scenario = "{(CONFIG.parent / "scenarios").as_posix()}/')
     if arm in BEFORE:
         text = "\n".join(line for line in text.splitlines() if not line.startswith("warm_start_sample")) + "\n"
@@ -62,7 +66,7 @@ def arm_config(arm: str, work: Path) -> Path:
     return path
 
 
-def run_arm(arm: str, work: Path) -> dict[str, Any]:
+def run_arm(arm: str, work: Path, seed: int | None = None) -> dict[str, Any]:
     """One campaign through the flow in this process; its times and its final model's held-out error."""
     from prefect.testing.utilities import prefect_test_harness
 
@@ -70,7 +74,7 @@ def run_arm(arm: str, work: Path) -> dict[str, Any]:
     from learning_curve import TEST_SEED, test_errors
     from active_learning_parts.heldout import held_out
 
-    path = arm_config(arm, work)
+    path = arm_config(arm, work, seed)
     config = load_campaign_config(path)
     out = work / arm
     resumed = out.exists()
@@ -108,6 +112,8 @@ def summary(arms: dict[str, dict[str, Any]]) -> dict[str, Any]:
     if {"hall", "baseline"} <= arms.keys():
         out["wall_ratio"] = arms["baseline"]["wall_s"] / arms["hall"]["wall_s"]
         out["heldout_ratio"] = arms["hall"]["heldout_mean"] / arms["baseline"]["heldout_mean"]
+    if {"hall", "hall_every_case"} <= arms.keys():  # the √n warm start's own share, on the same path
+        out["heldout_ratio_every_case"] = arms["hall"]["heldout_mean"] / arms["hall_every_case"]["heldout_mean"]
     return out
 
 
@@ -116,10 +122,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--work", type=Path, default=HERE / "data" / "campaign_time")
     ap.add_argument("--arm", choices=sorted(ARMS), help="run this arm here (the driver starts each in a process)")
     ap.add_argument("--arms", type=lambda s: s.split(","), default=list(ARMS))
+    ap.add_argument("--seed", type=int, help="another campaign seed: results in campaign_time_seed<N>.json, "
+                    "work in <work>_seed<N> (the held-out comparison's spread; default arms hall,hall_every_case)")
     args = ap.parse_args(argv)
+    name = "campaign_time"
+    if args.seed is not None:
+        name = f"campaign_time_seed{args.seed}"
+        args.work = args.work.with_name(f"{args.work.name}_seed{args.seed}")
+        if argv is None and "--arms" not in sys.argv:
+            args.arms = ["hall", "hall_every_case"]
     args.work.mkdir(parents=True, exist_ok=True)
     if args.arm:
-        (args.work / f"{args.arm}.json").write_text(json.dumps(run_arm(args.arm, args.work), indent=2))
+        (args.work / f"{args.arm}.json").write_text(json.dumps(run_arm(args.arm, args.work, args.seed), indent=2))
         return
     if os.environ.get("CLOSEDLOOP_COMPILE"):
         ap.error("unset CLOSEDLOOP_COMPILE: the arms say themselves whether they compile")
@@ -129,14 +143,16 @@ def main(argv: list[str] | None = None) -> None:
         if not path.exists():
             print(f"{arm}: running configs/hall.toml", flush=True)
             env = {**os.environ, **ARMS[arm]}
-            subprocess.run([sys.executable, __file__, "--arm", arm, "--work", str(args.work)], env=env, check=True,
-                           cwd=HERE)
+            seed = [] if args.seed is None else ["--seed", str(args.seed)]
+            subprocess.run([sys.executable, __file__, "--arm", arm, "--work", str(args.work.with_name(
+                args.work.name.removesuffix(f"_seed{args.seed}"))), *seed], env=env, check=True, cwd=HERE)
         arms[arm] = json.loads(path.read_text())
         a = arms[arm]
         print(f"{arm}: {a['wall_s']:.0f} s, training by round {[round(s) for s in a['training_s_by_round']]}, "
               f"held-out mean {a['heldout_mean']:.4f}", flush=True)
-        write_result("campaign_time", {"description": __doc__.splitlines()[0], "machine": machine(),
-                                       "command": "python bench/campaign_time.py", **arms, **summary(arms)})
+        command = "python bench/campaign_time.py" + (f" --seed {args.seed}" if args.seed is not None else "")
+        write_result(name, {"description": __doc__.splitlines()[0], "machine": machine(), "seed": args.seed,
+                            "command": command, **arms, **summary(arms)})
 
 
 if __name__ == "__main__":

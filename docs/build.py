@@ -761,6 +761,22 @@ def campaign_time(data: Json) -> str:
     return markdown(["path", "wall s", "training s by round", "simulation s", "training s", "held-out mean"], rows)
 
 
+@table("campaign-time-seeds", "campaign_time.json", "campaign_time_seed12.json", "campaign_time_seed13.json")
+def campaign_time_seeds(*runs: Json) -> str:
+    """The √n warm start against every case each warm epoch, on the default path, seed by seed
+    (``bench/campaign_time.py --seed N``; seed 11 is configs/hall.toml's, from the four-arm run)."""
+    rows = []
+    for data in runs:
+        h, e = data["hall"], data["hall_every_case"]
+        growth = [a["training_s_by_round"][-1] / a["training_s_by_round"][1] for a in (h, e)]
+        rows.append([str(data.get("seed") or 11), f"{seconds(h['wall_s'])} / {seconds(e['wall_s'])}",
+                     f"{times(growth[0], 2)} / {times(growth[1], 2)}",
+                     f"{fixed(h['heldout_mean'], 4)} / {fixed(e['heldout_mean'], 4)}",
+                     signed(100 * (h["heldout_mean"] / e["heldout_mean"] - 1), 1) + " %"])
+    return markdown(["seed", "wall s (√n / every case)", "warm training, 12 → 20 cases (√: 1.29×)",
+                     "held-out mean (√n / every case)", "√n's held-out error vs every case"], rows)
+
+
 @table("simulation-throughput", "simulation_throughput.json")
 def simulation_throughput(data: Json) -> str:
     """A first round of the hall asked for at once: all at once, each solving the flow, against the
