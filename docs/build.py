@@ -761,7 +761,8 @@ def campaign_time(data: Json) -> str:
     return markdown(["path", "wall s", "training s by round", "simulation s", "training s", "held-out mean"], rows)
 
 
-@table("campaign-time-seeds", "campaign_time.json", "campaign_time_seed12.json", "campaign_time_seed13.json")
+@table("campaign-time-seeds", "campaign_time.json", "campaign_time_seed12.json", "campaign_time_seed13.json",
+       "campaign_time_seed14.json")
 def campaign_time_seeds(*runs: Json) -> str:
     """The √n warm start against every case each warm epoch, on the default path, seed by seed
     (``bench/campaign_time.py --seed N``; seed 11 is configs/hall.toml's, from the four-arm run)."""
